@@ -1,0 +1,475 @@
+"""Tests for dnalm.download against a real local HTTP server and files made in the test."""
+
+import gzip
+import hashlib
+import http.server
+import json
+import threading
+from collections import Counter
+
+import pyBigWig
+import pytest
+from pyfaidx import Fasta
+
+import dnalm.download
+
+from dnalm.download import (
+    DownloadError,
+    prepare_annotation,
+    prepare_genome,
+    prepare_track,
+)
+
+SEQ_I = "ACGT" * 30 + "AC"  # 122 bp, written 50 a line in the source
+SEQ_M = "TTGCA" * 3  # 15 bp
+FASTA = (
+    ">chrI chromosome I, some description\n"
+    + "\n".join(SEQ_I[i : i + 50] for i in range(0, len(SEQ_I), 50))
+    + "\n>chrM\n"
+    + SEQ_M
+    + "\n"
+)
+FASTA_GZ = gzip.compress(FASTA.encode())
+FAST = dict(retries=3, backoff=0.01, timeout=5.0)
+
+GTF = """#!genome-build R64-1-1
+IV\tsgd\tgene\t1802\t2953\t.\t+\t.\tgene_id "YDL248W"; gene_name "COS7"; gene_source "sgd"; gene_biotype "protein_coding";
+IV\tsgd\ttranscript\t1802\t2953\t.\t+\t.\tgene_id "YDL248W"; transcript_id "YDL248W_mRNA"; gene_source "sgd"; transcript_biotype "protein_coding"; tag "basic"; tag "Ensembl_canonical";
+IV\tsgd\texon\t1802\t2953\t.\t+\t.\tgene_id "YDL248W"; transcript_id "YDL248W_mRNA"; exon_number "1"; exon_id "YDL248W_mRNA-E1"; note "a;b=c";
+IV\tsgd\tCDS\t1802\t2950\t.\t+\t0\tgene_id "YDL248W"; transcript_id "YDL248W_mRNA"; exon_number "1"; protein_id "YDL248W";
+IV\tsgd\tstop_codon\t2951\t2953\t.\t+\t0\tgene_id "YDL248W"; transcript_id "YDL248W_mRNA"; exon_number "1";
+"""
+
+GTF_CHILDREN_ONLY = """IV\tsgd\texon\t100\t200\t.\t-\t.\tgene_id "G1"; transcript_id "T1"; gene_biotype "protein_coding";
+IV\tsgd\tCDS\t120\t200\t.\t-\t0\tgene_id "G1"; transcript_id "T1";
+IV\tsgd\texon\t300\t400\t.\t-\t.\tgene_id "G1"; transcript_id "T1";
+IV\tsgd\texon\t350\t500\t.\t-\t.\tgene_id "G1"; transcript_id "T2";
+"""
+
+
+class Server:
+    """A local HTTP server with scripted answers, counting requests per path."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.failures: dict[str, list[int]] = {}
+        self.requests: Counter = Counter()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.requests[self.path] += 1
+                pending = server.failures.get(self.path)
+                if pending:
+                    self.send_error(pending.pop(0))
+                elif self.path in server.files:
+                    body = server.files[self.path]
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                else:
+                    self.send_error(404)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = Server()
+    srv.files["/genome.fa.gz"] = FASTA_GZ
+    srv.files["/truncated.fa.gz"] = FASTA_GZ[: len(FASTA_GZ) // 2]
+    srv.files["/flaky.fa.gz"] = FASTA_GZ
+    srv.failures["/flaky.fa.gz"] = [503, 503]
+    srv.failures["/down.fa.gz"] = [503] * 10
+    thread = threading.Thread(target=srv.httpd.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
+
+
+def genome_paths(directory):
+    return {
+        k: str(directory / n)
+        for k, n in (("fasta", "g.fa"), ("fai", "g.fa.fai"), ("info", "g.json"))
+    }
+
+
+def expected_fasta() -> str:
+    lines = (
+        [">I"]
+        + [SEQ_I[i : i + 60] for i in range(0, len(SEQ_I), 60)]
+        + [">chrM", SEQ_M]
+    )
+    return "\n".join(lines) + "\n"
+
+
+def test_http_genome_is_decompressed_renamed_indexed_and_described(server, tmp_path):
+    out = genome_paths(tmp_path / "out")
+    md5 = hashlib.md5(FASTA_GZ).hexdigest()
+    url = server.url("/genome.fa.gz")
+    info = prepare_genome(
+        url, **out, md5=md5.upper(), aliases={"chrI": "I", "chrX": "X"}, **FAST
+    )
+    assert open(out["fasta"]).read() == expected_fasta()
+    i_offset = len(">I\n")
+    m_offset = i_offset + 122 + 3 + len(">chrM\n")
+    assert open(out["fai"]).read().splitlines() == [
+        f"I\t122\t{i_offset}\t60\t61",
+        f"chrM\t15\t{m_offset}\t15\t16",
+    ]
+    assert json.load(open(out["info"])) == info
+    assert info == {
+        "kind": "genome",
+        "source": url,
+        "resolved": url,
+        "md5": md5,
+        "md5_expected": md5,
+        "bytes": len(FASTA_GZ),
+        "gzip": True,
+        "renamed": {"chrI": "I"},
+        "sequences": 2,
+        "length": 137,
+    }
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "g.fa",
+        "g.fa.fai",
+        "g.json",
+    ]
+
+
+def test_md5_mismatch_names_url_and_leaves_nothing(server, tmp_path):
+    url = server.url("/genome.fa.gz")
+    with pytest.raises(DownloadError) as err:
+        prepare_genome(url, **genome_paths(tmp_path), md5="0" * 32, **FAST)
+    message = str(err.value)
+    assert url in message and "0" * 32 in message
+    assert hashlib.md5(FASTA_GZ).hexdigest() in message and "md5" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_404_fails_at_once_without_retry(server, tmp_path):
+    url = server.url("/missing.fa.gz")
+    with pytest.raises(DownloadError, match="404") as err:
+        prepare_genome(url, **genome_paths(tmp_path), **FAST)
+    assert url in str(err.value)
+    assert server.requests["/missing.fa.gz"] == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_truncated_gzip_names_url_and_leaves_nothing(server, tmp_path):
+    url = server.url("/truncated.fa.gz")
+    with pytest.raises(DownloadError, match="gzip") as err:
+        prepare_genome(url, **genome_paths(tmp_path), **FAST)
+    assert url in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_503_is_retried_until_the_file_comes(server, tmp_path):
+    out = genome_paths(tmp_path)
+    info = prepare_genome(
+        server.url("/flaky.fa.gz"), **out, aliases={"chrI": "I"}, **FAST
+    )
+    assert server.requests["/flaky.fa.gz"] == 3
+    assert open(out["fasta"]).read() == expected_fasta()
+    assert info["md5"] == hashlib.md5(FASTA_GZ).hexdigest()
+
+
+def test_persistent_503_gives_up_after_retries(server, tmp_path):
+    url = server.url("/down.fa.gz")
+    with pytest.raises(DownloadError, match="3 attempts") as err:
+        prepare_genome(
+            url, **genome_paths(tmp_path), retries=2, backoff=0.01, timeout=5.0
+        )
+    assert url in str(err.value)
+    assert server.requests["/down.fa.gz"] == 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_file_url_relative_is_found_in_search_dirs_in_order(tmp_path):
+    first, second = tmp_path / "cwd", tmp_path / "repo"
+    (first / "resources").mkdir(parents=True)
+    (second / "resources").mkdir(parents=True)
+    (second / "resources" / "x.fa").write_text(">s1\nACGT\n")
+    out = genome_paths(tmp_path / "out")
+    dirs = [str(first), str(second)]
+    info = prepare_genome("file://resources/x.fa", **out, search_dirs=dirs)
+    assert info["resolved"] == str(second / "resources" / "x.fa")
+    assert info["source"] == "file://resources/x.fa" and info["gzip"] is False
+    (first / "resources" / "x.fa").write_text(">s2\nGG\n")
+    prepare_genome("file://resources/x.fa", **out, search_dirs=dirs)
+    assert open(out["fasta"]).read() == ">s2\nGG\n"
+    with pytest.raises(DownloadError) as err:
+        prepare_genome("file://resources/y.fa", **out, search_dirs=dirs)
+    assert "file://resources/y.fa" in str(err.value)
+    assert str(first) in str(err.value) and str(second) in str(err.value)
+
+
+def test_plain_and_absolute_file_paths(tmp_path):
+    source = tmp_path / "in.fa.gz"
+    source.write_bytes(FASTA_GZ)
+    out = genome_paths(tmp_path / "out")
+    info = prepare_genome(str(source), **out, md5=hashlib.md5(FASTA_GZ).hexdigest())
+    assert info["resolved"] == str(source) and info["bytes"] == len(FASTA_GZ)
+    assert open(out["fasta"]).read().startswith(">chrI\n" + SEQ_I[:60] + "\n")
+    info = prepare_genome("file://" + str(source), **out)
+    assert info["resolved"] == str(source) and info["md5_expected"] is None
+    info = prepare_genome("in.fa.gz", **out, search_dirs=[str(tmp_path)])
+    assert info["resolved"] == str(source)
+
+
+def test_long_sequence_is_rewrapped_at_60_and_indexable(tmp_path):
+    bases = "".join("ACGT"[(i * i + 7 * i) % 4] for i in range(130_003))
+    source = tmp_path / "long.fa"
+    source.write_text(
+        ">chr1\n"
+        + "\n".join(bases[i : i + 61] for i in range(0, len(bases), 61))
+        + "\n"
+    )
+    out = genome_paths(tmp_path / "out")
+    info = prepare_genome(str(source), **out)
+    lines = open(out["fasta"]).read().splitlines()
+    assert lines[0] == ">chr1" and "".join(lines[1:]) == bases
+    assert {len(line) for line in lines[1:-1]} == {60} and len(
+        lines[-1]
+    ) == 130_003 % 60
+    with Fasta(out["fasta"]) as fasta:
+        assert str(fasta["chr1"][59_990:60_070]) == bases[59_990:60_070]
+    assert info["length"] == 130_003 and info["sequences"] == 1
+
+
+@pytest.mark.parametrize(
+    "text, aliases, message",
+    [
+        (">chrI\nAC\n>I\nGT\n", {"chrI": "I"}, "'I' and 'chrI'|'chrI' and 'I'"),
+        (">a\nAC\n>b\nGT\n", {"a": "x", "b": "x"}, "'a' and 'b' both become 'x'"),
+        (">a\nAC\n>a desc\nGT\n", None, "line 3: duplicate FASTA record 'a'"),
+        ("ACGT\n>a\nAC\n", None, "line 1: sequence before"),
+        (">a\nAC\n> \nGT\n", None, "line 3: FASTA header without a name"),
+        ("\n\n", None, "no '>' record"),
+    ],
+)
+def test_bad_fasta_is_refused_and_leaves_nothing(tmp_path, text, aliases, message):
+    source = tmp_path / "in" / "bad.fa"
+    source.parent.mkdir()
+    source.write_text(text)
+    out_dir = tmp_path / "out"
+    with pytest.raises(DownloadError, match=message) as err:
+        prepare_genome(str(source), **genome_paths(out_dir), aliases=aliases)
+    assert str(source) in str(err.value)
+    assert not out_dir.exists() or list(out_dir.iterdir()) == []
+
+
+def test_gff3_seqids_are_renamed(tmp_path):
+    source = tmp_path / "a.gff3.gz"
+    text = (
+        "##gff-version 3\n##sequence-region chrI 1 1000\n"
+        "chrI\tsgd\tgene\t10\t20\t.\t+\t.\tID=g1\n"
+        "chrM\tsgd\tgene\t5\t8\t.\t-\t.\tID=g2\n"
+        "III\tsgd\tgene\t1\t9\t.\t+\t.\tID=g3\n"
+        "##FASTA\n>chrI\nACGT\n"
+    )
+    source.write_bytes(gzip.compress(text.encode()))
+    gff, info_path = tmp_path / "out.gff3", tmp_path / "out.json"
+    info = prepare_annotation(
+        str(source), str(gff), str(info_path), aliases={"chrI": "I", "chrM": "Mito"}
+    )
+    assert gff.read_text() == (
+        "##gff-version 3\n##sequence-region I 1 1000\n"
+        "I\tsgd\tgene\t10\t20\t.\t+\t.\tID=g1\n"
+        "Mito\tsgd\tgene\t5\t8\t.\t-\t.\tID=g2\n"
+        "III\tsgd\tgene\t1\t9\t.\t+\t.\tID=g3\n"
+    )
+    assert info["renamed"] == {"chrI": "I", "chrM": "Mito"}
+    assert (
+        info["features"] == 3 and info["kind"] == "annotation" and info["gzip"] is True
+    )
+    assert json.loads(info_path.read_text()) == info
+
+
+def test_gff3_alias_collision_is_refused(tmp_path):
+    source = tmp_path / "a.gff3"
+    source.write_text(
+        "chrI\ts\tgene\t1\t2\t.\t+\t.\tID=a\nI\ts\tgene\t1\t2\t.\t+\t.\tID=b\n"
+    )
+    with pytest.raises(DownloadError, match="both become 'I'"):
+        prepare_annotation(
+            str(source),
+            str(tmp_path / "o.gff3"),
+            str(tmp_path / "o.json"),
+            aliases={"chrI": "I"},
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gff3"]
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (
+            "chrI\ts\tgene\t1\t2\t.\t+\tID=b",
+            "line 3: expected 9 tab-separated columns, found 8",
+        ),
+        (
+            "chrI\ts\tgene\tone\t2\t.\t+\t.\tID=b",
+            "line 3: start and end must be integers",
+        ),
+    ],
+)
+def test_malformed_gff_line_names_its_number(tmp_path, line, message):
+    source = tmp_path / "a.gff3"
+    source.write_text(f"##gff-version 3\nchrI\ts\tgene\t1\t2\t.\t+\t.\tID=a\n{line}\n")
+    with pytest.raises(DownloadError, match=message) as err:
+        prepare_annotation(
+            str(source), str(tmp_path / "o.gff3"), str(tmp_path / "o.json")
+        )
+    assert str(source) in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gff3"]
+
+
+def read_gff(path):
+    rows = []
+    for line in path.read_text().splitlines()[1:]:
+        if line.startswith("#"):
+            continue
+        cols = line.split("\t")
+        attrs = dict(kv.split("=", 1) for kv in cols[8].split(";"))
+        rows.append((cols[0], cols[2], int(cols[3]), int(cols[4]), cols[6], attrs))
+    return rows
+
+
+def test_gtf_is_converted_to_gff3(tmp_path):
+    source = tmp_path / "a.gtf"
+    source.write_text(GTF)
+    gff = tmp_path / "o.gff3"
+    info = prepare_annotation(
+        str(source), str(gff), str(tmp_path / "o.json"), aliases={"IV": "chrIV"}
+    )
+    assert gff.read_text().splitlines()[0] == "##gff-version 3"
+    rows = read_gff(gff)
+    assert [(r[0], r[1]) for r in rows] == [
+        ("chrIV", t) for t in ("gene", "transcript", "exon", "CDS", "stop_codon")
+    ]
+    gene, transcript, exon, cds, stop = (r[5] for r in rows)
+    assert gene["ID"] == "gene:YDL248W" and "Parent" not in gene
+    assert gene["gene_name"] == "COS7" and gene["gene_biotype"] == "protein_coding"
+    assert (
+        transcript["ID"] == "transcript:YDL248W_mRNA"
+        and transcript["Parent"] == "gene:YDL248W"
+    )
+    assert transcript["tag"] == "basic,Ensembl_canonical"
+    assert exon["Parent"] == "transcript:YDL248W_mRNA" and "ID" not in exon
+    assert exon["exon_id"] == "YDL248W_mRNA-E1" and exon["note"] == "a%3Bb%3Dc"
+    assert cds["Parent"] == stop["Parent"] == "transcript:YDL248W_mRNA"
+    assert cds["protein_id"] == "YDL248W" and rows[3][2:4] == (1802, 2950)
+    assert (
+        info["features"] == 5
+        and info["format"] == "gtf"
+        and info["renamed"] == {"IV": "chrIV"}
+    )
+
+
+def test_gtf_without_parents_gets_them_synthesised(tmp_path):
+    source = tmp_path / "a.gtf.gz"
+    source.write_bytes(gzip.compress(GTF_CHILDREN_ONLY.encode()))
+    gff = tmp_path / "o.gff3"
+    info = prepare_annotation(str(source), str(gff), str(tmp_path / "o.json"))
+    rows = read_gff(gff)
+    assert [r[1] for r in rows] == [
+        "gene",
+        "transcript",
+        "exon",
+        "CDS",
+        "exon",
+        "transcript",
+        "exon",
+    ]
+    gene, t1, t2 = rows[0], rows[1], rows[5]
+    assert gene[2:5] == (100, 500, "-") and gene[5]["ID"] == "gene:G1"
+    assert gene[5]["gene_biotype"] == "protein_coding"
+    assert (
+        t1[2:4] == (100, 400)
+        and t1[5]["ID"] == "transcript:T1"
+        and t1[5]["Parent"] == "gene:G1"
+    )
+    assert (
+        t2[2:4] == (350, 500)
+        and t2[5]["ID"] == "transcript:T2"
+        and t2[5]["Parent"] == "gene:G1"
+    )
+    assert [r[5]["Parent"] for r in rows if r[1] in ("exon", "CDS")] == [
+        "transcript:T1",
+        "transcript:T1",
+        "transcript:T1",
+        "transcript:T2",
+    ]
+    assert info["features"] == 7
+
+
+def make_bigwig(path, chroms):
+    bw = pyBigWig.open(str(path), "w")
+    bw.addHeader([(name, 1000) for name in chroms])
+    for i, name in enumerate(chroms):
+        bw.addEntries([name, name], [0, 100], ends=[50, 150], values=[1.0 + i, 2.5 + i])
+    bw.close()
+
+
+def test_bigwig_chroms_are_renamed(tmp_path, monkeypatch):
+    monkeypatch.setattr(dnalm.download, "BIGWIG_STEP", 120)  # windows split (100, 150)
+    source = tmp_path / "t.bw"
+    make_bigwig(source, ["chrI", "chrII"])
+    out, info_path = tmp_path / "o.bw", tmp_path / "o.json"
+    info = prepare_track(str(source), str(out), str(info_path), aliases={"chrI": "I"})
+    bw = pyBigWig.open(str(out))
+    assert bw.chroms() == {"I": 1000, "chrII": 1000}
+    assert bw.intervals("I") == ((0, 50, 1.0), (100, 150, 2.5))
+    assert bw.intervals("chrII") == ((0, 50, 2.0), (100, 150, 3.5))
+    bw.close()
+    assert (
+        info["renamed"] == {"chrI": "I"}
+        and info["chroms"] == 2
+        and info["kind"] == "track"
+    )
+
+
+def test_bigwig_without_renames_is_copied_byte_for_byte(tmp_path):
+    source = tmp_path / "t.bw.gz"
+    make_bigwig(tmp_path / "t.bw", ["I", "II"])
+    raw = (tmp_path / "t.bw").read_bytes()
+    source.write_bytes(gzip.compress(raw))
+    out = tmp_path / "o.bw"
+    info = prepare_track(
+        str(source), str(out), str(tmp_path / "o.json"), aliases={"chrI": "I"}
+    )
+    assert out.read_bytes() == raw
+    assert info["renamed"] == {} and info["gzip"] is True
+
+
+def test_bigwig_alias_collision_is_refused(tmp_path):
+    source = tmp_path / "t.bw"
+    make_bigwig(source, ["chrI", "I"])
+    with pytest.raises(DownloadError, match="both become 'I'") as err:
+        prepare_track(
+            str(source),
+            str(tmp_path / "o.bw"),
+            str(tmp_path / "o.json"),
+            aliases={"chrI": "I"},
+        )
+    assert str(source) in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.bw"]
+
+
+def test_non_bigwig_track_is_refused(tmp_path):
+    source = tmp_path / "t.bw"
+    source.write_text("not a bigwig\n")
+    with pytest.raises(DownloadError, match="bigWig") as err:
+        prepare_track(str(source), str(tmp_path / "o.bw"), str(tmp_path / "o.json"))
+    assert str(source) in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.bw"]

@@ -1,0 +1,225 @@
+"""Tests for dnalm.report: the self-contained HTML report."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from dnalm.report import write_report
+
+VOID = {"meta", "img", "br", "hr", "link", "input", "col", "source", "wbr"}
+HISTORY_HEADER = (
+    "epoch\ttrain_loss\tval_loss\tval_profile_loss\tval_count_loss\tval_pearson_median\tlr\tseconds\tbest\n"
+)
+COMPARISON_COLUMNS = "model arch n_seeds pearson_median pearson_median_sd pearson_mean auprc auroc test_loss"
+COMPARISON = "\t".join(f"{COMPARISON_COLUMNS} count_pearson n_windows".split()) + """
+bpnet\tbpnet\t3\t0.73\t0.02\t0.682\t0.605\t0.92\t939.2\t0.51\t120
+lm_lora\tspecies_lm\t3\t0.809\t0.01\t0.739\t0.64\t0.931\t711.5\t0.62\t120
+baseline\tbpnet\t1\t0.1\t\t0.05\t0.2\t0.5\t2000.0\t0.0\t120
+"""
+WINDOW_TOTALS = [1.0, 50.0, 3.0, 90.0, 2.0, 10.0]  # windows 3 and 1 carry the most signal
+
+
+class PageParser(HTMLParser):
+    """Collect table rows, link targets and tag-balance errors of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.urls: list[str] = []
+        self.rows: list[list[tuple[str, bool]]] = []  # (cell text, bold)
+        self._cell: list[str] | None = None
+        self._bold = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.urls += [v or "" for k, v in attrs if k in ("src", "href")]
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell, self._bold = [], False
+        elif tag == "strong" and self._cell is not None:
+            self._bold = True
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"unexpected </{tag}> with open {self.stack[-3:]}")
+            return
+        self.stack.pop()
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append(("".join(self._cell).strip(), self._bold))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def row(self, first: str, containing: str = "") -> list[tuple[str, bool]]:
+        """The first row whose first cell is `first` and that contains `containing`."""
+        for row in self.rows:
+            if row and row[0][0] == first and any(containing in text for text, _ in row):
+                return row
+        raise AssertionError(f"no row starting with {first!r} containing {containing!r}")
+
+
+def _write(path: Path, text: str) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return str(path)
+
+
+def _info(path: Path, **info: object) -> str:
+    base = {
+        "source": "https://example.org/x",
+        "resolved": "x",
+        "md5": "a" * 32,
+        "md5_expected": None,
+        "bytes": 1234567,
+        "gzip": True,
+        "renamed": {},
+    }
+    return _write(path, json.dumps({**base, **info}))
+
+
+def _predictions(path: Path, order: list[int]) -> str:
+    """Six windows, two channels, 50 bp; window i carries WINDOW_TOTALS[i] observed signal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    observed = np.zeros((6, 2, 50), dtype=np.float32)
+    for i, total in enumerate(WINDOW_TOTALS):
+        observed[i, 0, 20:30] = total / 10
+    observed = observed[order]
+    with h5py.File(path, "w") as fh:
+        fh["observed"] = observed
+        fh["predicted"] = observed + rng.random(observed.shape, dtype=np.float32)
+        fh["window_id"] = np.array([f"chrVII:{i}000-{i}050:+".encode() for i in order])
+        fh.attrs["channels"] = ["polya/+", "polya/-"]
+    return str(path)
+
+
+@pytest.fixture
+def report_inputs(tmp_path: Path) -> dict[str, list[str]]:
+    """Inputs for task polya (three models, one a baseline) and task promoters (splits only)."""
+    res, out = tmp_path / "resources" / "yeast", tmp_path / "results"
+    inputs = [
+        _info(
+            res / "genome.json",
+            kind="genome",
+            md5="b" * 32,
+            md5_expected="B" * 32,
+            sequences=17,
+            length=12157105,
+            source="https://example.org/R64<b>.fa.gz",
+        ),
+        _info(res / "annotation.json", kind="annotation", features=6600),
+        _info(res / "tracks" / "polya_plus.json", kind="track", md5="c" * 32, md5_expected="d" * 32, chroms=17),
+    ]
+    counts = "species\tsplit\tsites\tdropped_n\tdropped_subsample\twindows\n"
+    splits = [
+        _write(
+            out / "splits" / "polya" / "counts.tsv",
+            counts + "yeast\ttrain\t900\t3\t0\t897\nyeast\tval\t60\t0\t0\t60\n" "yeast\ttest\t120\t0\t0\t120\n",
+        ),
+        _write(out / "splits" / "promoters" / "counts.tsv", counts + "ecoli\ttrain\t50\t0\t0\t50\n"),
+    ]
+    curves = {"bpnet": [(1, 5.0, 4.0), (2, 3.0, 2.5), (3, 2.0, 2.7)], "lm_lora": [(1, 4.0, 3.5), (2, 3.0, 3.1)]}
+    histories, infos = [], []
+    for model in ("bpnet", "lm_lora", "baseline"):
+        rows = "".join(f"{e}\t{t}\t{v}\t0\t0\t0\t0.001\t1\t0\n" for e, t, v in curves.get(model, []))
+        histories.append(_write(out / "models" / "polya" / model / "history.tsv", HISTORY_HEADER + rows))
+        info = {"arch": "bpnet", "total_params": 90_000_000, "trainable_params": 2_400_000, "best_epoch": 2}
+        infos.append(_write(out / "models" / "polya" / model / "model.json", json.dumps(info)))
+    orders = {"bpnet": list(range(6)), "lm_lora": [5, 4, 3, 2, 1, 0], "baseline": list(range(6))}
+    return {
+        "inputs": inputs,
+        "splits": splits,
+        "histories": histories,
+        "model_infos": infos,
+        "comparisons": [_write(out / "eval" / "polya" / "comparison.tsv", COMPARISON)],
+        "predictions": [_predictions(out / "eval" / "polya" / m / "predictions.h5", o) for m, o in orders.items()],
+    }
+
+
+@pytest.fixture
+def page(tmp_path: Path, report_inputs: dict[str, list[str]]) -> tuple[str, PageParser]:
+    """The rendered report and its parse."""
+    out = tmp_path / "results" / "report.html"
+    write_report(str(out), n_examples=2, **report_inputs)
+    text = out.read_text(encoding="utf-8")
+    parser = PageParser()
+    parser.feed(text)
+    parser.close()
+    return text, parser
+
+
+def test_page_is_well_formed_and_self_contained(page: tuple[str, PageParser], tmp_path: Path) -> None:
+    text, parser = page
+    assert parser.errors == [] and parser.stack == []
+    assert text.count('<img src="data:image/png;base64,') >= 5  # 2 split charts, 1 training, 2 example windows
+    assert parser.urls and all(not u.startswith(("http:", "https:", "//")) for u in parser.urls)
+    assert "dnalm report" in text and "dnalm 0.1.0" in text
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["eval", "models", "report.html", "splits"]
+
+
+def test_inputs_table_flags_md5_and_escapes(page: tuple[str, PageParser]) -> None:
+    text, parser = page
+    genome, track = parser.row("yeast", "genome"), parser.row("yeast", "polya_plus")
+    assert genome[6][0] == "✓" and track[6][0] == "✗"
+    assert parser.row("yeast", "annotation")[6][0] == "–"
+    assert genome[7][0] == "1,234,567" and "17 sequences, 12,157,105 bp" == genome[8][0]
+    assert "R64&lt;b&gt;.fa.gz" in text and "R64<b>" not in text
+
+
+def test_comparison_formatting_and_best_is_bold(page: tuple[str, PageParser]) -> None:
+    _, parser = page
+    lora, bpnet = parser.row("lm_lora", "0.809"), parser.row("bpnet", "939.2")
+    assert lora[1] == ("0.809 ± 0.010", True)
+    assert bpnet[1] == ("0.730 ± 0.020", False)
+    assert lora[5] == ("711.5", True) and bpnet[5] == ("939.2", False)  # lowest loss wins
+    assert lora[8] == ("3", False) and parser.row("baseline", "2,000.0")[1] == ("0.100", False)
+
+
+def test_training_section(page: tuple[str, PageParser]) -> None:
+    text, parser = page
+    assert parser.row("baseline", "not trained")[5][0] == "not trained (baseline)"
+    bpnet = parser.row("bpnet", "90,000,000")
+    assert bpnet[2:5] == [("90,000,000", False), ("2,400,000", False), ("2.7%", False)]
+    assert bpnet[6:] == [("2", False), ("2.500", False)]  # row with the minimum val loss
+    assert "No models were trained for task promoters." in text
+    assert "No test metrics for task promoters." in text and "No predictions for task promoters." in text
+
+
+def test_examples_pick_strongest_windows(page: tuple[str, PageParser]) -> None:
+    text, _ = page
+    assert "Window chrVII:3000-3050:+" in text and "Window chrVII:1000-1050:+" in text
+    assert "chrVII:5000-5050:+" not in text and "missing from some predictions" not in text
+    assert text.index("Window chrVII:3000-3050:+") < text.index("Window chrVII:1000-1050:+")
+
+
+def test_empty_report_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    empty: dict[str, list[str]] = {k: [] for k in ("inputs", "splits", "histories", "model_infos", "comparisons")}
+    write_report(str(out), predictions=[], **empty)
+    text = out.read_text()
+    assert "No input files were downloaded." in text and text.count("No tasks were run") == 4
+
+
+def test_missing_input_is_named(tmp_path: Path, report_inputs: dict[str, list[str]]) -> None:
+    gone = Path(report_inputs["histories"][0])
+    gone.unlink()
+    with pytest.raises(FileNotFoundError, match="polya/bpnet/history.tsv"):
+        write_report(str(tmp_path / "report.html"), **report_inputs)
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_bad_path_layout_is_rejected(tmp_path: Path, report_inputs: dict[str, list[str]]) -> None:
+    report_inputs["comparisons"] = [_write(tmp_path / "comparison.tsv", COMPARISON)]
+    with pytest.raises(ValueError, match="results/eval/{task}/comparison.tsv"):
+        write_report(str(tmp_path / "report.html"), **report_inputs)

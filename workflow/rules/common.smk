@@ -1,0 +1,218 @@
+import os
+from pathlib import Path
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+REPO = str(Path(workflow.basedir).parent)
+SPLITS = ["train", "val", "test"]
+
+
+wildcard_constraints:
+    species=r"[A-Za-z][A-Za-z0-9_]*",
+    task=r"[A-Za-z][A-Za-z0-9_]*",
+    model=r"[A-Za-z][A-Za-z0-9_]*",
+    track=r"[A-Za-z][A-Za-z0-9_]*",
+    split="train|val|test",
+
+
+def check_config(cfg):
+    """Cross-checks the schema cannot express; each error names the key."""
+    references = [s for s, spec in cfg["species"].items() if spec["reference"]]
+    if len(references) > 1:
+        raise ValueError(f"species {references} are all marked reference: true; mark one")
+    for task, spec in cfg["tasks"].items():
+        if spec["species"] not in cfg["species"]:
+            raise ValueError(
+                f"tasks.{task}.species: {spec['species']!r} is not under species (known: {sorted(cfg['species'])})"
+            )
+        tracks = cfg["species"][spec["species"]]["tracks"]
+        for target in spec["targets"]:
+            for key in ("plus", "minus", "track"):
+                if key in target and target[key] not in tracks:
+                    raise ValueError(
+                        f"tasks.{task}.targets ({target['name']}).{key}: track {target[key]!r} is not under "
+                        f"species.{spec['species']}.tracks (known: {sorted(tracks)})"
+                    )
+        get_site_target(task, cfg)
+    for model, spec in cfg["models"].items():
+        for task in spec["tasks"]:
+            if task not in cfg["tasks"]:
+                raise ValueError(f"models.{model}.tasks: {task!r} is not under tasks (known: {sorted(cfg['tasks'])})")
+        for task in get_model_tasks(model, cfg):
+            flank = cfg["tasks"][task]["window"]["flank"]
+            if spec["train"]["jitter"] > flank:
+                raise ValueError(
+                    f"models.{model}.train.jitter ({spec['train']['jitter']}) exceeds tasks.{task}.window.flank ({flank})"
+                )
+
+
+def get_site_target(task, cfg=config):
+    """The stranded target whose signal gives the task's sites."""
+    spec = cfg["tasks"][task]
+    stranded = [t for t in spec["targets"] if "plus" in t]
+    name = spec["sites"]["target"]
+    chosen = [t for t in stranded if t["name"] == name] if name else stranded[:1]
+    if not chosen:
+        raise ValueError(
+            f"tasks.{task}.sites.target: no stranded target named {name!r} (stranded targets: {[t['name'] for t in stranded]})"
+        )
+    return chosen[0]
+
+
+def get_model_tasks(model, cfg=config):
+    """Tasks a model trains on: its `tasks`, or every task."""
+    return cfg["models"][model]["tasks"] or list(cfg["tasks"])
+
+
+def get_source(kind):
+    """Params function: the configured source (url or path) of a genome, annotation or track."""
+
+    def source(wildcards):
+        spec = config["species"][wildcards.species]
+        entry = spec["tracks"][wildcards.track] if kind == "track" else spec[kind]
+        if entry is None:
+            raise ValueError(f"species.{wildcards.species}.{kind} is not configured")
+        return entry.get("url") or entry.get("path")
+
+    return source
+
+
+def get_md5(kind):
+    """Params function: the configured md5 of a genome, annotation or track (or None)."""
+
+    def md5(wildcards):
+        spec = config["species"][wildcards.species]
+        entry = spec["tracks"][wildcards.track] if kind == "track" else spec[kind]
+        return entry["md5"]
+
+    return md5
+
+
+def get_aliases(wildcards):
+    return config["species"][wildcards.species]["chrom_aliases"]
+
+
+def get_task_species(wildcards):
+    return config["tasks"][wildcards.task]["species"]
+
+
+def get_genome(wildcards):
+    species = get_task_species(wildcards)
+    return {"fasta": f"resources/{species}/genome.fa", "fai": f"resources/{species}/genome.fa.fai"}
+
+
+def get_genome_fai(wildcards):
+    return get_genome(wildcards)["fai"]
+
+
+def get_site_tracks(wildcards):
+    species = get_task_species(wildcards)
+    target = get_site_target(wildcards.task)
+    return {
+        "plus": f"resources/{species}/tracks/{target['plus']}.bw",
+        "minus": f"resources/{species}/tracks/{target['minus']}.bw",
+    }
+
+
+def get_task_tracks(wildcards):
+    """All bigWigs of a task's targets, keyed by track name."""
+    species = get_task_species(wildcards)
+    names = []
+    for target in config["tasks"][wildcards.task]["targets"]:
+        names += [target[k] for k in ("plus", "minus", "track") if k in target]
+    return {name: f"resources/{species}/tracks/{name}.bw" for name in dict.fromkeys(names)}
+
+
+def get_task_track_files(wildcards):
+    return list(get_task_tracks(wildcards).values())
+
+
+def get_targets(wildcards):
+    return config["tasks"][wildcards.task]["targets"]
+
+
+def get_flank(wildcards):
+    return config["tasks"][wildcards.task]["window"]["flank"]
+
+
+def get_site_threshold(wildcards):
+    return config["tasks"][wildcards.task]["site_threshold"]
+
+
+def get_window_params(wildcards):
+    spec = config["tasks"][wildcards.task]
+    return {
+        "species": spec["species"],
+        "min_reads": spec["sites"]["min_reads"],
+        "length": spec["window"]["length"],
+        "max_offset": spec["window"]["max_offset"],
+        "flank": spec["window"]["flank"],
+        "seed": spec["seed"],
+    }
+
+
+def get_split_params(wildcards):
+    spec = config["tasks"][wildcards.task]
+    return {
+        **spec["split"]["chromosomes"],
+        "max_windows": spec["max_windows"],
+        "seed": spec["seed"],
+    }
+
+
+def get_model_params(wildcards):
+    """Params of train_model: architecture, its config block, training config and seed."""
+    spec = config["models"][wildcards.model]
+    return {
+        "arch": spec["arch"],
+        "model_params": spec[spec["arch"]],
+        "train_params": spec["train"],
+        "seed": spec["seed"],
+    }
+
+
+def get_store(split):
+    """Input function: the window store files of one split of the task."""
+
+    def store(wildcards):
+        prefix = f"results/windows/{wildcards.task}/{split}"
+        return {"seq": f"{prefix}.seq.npy", "targets": f"{prefix}.targets.npy", "meta": f"{prefix}.json"}
+
+    return store
+
+
+def get_task_models(task):
+    return [m for m in config["models"] if task in get_model_tasks(m)]
+
+
+def get_task_metrics(wildcards):
+    return [f"results/eval/{wildcards.task}/{m}/metrics.json" for m in get_task_models(wildcards.task)]
+
+
+def get_report_inputs(wildcards):
+    """Every file the report reads."""
+    inputs = []
+    for species, spec in config["species"].items():
+        inputs.append(f"resources/{species}/genome.json")
+        if spec["annotation"] is not None:
+            inputs.append(f"resources/{species}/annotation.json")
+        inputs += [f"resources/{species}/tracks/{t}.json" for t in spec["tracks"]]
+    pairs = [(t, m) for t in config["tasks"] for m in get_task_models(t)]
+    return {
+        "inputs": inputs,
+        "splits": [f"results/splits/{t}/counts.tsv" for t in config["tasks"]],
+        "histories": [f"results/models/{t}/{m}/history.tsv" for t, m in pairs],
+        "model_infos": [f"results/models/{t}/{m}/model.json" for t, m in pairs],
+        "comparisons": [f"results/eval/{t}/comparison.tsv" for t in config["tasks"] if get_task_models(t)],
+        "predictions": [f"results/eval/{t}/{m}/predictions.h5" for t, m in pairs],
+    }
+
+
+def get_final_output():
+    return ["results/report.html"]
+
+
+check_config(config)

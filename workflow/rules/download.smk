@@ -1,0 +1,53 @@
+rule download_genome:
+    output:
+        fasta="resources/{species}/genome.fa",
+        fai="resources/{species}/genome.fa.fai",
+        info="resources/{species}/genome.json",
+    log:
+        "logs/download/{species}/genome.log",
+    params:
+        kind="genome",
+        source=get_source("genome"),
+        md5=get_md5("genome"),
+        aliases=get_aliases,
+        repo=REPO,
+    conda:
+        "../../envs/base.yaml"
+    script:
+        "../scripts/download.py"
+
+
+rule download_annotation:
+    output:
+        gff="resources/{species}/annotation.gff3",
+        info="resources/{species}/annotation.json",
+    log:
+        "logs/download/{species}/annotation.log",
+    params:
+        kind="annotation",
+        source=get_source("annotation"),
+        md5=get_md5("annotation"),
+        aliases=get_aliases,
+        repo=REPO,
+    conda:
+        "../../envs/base.yaml"
+    script:
+        "../scripts/download.py"
+
+
+rule download_track:
+    output:
+        bw="resources/{species}/tracks/{track}.bw",
+        info="resources/{species}/tracks/{track}.json",
+    log:
+        "logs/download/{species}/tracks/{track}.log",
+    params:
+        kind="track",
+        source=get_source("track"),
+        md5=get_md5("track"),
+        aliases=get_aliases,
+        repo=REPO,
+    conda:
+        "../../envs/base.yaml"
+    script:
+        "../scripts/download.py"

@@ -1,0 +1,38 @@
+rule evaluate_model:
+    input:
+        best="results/models/{task}/{model}/best.ckpt",
+        seq="results/windows/{task}/test.seq.npy",
+        targets="results/windows/{task}/test.targets.npy",
+        meta="results/windows/{task}/test.json",
+    output:
+        predictions="results/eval/{task}/{model}/predictions.h5",
+        metrics="results/eval/{task}/{model}/metrics.json",
+    log:
+        "logs/evaluate_model/{task}/{model}.log",
+    params:
+        site_threshold=get_site_threshold,
+    threads: 2
+    resources:
+        mem_mb=4000,
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/evaluate_model.py"
+
+
+rule compare_models:
+    input:
+        metrics=get_task_metrics,
+    output:
+        table=report(
+            "results/eval/{task}/comparison.tsv",
+            caption="../report/comparison.rst",
+            category="Test metrics",
+            labels={"task": "{task}"},
+        ),
+    log:
+        "logs/compare_models/{task}.log",
+    conda:
+        "../../envs/base.yaml"
+    script:
+        "../scripts/compare_models.py"

@@ -1,0 +1,28 @@
+rule train_model:
+    input:
+        unpack(get_store("train")),
+        val_seq="results/windows/{task}/val.seq.npy",
+        val_targets="results/windows/{task}/val.targets.npy",
+        val_meta="results/windows/{task}/val.json",
+    output:
+        best="results/models/{task}/{model}/best.ckpt",
+        history=report(
+            "results/models/{task}/{model}/history.tsv",
+            caption="../report/history.rst",
+            category="Training",
+            labels={"task": "{task}", "model": "{model}"},
+        ),
+        info="results/models/{task}/{model}/model.json",
+    log:
+        "logs/train_model/{task}/{model}.log",
+    params:
+        hp=get_model_params,
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=720,
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../scripts/train_model.py"

@@ -1,0 +1,59 @@
+rule make_windows:
+    input:
+        unpack(get_genome),
+        unpack(get_site_tracks),
+    output:
+        windows="results/windows/{task}/candidates.tsv",
+    log:
+        "logs/make_windows/{task}.log",
+    params:
+        window=get_window_params,
+    conda:
+        "../../envs/base.yaml"
+    script:
+        "../scripts/make_windows.py"
+
+
+rule assign_splits:
+    input:
+        windows="results/windows/{task}/candidates.tsv",
+        fai=get_genome_fai,
+    output:
+        windows="results/windows/{task}/windows.tsv",
+        counts=report(
+            "results/splits/{task}/counts.tsv",
+            caption="../report/split_counts.rst",
+            category="Windows and splits",
+            labels={"task": "{task}"},
+        ),
+    log:
+        "logs/assign_splits/{task}.log",
+    params:
+        split=get_split_params,
+    conda:
+        "../../envs/base.yaml"
+    script:
+        "../scripts/assign_splits.py"
+
+
+rule build_window_store:
+    input:
+        unpack(get_genome),
+        windows="results/windows/{task}/windows.tsv",
+        tracks=get_task_track_files,
+    output:
+        seq="results/windows/{task}/{split}.seq.npy",
+        targets="results/windows/{task}/{split}.targets.npy",
+        meta="results/windows/{task}/{split}.json",
+    log:
+        "logs/build_window_store/{task}/{split}.log",
+    params:
+        tracks=get_task_tracks,
+        targets=get_targets,
+        flank=get_flank,
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../envs/base.yaml"
+    script:
+        "../scripts/build_window_store.py"

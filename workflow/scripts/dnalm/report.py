@@ -1,0 +1,860 @@
+"""Self-contained HTML report: inputs, splits, training curves, test metrics and example tracks."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import h5py
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from dnalm import __version__
+
+_PATTERNS: dict[str, tuple[str, re.Pattern[str]]] = {
+    "input": (
+        "resources/{species}/genome.json, resources/{species}/annotation.json or "
+        "resources/{species}/tracks/{track}.json",
+        re.compile(
+            r"(?:^|/)resources/(?P<species>[^/]+)/" r"(?:(?P<kind>genome|annotation)|tracks/(?P<track>[^/]+))\.json$"
+        ),
+    ),
+    "split": (
+        "results/splits/{task}/counts.tsv",
+        re.compile(r"(?:^|/)results/splits/(?P<task>[^/]+)/counts\.tsv$"),
+    ),
+    "history": (
+        "results/models/{task}/{model}/history.tsv",
+        re.compile(r"(?:^|/)results/models/(?P<task>[^/]+)/(?P<model>[^/]+)/history\.tsv$"),
+    ),
+    "model_info": (
+        "results/models/{task}/{model}/model.json",
+        re.compile(r"(?:^|/)results/models/(?P<task>[^/]+)/(?P<model>[^/]+)/model\.json$"),
+    ),
+    "comparison": (
+        "results/eval/{task}/comparison.tsv",
+        re.compile(r"(?:^|/)results/eval/(?P<task>[^/]+)/comparison\.tsv$"),
+    ),
+    "prediction": (
+        "results/eval/{task}/{model}/predictions.h5",
+        re.compile(r"(?:^|/)results/eval/(?P<task>[^/]+)/(?P<model>[^/]+)/predictions\.h5$"),
+    ),
+}
+
+_SPLIT_ORDER = ("train", "val", "test")
+_COUNT_COLUMNS = ("species", "split", "sites", "dropped_n", "dropped_subsample", "windows")
+_HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss")
+# (column, header, higher is better); None means "not ranked".
+_METRICS: tuple[tuple[str, str, bool | None], ...] = (
+    ("pearson_median", "Pearson median", True),
+    ("pearson_mean", "Pearson mean", True),
+    ("auprc", "AUPRC", True),
+    ("auroc", "AUROC", True),
+    ("test_loss", "test loss", False),
+    ("count_pearson", "count Pearson", True),
+    ("n_windows", "n windows", None),
+)
+_OBSERVED_COLOUR = "#9e9e9e"
+_PREDICTED_COLOUR = "#1f5fa8"
+_TRAIN_COLOUR = "#e08a1e"
+
+_CSS = """
+body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#222;margin:0;background:#fafafa;
+line-height:1.45}
+main{max-width:1150px;margin:0 auto;padding:1.5em 2em 4em;background:#fff;box-shadow:0 0 6px #ddd}
+header h1{margin:.2em 0}
+.meta{color:#666;font-size:.9em}
+nav ol{columns:2;font-size:.95em}
+h2{border-bottom:2px solid #1f5fa8;padding-bottom:.2em;margin-top:2.2em}
+h3{margin-top:1.6em;color:#1f3f68}
+table{border-collapse:collapse;margin:.6em 0 1em;font-size:.88em}
+th,td{border:1px solid #ddd;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#eef2f7}
+tr:nth-child(even) td{background:#f8f9fb}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+code{font-size:.85em;word-break:break-all}
+.ok{color:#1b7f2a;font-weight:bold}
+.bad{color:#c62828;font-weight:bold}
+tr.mismatch td{background:#fdecea}
+.muted{color:#888}
+figure{margin:.8em 0 1.4em}
+figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.85em;color:#555}
+.note{color:#555;font-style:italic}
+"""
+
+
+class Section(NamedTuple):
+    """One report section: anchor id, title and HTML body."""
+
+    id: str
+    title: str
+    html: str
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Report input paths grouped by the task and model their paths encode."""
+
+    inputs: list[str]
+    splits: dict[str, str]
+    histories: dict[tuple[str, str], str]
+    model_infos: dict[tuple[str, str], str]
+    comparisons: dict[str, str]
+    predictions: dict[str, dict[str, str]]
+    tasks: list[str]
+    n_examples: int
+
+    def models(self, task: str) -> list[str]:
+        """Models trained for a task, in input order (model.json first, then histories).
+
+        Args:
+            task: Task name.
+
+        Returns:
+            Ordered, unique model names.
+        """
+        keys = [*self.model_infos, *self.histories]
+        return list(dict.fromkeys(model for t, model in keys if t == task))
+
+
+SectionBuilder = Callable[[ReportInputs], Section]
+
+
+# ----------------------------------------------------------------------------------------------------------- helpers
+
+
+def _esc(value: Any) -> str:
+    """HTML-escape any value's string form."""
+    return html.escape(str(value), quote=True)
+
+
+def _slug(text: str) -> str:
+    """A string safe to use in an HTML id."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text)
+
+
+def _p(text: str, cls: str = "note") -> str:
+    """A paragraph of escaped text."""
+    return f'<p class="{cls}">{_esc(text)}</p>'
+
+
+def _is_missing(value: Any) -> bool:
+    """True for None, NaN and pandas' NA."""
+    return value is None or (np.isscalar(value) and bool(pd.isna(value))) or value is pd.NA
+
+
+def _fmt_int(value: Any) -> str:
+    """An integer with thousands separators, or an en dash when missing."""
+    return "–" if _is_missing(value) else f"{int(value):,}"
+
+
+def _decimals(value: float) -> int:
+    """Decimals to show: one for large values (losses), three for scores."""
+    return 1 if abs(value) >= 100 else 3
+
+
+def _fmt_num(value: Any, sd: Any = None) -> str:
+    """A metric as text, as ``mean ± sd`` when an sd is given.
+
+    Args:
+        value: The metric (mean over seeds when sd is given).
+        sd: Standard deviation over seeds, or None.
+
+    Returns:
+        The formatted value; an en dash when missing.
+    """
+    if _is_missing(value):
+        return "–"
+    d = _decimals(float(value))
+    text = f"{float(value):,.{d}f}"
+    if not _is_missing(sd):
+        text += f" ± {float(sd):,.{d}f}"
+    return text
+
+
+def _table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    numeric: Iterable[int] = (),
+    row_classes: Sequence[str] | None = None,
+) -> str:
+    """An HTML table.
+
+    Args:
+        header: Column titles (plain text, escaped here).
+        rows: Cells as ready-made HTML (escape data before passing it).
+        numeric: Indices of right-aligned numeric columns.
+        row_classes: Optional CSS class per row ("" for none).
+
+    Returns:
+        The table's HTML.
+    """
+    num = set(numeric)
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = []
+    for r, row in enumerate(rows):
+        cells = "".join(f'<td class="num">{c}</td>' if i in num else f"<td>{c}</td>" for i, c in enumerate(row))
+        cls = row_classes[r] if row_classes else ""
+        body.append(f'<tr class="{cls}">{cells}</tr>' if cls else f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _figure_html(fig: Figure, caption: str) -> str:
+    """Embed a figure as a base64 PNG with an escaped caption."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(caption)}">'
+        f"<figcaption>{_esc(caption)}</figcaption></figure>"
+    )
+
+
+def _read_tsv(path: str, required: Sequence[str]) -> pd.DataFrame:
+    """Read a tab-separated table and check its columns.
+
+    Args:
+        path: The file.
+        required: Columns it must have.
+
+    Returns:
+        The table.
+
+    Raises:
+        ValueError: If a required column is missing.
+    """
+    df = pd.read_csv(path, sep="\t")
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}")
+    return df
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    """Read a JSON object."""
+    with open(path) as fh:
+        data = json.load(fh)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _task_block(section: str, task: str, body: str) -> str:
+    """A per-task sub-section with its own anchor."""
+    return f'<section id="{_esc(section)}-{_esc(_slug(task))}"><h3>Task {_esc(task)}</h3>{body}</section>'
+
+
+def _no_tasks(section_id: str, title: str) -> Section:
+    """A section that says no task was run."""
+    return Section(section_id, title, _p("No tasks were run, so there is nothing to show here."))
+
+
+# ------------------------------------------------------------------------------------------------------ input parsing
+
+
+def _parse(kind: str, path: str) -> dict[str, str]:
+    """Wildcards encoded in an input path.
+
+    Args:
+        kind: Key of ``_PATTERNS``.
+        path: The path.
+
+    Returns:
+        The named groups of the path's pattern.
+
+    Raises:
+        ValueError: If the path does not follow the layout.
+    """
+    template, pattern = _PATTERNS[kind]
+    match = pattern.search(str(path).replace(os.sep, "/"))
+    if match is None:
+        raise ValueError(f"{kind} path {path!r} does not follow the layout {template}")
+    return match.groupdict()
+
+
+def _check_exist(paths: Iterable[str]) -> None:
+    """Raise FileNotFoundError naming every missing report input."""
+    missing = [str(p) for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"report input(s) not found: {', '.join(missing)}")
+
+
+def _by_task(kind: str, paths: Sequence[str]) -> dict[str, str]:
+    """Map task to path for per-task files, rejecting duplicates."""
+    out: dict[str, str] = {}
+    for path in paths:
+        task = _parse(kind, path)["task"]
+        if task in out:
+            raise ValueError(f"two {kind} files for task {task!r}: {out[task]} and {path}")
+        out[task] = str(path)
+    return out
+
+
+def _by_model(kind: str, paths: Sequence[str]) -> dict[tuple[str, str], str]:
+    """Map (task, model) to path for per-model files, rejecting duplicates."""
+    out: dict[tuple[str, str], str] = {}
+    for path in paths:
+        groups = _parse(kind, path)
+        key = (groups["task"], groups["model"])
+        if key in out:
+            raise ValueError(f"two {kind} files for task {key[0]!r}, model {key[1]!r}: {out[key]} and {path}")
+        out[key] = str(path)
+    return out
+
+
+def _gather(
+    inputs: Sequence[str],
+    splits: Sequence[str],
+    histories: Sequence[str],
+    model_infos: Sequence[str],
+    comparisons: Sequence[str],
+    predictions: Sequence[str],
+    n_examples: int,
+) -> ReportInputs:
+    """Check and group all report inputs (see ``write_report`` for the arguments)."""
+    if n_examples < 0:
+        raise ValueError(f"n_examples must be >= 0, got {n_examples}")
+    for path in inputs:
+        _parse("input", path)
+    _check_exist([*inputs, *splits, *histories, *model_infos, *comparisons, *predictions])
+    preds: dict[str, dict[str, str]] = {}
+    for (task, model), path in _by_model("prediction", predictions).items():
+        preds.setdefault(task, {})[model] = path
+    data = ReportInputs(
+        inputs=[str(p) for p in inputs],
+        splits=_by_task("split", splits),
+        histories=_by_model("history", histories),
+        model_infos=_by_model("model_info", model_infos),
+        comparisons=_by_task("comparison", comparisons),
+        predictions=preds,
+        tasks=[],
+        n_examples=n_examples,
+    )
+    keys = [*data.splits, *(t for t, _ in data.model_infos), *(t for t, _ in data.histories)]
+    tasks = list(dict.fromkeys([*keys, *data.comparisons, *data.predictions]))
+    return replace(data, tasks=tasks)
+
+
+# ------------------------------------------------------------------------------------------------------------ inputs
+
+
+def _md5_match(info: dict[str, Any]) -> tuple[str, bool | None]:
+    """The match cell's HTML and whether the md5 matched (None when not checked)."""
+    expected = info.get("md5_expected")
+    if not expected:
+        return '<span class="muted" title="no expected md5 given">–</span>', None
+    ok = str(expected).strip().lower() == str(info.get("md5", "")).strip().lower()
+    return ('<span class="ok">✓</span>', True) if ok else ('<span class="bad">✗</span>', False)
+
+
+def _contents(info: dict[str, Any]) -> str:
+    """What a file holds: sequences and length for genomes, features or chromosomes otherwise."""
+    parts = []
+    if "sequences" in info:
+        parts.append(f"{_fmt_int(info['sequences'])} sequences")
+    if "length" in info:
+        parts.append(f"{_fmt_int(info['length'])} bp")
+    if "features" in info:
+        parts.append(f"{_fmt_int(info['features'])} features")
+    if "chroms" in info:
+        parts.append(f"{_fmt_int(info['chroms'])} chromosomes")
+    return _esc(", ".join(parts)) if parts else '<span class="muted">–</span>'
+
+
+def _input_row(path: str) -> tuple[list[str], bool | None]:
+    """One inputs-table row and its md5 status."""
+    groups = _parse("input", path)
+    info = _read_json(path)
+    kind = info.get("kind", groups["kind"] or "track")
+    name = groups["track"] or Path(str(info.get("resolved") or info.get("source") or kind).split("?")[0]).name
+    match_html, ok = _md5_match(info)
+    resolved = info.get("resolved", "")
+    row = [
+        _esc(groups["species"]),
+        _esc(kind),
+        _esc(name),
+        f'<code title="resolved: {_esc(resolved)}">{_esc(info.get("source", ""))}</code>',
+        f"<code>{_esc(info.get('md5', ''))}</code>",
+        f"<code>{_esc(info.get('md5_expected') or '–')}</code>",
+        match_html,
+        _fmt_int(info.get("bytes")),
+        _contents(info),
+    ]
+    return row, ok
+
+
+def inputs_section(data: ReportInputs) -> Section:
+    """Section 1: every downloaded input with its checksum status.
+
+    Args:
+        data: The grouped report inputs.
+
+    Returns:
+        The section.
+    """
+    if not data.inputs:
+        return Section("inputs", "Inputs", _p("No input files were downloaded."))
+    rows = [_input_row(p) for p in data.inputs]
+    header = ["species", "kind", "name", "source", "md5 (observed)", "md5 expected", "match", "bytes", "contents"]
+    statuses = [ok for _, ok in rows]
+    n_bad = statuses.count(False)
+    summary = (
+        f"{len(rows)} input file(s); {len(rows) - statuses.count(None)} with an expected md5, " f"{n_bad} mismatch(es)."
+    )
+    table = _table(
+        header, [r for r, _ in rows], numeric=[7], row_classes=["mismatch" if ok is False else "" for ok in statuses]
+    )
+    return Section("inputs", "Inputs", _p(summary, "meta" if n_bad == 0 else "bad") + table)
+
+
+# ----------------------------------------------------------------------------------------------------------- splits
+
+
+def _split_key(split: str) -> int:
+    """Sort train, val, test first, anything else after."""
+    return _SPLIT_ORDER.index(split) if split in _SPLIT_ORDER else len(_SPLIT_ORDER)
+
+
+def _splits_figure(counts: pd.DataFrame, task: str) -> str:
+    """Bar chart of windows per split, stacked by species when there are few species."""
+    table = counts.pivot_table(index="split", columns="species", values="windows", aggfunc="sum", sort=False)
+    table = table.loc[sorted(table.index, key=_split_key)].fillna(0)
+    fig = Figure(figsize=(5.5, 3.2))
+    ax = fig.subplots()
+    x = np.arange(len(table.index))
+    if 1 < table.shape[1] <= 8:
+        bottom = np.zeros(len(x))
+        for species in table.columns:
+            ax.bar(x, table[species].to_numpy(), bottom=bottom, label=str(species))
+            bottom += table[species].to_numpy()
+        ax.legend(title="species", fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    else:
+        ax.bar(x, table.sum(axis=1).to_numpy(), color=_PREDICTED_COLOUR)
+    for xi, total in zip(x, table.sum(axis=1).to_numpy()):
+        ax.annotate(f"{int(total):,}", (xi, total), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, [str(s) for s in table.index])
+    ax.set_ylabel("windows")
+    ax.margins(y=0.12)
+    ax.set_title(f"{task}: windows per split", fontsize=10)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _figure_html(fig, f"Windows per split for task {task}.")
+
+
+def _splits_task(task: str, path: str | None) -> str:
+    """Counts table and chart for one task."""
+    if path is None:
+        return _p(f"No split counts for task {task}.")
+    counts = _read_tsv(path, _COUNT_COLUMNS)
+    if counts.empty:
+        return _p(f"The split counts of task {task} are empty ({path}).")
+    counts = counts.assign(_k=counts["split"].astype(str).map(_split_key)).sort_values(["_k", "species"], kind="stable")
+    rows = [
+        [_esc(r.species), _esc(r.split), *(_fmt_int(getattr(r, c)) for c in _COUNT_COLUMNS[2:])]
+        for r in counts.itertuples(index=False)
+    ]
+    totals = counts.groupby("split", sort=False)["windows"].sum()
+    totals_text = ", ".join(f"{s}: {int(n):,}" for s, n in sorted(totals.items(), key=lambda kv: _split_key(kv[0])))
+    header = ["species", "split", "sites", "dropped (N)", "dropped (subsample)", "windows"]
+    return (
+        _p(f"Windows per split: {totals_text}.", "meta")
+        + _table(header, rows, range(2, 6))
+        + _splits_figure(counts, task)
+    )
+
+
+def splits_section(data: ReportInputs) -> Section:
+    """Section 2: windows per species and split, per task.
+
+    Args:
+        data: The grouped report inputs.
+
+    Returns:
+        The section.
+    """
+    if not data.tasks:
+        return _no_tasks("splits", "Windows and splits")
+    body = "".join(_task_block("splits", t, _splits_task(t, data.splits.get(t))) for t in data.tasks)
+    return Section("splits", "Windows and splits", body)
+
+
+# --------------------------------------------------------------------------------------------------------- training
+
+
+def _read_history(path: str | None) -> pd.DataFrame | None:
+    """A training history, or None when there is none."""
+    return None if path is None else _read_tsv(path, _HISTORY_COLUMNS)
+
+
+def _plot_history(ax: Any, model: str, history: pd.DataFrame | None) -> None:
+    """Train and validation loss per epoch with the best (lowest val loss) epoch marked."""
+    ax.set_title(model, fontsize=10)
+    ax.spines[["top", "right"]].set_visible(False)
+    if history is None or history.empty:
+        text = "no history" if history is None else "not trained (baseline)"
+        ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="#666")
+        ax.set_axis_off()
+        return
+    ax.plot(history["epoch"], history["train_loss"], "o-", ms=3, color=_TRAIN_COLOUR, label="train")
+    ax.plot(history["epoch"], history["val_loss"], "o-", ms=3, color=_PREDICTED_COLOUR, label="validation")
+    if history["val_loss"].notna().any():
+        best = history.loc[history["val_loss"].idxmin()]
+        ax.axvline(best["epoch"], color="#555", ls=":", lw=1)
+        ax.plot(
+            [best["epoch"]], [best["val_loss"]], "*", ms=12, color="#c62828", label=f"best (epoch {int(best['epoch'])})"
+        )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=7, frameon=False)
+
+
+def _training_figure(task: str, histories: dict[str, pd.DataFrame | None]) -> str:
+    """One loss panel per model."""
+    n = len(histories)
+    ncols = min(3, n)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(4.2 * ncols, 3.1 * nrows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax, (model, history) in zip(axes, histories.items()):
+        _plot_history(ax, model, history)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return _figure_html(fig, f"Training curves for task {task} (★ = epoch with the lowest validation loss).")
+
+
+def _training_row(model: str, info: dict[str, Any], history: pd.DataFrame | None) -> list[str]:
+    """One row of the parameter table."""
+    total, trainable = info.get("total_params"), info.get("trainable_params")
+    share = f"{100 * trainable / total:.1f}%" if total and trainable is not None else "–"
+    if history is None:
+        status, best_epoch, best_loss = "no history", "–", "–"
+    elif history.empty:
+        status, best_epoch, best_loss = "not trained (baseline)", "–", "–"
+    else:
+        best = history.loc[history["val_loss"].idxmin()] if history["val_loss"].notna().any() else None
+        status = f"{len(history)} epoch(s)"
+        best_epoch = _fmt_int(best["epoch"]) if best is not None else "–"
+        best_loss = _fmt_num(best["val_loss"]) if best is not None else "–"
+    return [
+        _esc(model),
+        _esc(info.get("arch", "–")),
+        _fmt_int(total),
+        _fmt_int(trainable),
+        share,
+        _esc(status),
+        best_epoch,
+        best_loss,
+    ]
+
+
+def _training_task(data: ReportInputs, task: str) -> str:
+    """Curves and parameter counts for one task."""
+    models = data.models(task)
+    if not models:
+        return _p(f"No models were trained for task {task}.")
+    histories = {m: _read_history(data.histories.get((task, m))) for m in models}
+    infos = {m: _read_json(data.model_infos[(task, m)]) if (task, m) in data.model_infos else {} for m in models}
+    header = [
+        "model",
+        "arch",
+        "total params",
+        "trainable params",
+        "trainable",
+        "training",
+        "best epoch",
+        "best val loss",
+    ]
+    rows = [_training_row(m, infos[m], histories[m]) for m in models]
+    baselines = [m for m in models if histories[m] is not None and histories[m].empty]
+    note = _p(f"Not trained (baseline): {', '.join(baselines)}.") if baselines else ""
+    return _training_figure(task, histories) + note + _table(header, rows, numeric=[2, 3, 4, 6, 7])
+
+
+def training_section(data: ReportInputs) -> Section:
+    """Section 3: training curves and parameter counts, per task.
+
+    Args:
+        data: The grouped report inputs.
+
+    Returns:
+        The section.
+    """
+    if not data.tasks:
+        return _no_tasks("training", "Training")
+    body = "".join(_task_block("training", t, _training_task(data, t)) for t in data.tasks)
+    return Section("training", "Training", body)
+
+
+# ----------------------------------------------------------------------------------------------------- test metrics
+
+
+def _best_values(df: pd.DataFrame) -> dict[str, float]:
+    """Best value per ranked metric column: highest, or lowest for the loss."""
+    best = {}
+    for col, _, higher in _METRICS:
+        if higher is None or col not in df.columns:
+            continue
+        values = pd.to_numeric(df[col], errors="coerce")
+        if values.notna().any():
+            best[col] = values.max() if higher else values.min()
+    return best
+
+
+def _metric_cell(row: pd.Series, col: str, best: dict[str, float]) -> str:
+    """A metric cell, ``mean ± sd`` when an sd column exists, bold when it is the column's best."""
+    if col == "n_windows":
+        return _fmt_int(row.get(col))
+    sd_col = f"{col}_sd"
+    text = _esc(_fmt_num(row.get(col), row.get(sd_col) if sd_col in row.index else None))
+    value = pd.to_numeric(row.get(col), errors="coerce")
+    if col in best and not pd.isna(value) and np.isclose(value, best[col], rtol=1e-12, atol=0):
+        return f"<strong>{text}</strong>"
+    return text
+
+
+def _metrics_task(task: str, path: str | None) -> str:
+    """The comparison table of one task."""
+    if path is None:
+        return _p(f"No test metrics for task {task}.")
+    df = _read_tsv(path, ["model", *(c for c, _, _ in _METRICS)])
+    if df.empty:
+        return _p(f"The comparison table of task {task} is empty ({path}).")
+    has_sd = any(c.endswith("_sd") for c in df.columns)
+    best = _best_values(df)
+    header = ["model", *(h for _, h, _ in _METRICS), *(["n seeds"] if has_sd else []), "arch"]
+    rows = []
+    for _, row in df.iterrows():
+        cells = [_esc(row["model"]), *(_metric_cell(row, c, best) for c, _, _ in _METRICS)]
+        if has_sd:
+            cells.append(_fmt_int(row.get("n_seeds")))
+        rows.append([*cells, _esc(row.get("arch", "–"))])
+    note = "Values are mean ± sd over seeds. " if has_sd else ""
+    note += "Bold: best in column (highest; lowest for test loss)."
+    return _table(header, rows, numeric=range(1, len(_METRICS) + 1 + has_sd)) + _p(note, "meta")
+
+
+def metrics_section(data: ReportInputs) -> Section:
+    """Section 4: test-set comparison of models, per task (layout of SEEDS.md §1).
+
+    Args:
+        data: The grouped report inputs.
+
+    Returns:
+        The section.
+    """
+    if not data.tasks:
+        return _no_tasks("metrics", "Test metrics")
+    body = "".join(_task_block("metrics", t, _metrics_task(t, data.comparisons.get(t))) for t in data.tasks)
+    return Section("metrics", "Test metrics", body)
+
+
+# --------------------------------------------------------------------------------------------------- example tracks
+
+
+def _decode(values: Iterable[Any]) -> list[str]:
+    """Byte or str values as str."""
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _row_totals(ds: h5py.Dataset, max_elements: int = 1 << 22) -> np.ndarray:
+    """Sum of each row of an (N, ...) dataset, read in chunks."""
+    per_row = max(1, int(np.prod(ds.shape[1:])))
+    step = max(1, max_elements // per_row)
+    totals = np.empty(ds.shape[0], dtype=np.float64)
+    for start in range(0, ds.shape[0], step):
+        block = ds[start : start + step]
+        totals[start : start + step] = np.nansum(block.reshape(len(block), -1), axis=1, dtype=np.float64)
+    return totals
+
+
+def _top_windows(path: str, n: int) -> list[tuple[str, float]]:
+    """The n windows with the largest total observed signal, with their totals."""
+    with h5py.File(path, "r") as fh:
+        totals = _row_totals(fh["observed"])
+        ids = _decode(fh["window_id"][:])
+    order = np.argsort(-totals, kind="stable")[:n]
+    return [(ids[i], float(totals[i])) for i in order]
+
+
+def _window_rows(path: str, window_ids: Sequence[str]) -> tuple[list[str], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Channel names and (observed, predicted) arrays of the given windows in one predictions file."""
+    with h5py.File(path, "r") as fh:
+        obs, pred = fh["observed"], fh["predicted"]
+        if obs.shape != pred.shape or obs.ndim != 3:
+            raise ValueError(f"{path}: observed {obs.shape} and predicted {pred.shape} must be equal (N, C, L)")
+        channels = _decode(fh.attrs.get("channels", [f"channel {i}" for i in range(obs.shape[1])]))
+        index = {wid: i for i, wid in enumerate(_decode(fh["window_id"][:]))}
+        rows = {w: (obs[index[w]], pred[index[w]]) for w in window_ids if w in index}
+    return channels, rows
+
+
+def _plot_track(ax: Any, observed: np.ndarray, predicted: np.ndarray) -> None:
+    """Observed (grey, filled) and predicted (blue line) profile of one channel."""
+    x = np.arange(len(observed))
+    ax.fill_between(x, observed, step="mid", color=_OBSERVED_COLOUR, alpha=0.6, lw=0, label="observed")
+    ax.plot(x, predicted, color=_PREDICTED_COLOUR, lw=1, label="predicted")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.tick_params(labelsize=7)
+
+
+def _window_figure(window: str, total: float, per_model: dict[str, tuple[list[str], dict]]) -> str:
+    """One figure per window: a row per model, a column per channel."""
+    n_ch = max(len(ch) for ch, _ in per_model.values())
+    fig = Figure(figsize=(max(6.0, 3.6 * n_ch), 1.5 * len(per_model) + 0.9), layout="constrained")
+    axes = fig.subplots(len(per_model), n_ch, squeeze=False, sharex=True, sharey="col")
+    for r, (model, (channels, rows)) in enumerate(per_model.items()):
+        axes[r, 0].set_ylabel(model, fontsize=8)
+        for c in range(n_ch):
+            ax = axes[r, c]
+            if r == 0:
+                ax.set_title(channels[c] if c < len(channels) else f"channel {c}", fontsize=9)
+            if window not in rows or c >= len(channels):
+                ax.text(0.5, 0.5, "window not in predictions", ha="center", va="center", transform=ax.transAxes)
+                continue
+            _plot_track(ax, rows[window][0][c], rows[window][1][c])
+    axes[0, 0].legend(fontsize=7, frameon=False, loc="upper left")
+    for ax in axes[-1]:
+        ax.set_xlabel("position in window", fontsize=8)
+    fig.suptitle(f"{window} (total observed signal {total:,.0f})", fontsize=10)
+    return _figure_html(fig, f"Window {window}: observed (grey) vs predicted (blue), total observed {total:,.0f}.")
+
+
+def _examples_task(task: str, predictions: dict[str, str], n_examples: int) -> str:
+    """Example-track figures of one task."""
+    if not predictions:
+        return _p(f"No predictions for task {task}.")
+    if n_examples == 0:
+        return _p("Example tracks are turned off (n_examples: 0).")
+    first_model, first_path = next(iter(predictions.items()))
+    top = _top_windows(first_path, n_examples)
+    if not top:
+        return _p(f"The test set of task {task} has no windows.")
+    ids = [w for w, _ in top]
+    per_model = {m: _window_rows(p, ids) for m, p in predictions.items()}
+    missing = sorted({f"{m}: {w}" for m, (_, rows) in per_model.items() for w in ids if w not in rows})
+    intro = _p(
+        f"The {len(top)} test window(s) with the largest total observed signal in the predictions of "
+        f"{first_model}, shown for every model."
+    )
+    note = _p(f"Windows missing from some predictions: {'; '.join(missing)}.", "bad") if missing else ""
+    return intro + note + "".join(_window_figure(w, t, per_model) for w, t in top)
+
+
+def examples_section(data: ReportInputs) -> Section:
+    """Section 5: observed vs predicted profiles of the strongest test windows, per task.
+
+    Args:
+        data: The grouped report inputs.
+
+    Returns:
+        The section.
+    """
+    if not data.tasks:
+        return _no_tasks("examples", "Example tracks")
+    body = "".join(
+        _task_block("examples", t, _examples_task(t, data.predictions.get(t, {}), data.n_examples)) for t in data.tasks
+    )
+    return Section("examples", "Example tracks", body)
+
+
+# ------------------------------------------------------------------------------------------------------------- page
+
+# Add a section: write a builder taking ReportInputs and returning a Section, then append it here.
+SECTIONS: tuple[SectionBuilder, ...] = (
+    inputs_section,
+    splits_section,
+    training_section,
+    metrics_section,
+    examples_section,
+)
+
+
+def render_page(title: str, sections: Sequence[Section], generated: str) -> str:
+    """The complete HTML page.
+
+    Args:
+        title: Page title.
+        sections: Sections in order.
+        generated: Generation time as text.
+
+    Returns:
+        The HTML document.
+    """
+    toc = "".join(f'<li><a href="#{_esc(s.id)}">{_esc(s.title)}</a></li>' for s in sections)
+    body = "".join(f'<section id="{_esc(s.id)}"><h2>{_esc(s.title)}</h2>{s.html}</section>' for s in sections)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body><main>"
+        f'<header><h1>{_esc(title)}</h1><p class="meta">Generated {_esc(generated)} · dnalm {_esc(__version__)}'
+        "</p></header>"
+        f"<nav><h2>Contents</h2><ol>{toc}</ol></nav>{body}</main></body></html>\n"
+    )
+
+
+def _write_atomic(path: str, text: str) -> None:
+    """Write text to path via a temporary file in the same directory and os.replace."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_report(
+    path: str,
+    *,
+    inputs: Sequence[str],
+    splits: Sequence[str],
+    histories: Sequence[str],
+    model_infos: Sequence[str],
+    comparisons: Sequence[str],
+    predictions: Sequence[str],
+    n_examples: int = 4,
+    title: str = "dnalm report",
+) -> None:
+    """Write the self-contained HTML report.
+
+    Task and model names are parsed from the paths (see ``_PATTERNS``); the order of the
+    paths sets the order of models, and the first model's predictions of a task choose its
+    example windows.
+
+    Args:
+        path: Output HTML file (written atomically).
+        inputs: Download info JSONs (``resources/{species}/…json``).
+        splits: ``results/splits/{task}/counts.tsv`` files.
+        histories: ``results/models/{task}/{model}/history.tsv`` files.
+        model_infos: ``results/models/{task}/{model}/model.json`` files.
+        comparisons: ``results/eval/{task}/comparison.tsv`` files.
+        predictions: ``results/eval/{task}/{model}/predictions.h5`` files.
+        n_examples: Example windows per task (0 turns the figures off).
+        title: Page title.
+
+    Raises:
+        FileNotFoundError: If an input file is missing (all missing files are named).
+        ValueError: If a path does not follow its layout or a table lacks a column.
+    """
+    data = _gather(inputs, splits, histories, model_infos, comparisons, predictions, n_examples)
+    sections = [build(data) for build in SECTIONS]
+    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    _write_atomic(path, render_page(title, sections, generated))

@@ -1,0 +1,241 @@
+"""Training loop with early stopping and checkpoints that resume to the same result after a kill."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from dnalm.losses import profile_count_loss
+from dnalm.metrics import pearson_rows
+from dnalm.models import build_model
+from dnalm.store import WindowStore
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_profile_loss", "val_count_loss", "val_pearson_median",
+                   "lr", "seconds", "best"]
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """The device to use: the one asked for, else CUDA when available, else CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; nothing on the CPU (so CPU runs are exact and reproducible)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def save_atomic(obj: dict, path: str | Path) -> None:
+    """torch.save to a temp file, fsync, then rename: a half-written checkpoint is never at `path`."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        torch.save(obj, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def fingerprint(arch: str, model_params: dict, train_params: dict, seed: int, store: WindowStore) -> str:
+    """Hash of everything that defines a run, so a checkpoint of another run is never resumed."""
+    data = {"arch": arch, "model": model_params, "train": train_params, "seed": seed, "n": len(store),
+            "channels": store.channels, "ids": hashlib.sha1("\n".join(store.meta["ids"]).encode()).hexdigest()}
+    return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def auto_count_weight(store: WindowStore) -> float:
+    """chrombpnet's rule: median total count per window and channel, divided by 10 (at least 1e-3)."""
+    totals = np.concatenate([store.targets[i : i + 4096].sum(axis=-1).ravel() for i in range(0, len(store), 4096)])
+    return max(float(np.median(totals)) / 10.0, 1e-3)
+
+
+def run_epoch(model, store: WindowStore, optimizer, *, epoch: int, seed: int, batch_size: int, jitter: int,
+              revcomp: bool, max_batches: int | None, count_weight: float, device: torch.device) -> float:
+    """Train one epoch; batch order, jitter, flips and dropout are seeded by (seed, epoch). Returns the mean loss."""
+    rng = np.random.default_rng([seed, epoch])
+    torch.manual_seed(seed * 100003 + epoch)
+    order = rng.permutation(len(store))
+    n_batches = math.ceil(len(order) / batch_size)
+    if max_batches is not None:
+        n_batches = min(n_batches, max_batches)
+    model.train()
+    losses = []
+    for b in range(n_batches):
+        index = order[b * batch_size : (b + 1) * batch_size]
+        shifts = rng.integers(-jitter, jitter + 1, size=len(index)) if jitter else None
+        flips = rng.random(len(index)) < 0.5 if revcomp else None
+        x, y = store.batch(index, shifts, flips)
+        x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        with autocast(device):
+            logits, log_counts = model(x)
+        loss, _, _ = profile_count_loss(logits, log_counts, y, count_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+@torch.no_grad()
+def predict(model, store: WindowStore, batch_size: int, device: torch.device):
+    """Predict every window of a store (stored placement, no augmentation); restores the model's mode.
+
+    Yields:
+        (index, profile logits, log counts, targets) per batch, as CPU tensors.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(store), batch_size):
+            index = np.arange(start, min(start + batch_size, len(store)))
+            x, y = store.batch(index)
+            with autocast(device):
+                logits, log_counts = model(torch.from_numpy(x).to(device))
+            yield index, logits.float().cpu(), log_counts.float().cpu(), torch.from_numpy(y)
+    finally:
+        model.train(was_training)
+
+
+def expected_signal(logits: torch.Tensor, log_counts: torch.Tensor) -> torch.Tensor:
+    """Predicted signal per base: softmax profile × predicted total count."""
+    return torch.softmax(logits, dim=-1) * torch.expm1(log_counts).clamp_min(0).unsqueeze(-1)
+
+
+def validate(model, store: WindowStore, batch_size: int, count_weight: float, device: torch.device) -> dict:
+    """Validation loss (total, profile, count, weighted by windows) and median per-window profile Pearson."""
+    sums = np.zeros(3)
+    pearsons = []
+    for index, logits, log_counts, y in predict(model, store, batch_size, device):
+        parts = profile_count_loss(logits, log_counts, y, count_weight)
+        sums += np.array([p.item() for p in parts]) * len(index)
+        pearsons.append(pearson_rows(expected_signal(logits, log_counts).numpy(), y.numpy()))
+    total, profile, count = sums / max(len(store), 1)
+    r = np.concatenate(pearsons) if pearsons else np.array([np.nan])
+    return {"val_loss": total, "val_profile_loss": profile, "val_count_loss": count,
+            "val_pearson_median": float(np.nanmedian(r)) if np.isfinite(r).any() else float("nan")}
+
+
+def initial_state(model, optimizer) -> dict:
+    """Training state before the first epoch."""
+    return {"epoch": 0, "history": [], "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0,
+            "best_state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "done": False}
+
+
+def load_resume(path: Path, fp: str, model, optimizer) -> dict | None:
+    """Load a resumable checkpoint of the same run, or None (absent, unreadable, or another run's)."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a checkpoint from a crashed write of an older version: start over
+        log.warning("ignoring unreadable checkpoint %s (%s)", path, err)
+        return None
+    if state.get("fingerprint") != fp:
+        log.info("checkpoint %s belongs to another configuration; starting over", path)
+        return None
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    log.info("resuming from %s after epoch %d", path, state["epoch"])
+    return state
+
+
+def train(train_store: WindowStore, val_store: WindowStore, out_dir: str, *, arch: str, model_params: dict,
+          train_params: dict, seed: int, threads: int = 1, device: str | None = None) -> dict:
+    """Train a model with early stopping on validation loss, resuming from `out_dir/last.ckpt` when present.
+
+    Writes `last.ckpt` (resumable state) after every epoch, and at the end `best.ckpt` (weights of the best epoch),
+    `history.tsv` and `model.json`.
+
+    Args:
+        train_store: Training windows.
+        val_store: Validation windows.
+        out_dir: Model directory.
+        arch: Architecture (see `dnalm.models.build_model`).
+        model_params: Architecture config.
+        train_params: The model's `train` config block.
+        seed: Seed of initialisation, batch order and augmentation.
+        threads: CPU threads for torch.
+        device: Device name, or None to choose automatically.
+
+    Returns:
+        The model summary written to `model.json`.
+    """
+    torch.set_num_threads(threads)
+    dev = pick_device(device)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tp = dict(train_params)
+    if tp["jitter"] > train_store.flank:
+        raise ValueError(f"train.jitter={tp['jitter']} exceeds the task's window.flank={train_store.flank}")
+    count_weight = tp["count_weight"] if tp["count_weight"] is not None else auto_count_weight(train_store)
+    torch.manual_seed(seed)
+    model = build_model(arch, len(train_store.channels), model_params).to(dev)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tp["lr"], weight_decay=tp["weight_decay"])
+    fp = fingerprint(arch, model_params, tp, seed, train_store)
+    state = load_resume(out / "last.ckpt", fp, model, optimizer) or initial_state(model, optimizer)
+    n_params = sum(p.numel() for p in model.parameters())
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("%s: %d parameters (%d trainable) on %s; count weight %.4g", arch, n_params, n_train, dev, count_weight)
+    while not state["done"] and state["epoch"] < tp["epochs"]:
+        state = train_one(model, optimizer, train_store, val_store, state, tp, seed, count_weight, dev)
+        save_atomic({**state, "fingerprint": fp}, out / "last.ckpt")
+    summary = {"arch": arch, "model_params": model_params, "train_params": tp, "seed": seed,
+               "count_weight": count_weight, "total_params": n_params, "trainable_params": n_train,
+               "best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "device": str(dev),
+               "channels": train_store.channels, "length": train_store.length}
+    save_atomic({**summary, "state_dict": state["best_state"]}, out / "best.ckpt")
+    pd.DataFrame(state["history"], columns=HISTORY_COLUMNS).to_csv(out / "history.tsv", sep="\t", index=False)
+    (out / "model.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def train_one(model, optimizer, train_store, val_store, state: dict, tp: dict, seed: int, count_weight: float,
+              device: torch.device) -> dict:
+    """Run one epoch and validation; update history, best weights and early-stopping counters."""
+    epoch = state["epoch"] + 1
+    t0 = time.perf_counter()
+    train_loss = run_epoch(model, train_store, optimizer, epoch=epoch, seed=seed, batch_size=tp["batch_size"],
+                           jitter=tp["jitter"], revcomp=tp["revcomp"], max_batches=tp["max_batches_per_epoch"],
+                           count_weight=count_weight, device=device)
+    val = validate(model, val_store, tp["batch_size"], count_weight, device)
+    improved = val["val_loss"] < state["best_val"]
+    row = {"epoch": epoch, "train_loss": train_loss, **val, "lr": tp["lr"], "seconds": time.perf_counter() - t0,
+           "best": int(improved)}
+    log.info("epoch %d: train %.3f, val %.3f, val Pearson %.3f, %.1f s%s", epoch, train_loss, val["val_loss"],
+             val["val_pearson_median"], row["seconds"], " (best)" if improved else "")
+    new = dict(state, epoch=epoch, history=state["history"] + [row], model=model.state_dict(),
+               optimizer=optimizer.state_dict())
+    if improved:
+        new.update(best_val=val["val_loss"], best_epoch=epoch, bad_epochs=0,
+                   best_state={k: v.detach().clone() for k, v in model.state_dict().items()})
+    else:
+        new["bad_epochs"] = state["bad_epochs"] + 1
+        if new["bad_epochs"] >= tp["patience"]:
+            log.info("early stopping: no better validation loss for %d epochs", tp["patience"])
+            new["done"] = True
+    return new
+
+
+def load_model(checkpoint: str, device: torch.device | None = None) -> tuple[torch.nn.Module, dict]:
+    """Load a `best.ckpt` as an eval-mode model and its summary."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model = build_model(ckpt["arch"], len(ckpt["channels"]), ckpt["model_params"])
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model.to(device or torch.device("cpu")), {k: v for k, v in ckpt.items() if k != "state_dict"}

@@ -1,0 +1,36 @@
+"""Snakemake entry: fetch one genome, annotation or track and normalise its chromosome names."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+
+import logging
+import os
+
+from dnalm.download import prepare_annotation, prepare_genome, prepare_track
+
+logging.basicConfig(
+    stream=sys.stderr,
+    level=logging.INFO,
+    format="%(asctime)s %(levelname)s %(message)s",
+)
+
+params = snakemake.params  # noqa: F821
+output = snakemake.output  # noqa: F821
+common = dict(
+    md5=params.md5,
+    aliases=dict(params.aliases or {}),
+    search_dirs=[os.getcwd(), str(params.repo)],
+)
+
+if params.kind == "genome":
+    prepare_genome(params.source, output.fasta, output.fai, output.info, **common)
+elif params.kind == "annotation":
+    prepare_annotation(params.source, output.gff, output.info, **common)
+elif params.kind == "track":
+    prepare_track(params.source, output.bw, output.info, **common)
+else:
+    raise ValueError(
+        f"download: unknown kind {params.kind!r} for {params.source}; "
+        "expected 'genome', 'annotation' or 'track'"
+    )

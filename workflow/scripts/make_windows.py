@@ -1,0 +1,16 @@
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+from dnalm.windows import make_windows
+
+make_windows(
+    snakemake.input.fasta,
+    snakemake.input.fai,
+    snakemake.input.plus,
+    snakemake.input.minus,
+    snakemake.output.windows,
+    **snakemake.params.window,
+)

@@ -1,0 +1,18 @@
+"""Snakemake entry script for rule report: write results/report.html."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+
+from dnalm.report import write_report  # noqa: E402
+
+write_report(
+    snakemake.output.html,  # noqa: F821
+    inputs=snakemake.input.inputs,  # noqa: F821
+    splits=snakemake.input.splits,  # noqa: F821
+    histories=snakemake.input.histories,  # noqa: F821
+    model_infos=snakemake.input.model_infos,  # noqa: F821
+    comparisons=snakemake.input.comparisons,  # noqa: F821
+    predictions=snakemake.input.predictions,  # noqa: F821
+    n_examples=snakemake.params.n_examples,  # noqa: F821
+)
