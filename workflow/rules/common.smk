@@ -3,7 +3,6 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 REPO = str(Path(workflow.basedir).parent)
@@ -22,7 +21,9 @@ def check_config(cfg):
     """Cross-checks the schema cannot express; each error names the key."""
     references = [s for s, spec in cfg["species"].items() if spec["reference"]]
     if len(references) > 1:
-        raise ValueError(f"species {references} are all marked reference: true; mark one")
+        raise ValueError(
+            f"species {references} are all marked reference: true; mark one"
+        )
     for task, spec in cfg["tasks"].items():
         if spec["species"] not in cfg["species"]:
             raise ValueError(
@@ -40,7 +41,9 @@ def check_config(cfg):
     for model, spec in cfg["models"].items():
         for task in spec["tasks"]:
             if task not in cfg["tasks"]:
-                raise ValueError(f"models.{model}.tasks: {task!r} is not under tasks (known: {sorted(cfg['tasks'])})")
+                raise ValueError(
+                    f"models.{model}.tasks: {task!r} is not under tasks (known: {sorted(cfg['tasks'])})"
+                )
         for task in get_model_tasks(model, cfg):
             flank = cfg["tasks"][task]["window"]["flank"]
             if spec["train"]["jitter"] > flank:
@@ -101,7 +104,10 @@ def get_task_species(wildcards):
 
 def get_genome(wildcards):
     species = get_task_species(wildcards)
-    return {"fasta": f"resources/{species}/genome.fa", "fai": f"resources/{species}/genome.fa.fai"}
+    return {
+        "fasta": f"resources/{species}/genome.fa",
+        "fai": f"resources/{species}/genome.fa.fai",
+    }
 
 
 def get_genome_fai(wildcards):
@@ -123,7 +129,9 @@ def get_task_tracks(wildcards):
     names = []
     for target in config["tasks"][wildcards.task]["targets"]:
         names += [target[k] for k in ("plus", "minus", "track") if k in target]
-    return {name: f"resources/{species}/tracks/{name}.bw" for name in dict.fromkeys(names)}
+    return {
+        name: f"resources/{species}/tracks/{name}.bw" for name in dict.fromkeys(names)
+    }
 
 
 def get_task_track_files(wildcards):
@@ -179,7 +187,11 @@ def get_store(split):
 
     def store(wildcards):
         prefix = f"results/windows/{wildcards.task}/{split}"
-        return {"seq": f"{prefix}.seq.npy", "targets": f"{prefix}.targets.npy", "meta": f"{prefix}.json"}
+        return {
+            "seq": f"{prefix}.seq.npy",
+            "targets": f"{prefix}.targets.npy",
+            "meta": f"{prefix}.json",
+        }
 
     return store
 
@@ -189,7 +201,10 @@ def get_task_models(task):
 
 
 def get_task_metrics(wildcards):
-    return [f"results/eval/{wildcards.task}/{m}/metrics.json" for m in get_task_models(wildcards.task)]
+    return [
+        f"results/eval/{wildcards.task}/{m}/metrics.json"
+        for m in get_task_models(wildcards.task)
+    ]
 
 
 def get_report_inputs(wildcards):
@@ -206,7 +221,11 @@ def get_report_inputs(wildcards):
         "splits": [f"results/splits/{t}/counts.tsv" for t in config["tasks"]],
         "histories": [f"results/models/{t}/{m}/history.tsv" for t, m in pairs],
         "model_infos": [f"results/models/{t}/{m}/model.json" for t, m in pairs],
-        "comparisons": [f"results/eval/{t}/comparison.tsv" for t in config["tasks"] if get_task_models(t)],
+        "comparisons": [
+            f"results/eval/{t}/comparison.tsv"
+            for t in config["tasks"]
+            if get_task_models(t)
+        ],
         "predictions": [f"results/eval/{t}/{m}/predictions.h5" for t, m in pairs],
     }
 

@@ -5,14 +5,14 @@ rule download_genome:
         info="resources/{species}/genome.json",
     log:
         "logs/download/{species}/genome.log",
+    conda:
+        "../../envs/base.yaml"
     params:
         kind="genome",
         source=get_source("genome"),
         md5=get_md5("genome"),
         aliases=get_aliases,
         repo=REPO,
-    conda:
-        "../../envs/base.yaml"
     script:
         "../scripts/download.py"
 
@@ -23,14 +23,14 @@ rule download_annotation:
         info="resources/{species}/annotation.json",
     log:
         "logs/download/{species}/annotation.log",
+    conda:
+        "../../envs/base.yaml"
     params:
         kind="annotation",
         source=get_source("annotation"),
         md5=get_md5("annotation"),
         aliases=get_aliases,
         repo=REPO,
-    conda:
-        "../../envs/base.yaml"
     script:
         "../scripts/download.py"
 
@@ -41,13 +41,13 @@ rule download_track:
         info="resources/{species}/tracks/{track}.json",
     log:
         "logs/download/{species}/tracks/{track}.log",
+    conda:
+        "../../envs/base.yaml"
     params:
         kind="track",
         source=get_source("track"),
         md5=get_md5("track"),
         aliases=get_aliases,
         repo=REPO,
-    conda:
-        "../../envs/base.yaml"
     script:
         "../scripts/download.py"

@@ -9,13 +9,13 @@ rule evaluate_model:
         metrics="results/eval/{task}/{model}/metrics.json",
     log:
         "logs/evaluate_model/{task}/{model}.log",
-    params:
-        site_threshold=get_site_threshold,
+    conda:
+        "../../envs/train.yaml"
     threads: 2
     resources:
         mem_mb=4000,
-    conda:
-        "../../envs/train.yaml"
+    params:
+        site_threshold=get_site_threshold,
     script:
         "../scripts/evaluate_model.py"
 

@@ -9,9 +9,9 @@ rule report:
         ),
     log:
         "logs/report/report.log",
-    params:
-        n_examples=config["report"]["examples"],
     conda:
         "../../envs/base.yaml"
+    params:
+        n_examples=config["report"]["examples"],
     script:
         "../scripts/report.py"

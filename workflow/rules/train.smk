@@ -15,14 +15,14 @@ rule train_model:
         info="results/models/{task}/{model}/model.json",
     log:
         "logs/train_model/{task}/{model}.log",
-    params:
-        hp=get_model_params,
+    conda:
+        "../../envs/train.yaml"
     threads: 2
     resources:
         gpu=1,
         mem_mb=8000,
         runtime=720,
-    conda:
-        "../../envs/train.yaml"
+    params:
+        hp=get_model_params,
     script:
         "../scripts/train_model.py"

@@ -6,10 +6,10 @@ rule make_windows:
         windows="results/windows/{task}/candidates.tsv",
     log:
         "logs/make_windows/{task}.log",
-    params:
-        window=get_window_params,
     conda:
         "../../envs/base.yaml"
+    params:
+        window=get_window_params,
     script:
         "../scripts/make_windows.py"
 
@@ -28,10 +28,10 @@ rule assign_splits:
         ),
     log:
         "logs/assign_splits/{task}.log",
-    params:
-        split=get_split_params,
     conda:
         "../../envs/base.yaml"
+    params:
+        split=get_split_params,
     script:
         "../scripts/assign_splits.py"
 
@@ -47,13 +47,13 @@ rule build_window_store:
         meta="results/windows/{task}/{split}.json",
     log:
         "logs/build_window_store/{task}/{split}.log",
+    conda:
+        "../../envs/base.yaml"
+    resources:
+        mem_mb=2000,
     params:
         tracks=get_task_tracks,
         targets=get_targets,
         flank=get_flank,
-    resources:
-        mem_mb=2000,
-    conda:
-        "../../envs/base.yaml"
     script:
         "../scripts/build_window_store.py"

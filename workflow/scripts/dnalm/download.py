@@ -21,6 +21,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dnalm.io import umask_mode
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
@@ -106,6 +108,7 @@ def _mktemp(directory: str, name: str) -> str:
     os.makedirs(directory, exist_ok=True)
     fd, path = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
     os.close(fd)
+    umask_mode(path)
     return path
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dnalm.windows import read_fai, read_windows, write_tsv
+from dnalm.io import read_fai, write_tsv
+from dnalm.windows import read_windows
 
 log = logging.getLogger(__name__)
 

@@ -168,6 +168,8 @@ class WindowStore:
         seq[order] = self.seq[index[order]]
         tgt[order] = self.targets[index[order]]
         shifts = np.zeros(len(index), dtype=np.int64) if shifts is None else np.asarray(shifts)
+        if np.any(np.abs(shifts) > self.flank):
+            raise ValueError(f"shifts must be within ±{self.flank} (the store's flank)")
         starts = self.flank + shifts
         cols = starts[:, None] + np.arange(self.length)[None, :]
         seq = np.take_along_axis(seq, cols, axis=1)

@@ -60,7 +60,9 @@ def fingerprint(arch: str, model_params: dict, train_params: dict, seed: int, st
 
 def auto_count_weight(store: WindowStore) -> float:
     """chrombpnet's rule: median total count per window and channel, divided by 10 (at least 1e-3)."""
-    totals = np.concatenate([store.targets[i : i + 4096].sum(axis=-1).ravel() for i in range(0, len(store), 4096)])
+    crop = slice(store.flank, store.flank + store.length)
+    totals = np.concatenate(
+        [store.targets[i : i + 4096, :, crop].sum(axis=-1).ravel() for i in range(0, len(store), 4096)])
     return max(float(np.median(totals)) / 10.0, 1e-3)
 
 

@@ -10,26 +10,11 @@ import pandas as pd
 import pyBigWig
 import pyfaidx
 
+from dnalm.io import read_fai, write_tsv
+
 log = logging.getLogger(__name__)
 
 WINDOW_COLUMNS = ["id", "species", "chrom", "start", "end", "strand", "site", "offset", "reads", "kept", "reason"]
-
-
-def read_fai(fai: str | Path) -> dict[str, int]:
-    """Read chromosome lengths from a FASTA index.
-
-    Args:
-        fai: Path of a `.fai` file.
-
-    Returns:
-        Chromosome name → length, in file order.
-    """
-    sizes = {}
-    with open(fai) as handle:
-        for line in handle:
-            name, length = line.split("\t")[:2]
-            sizes[name] = int(length)
-    return sizes
 
 
 def call_sites(plus: str | Path, minus: str | Path, min_reads: float, chroms: dict[str, int]) -> pd.DataFrame:
@@ -160,14 +145,6 @@ def make_windows(fasta: str, fai: str, plus: str, minus: str, out_tsv: str, *, s
              int(windows["kept"].sum()), windows.loc[~windows["kept"], "reason"].value_counts().to_dict())
     write_tsv(windows, out_tsv)
     return windows
-
-
-def write_tsv(table: pd.DataFrame, path: str | Path) -> None:
-    """Write a table as TSV atomically (temp file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_csv(tmp, sep="\t", index=False)
-    tmp.replace(path)
 
 
 def read_windows(path: str | Path) -> pd.DataFrame:

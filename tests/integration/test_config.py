@@ -1,0 +1,73 @@
+"""The config is validated before anything runs: bad keys and types are errors that name the key."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def dry_run(tmp_path: Path, config: dict) -> subprocess.CompletedProcess:
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "--directory",
+           str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "-n", "--cores", "1"]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def test_demo_config_builds_the_dag(tmp_path: Path) -> None:
+    proc = dry_run(tmp_path, DEMO)
+    assert proc.returncode == 0, proc.stderr
+    for rule in ("download_genome", "make_windows", "assign_splits", "train_model", "evaluate_model", "report"):
+        assert rule in proc.stdout
+
+
+def edit(path: list[str], value) -> dict:
+    config = copy.deepcopy(DEMO)
+    node = config
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (["tasks", "polya", "windw"], {"length": 300}, "windw"),
+        (["models", "bpnet", "train", "epochs"], "ten", "epochs"),
+        (["species", "scer", "genome", "md5"], "not-an-md5", "md5"),
+        (["models", "bpnet", "arch"], "transformer", "arch"),
+        (["tasks", "polya", "targets"], [{"name": "polya", "plus": "polya_plus", "minus": "nope"}], "'nope'"),
+        (["tasks", "polya", "species"], "human", "'human'"),
+        (["models", "bpnet", "train", "jitter"], 40, "jitter"),
+        (["models", "bpnet", "tasks"], ["polyA"], "'polyA'"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path: Path, path, value, expected) -> None:
+    proc = dry_run(tmp_path, edit(path, value))
+    assert proc.returncode != 0
+    assert expected in proc.stderr, proc.stderr[-2000:]
+
+
+def test_defaults_are_filled(tmp_path: Path) -> None:
+    config = copy.deepcopy(DEMO)
+    del config["tasks"]["polya"]["window"]
+    del config["models"]["bpnet"]["train"]
+    proc = dry_run(tmp_path, config)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_lint_and_format() -> None:
+    lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "-s", str(REPO / "workflow" / "Snakefile")],
+                          capture_output=True, text=True, cwd=REPO)
+    assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+    fmt = subprocess.run([str(Path(sys.executable).with_name("snakefmt")), "--check", "workflow/"],
+                         capture_output=True, text=True, cwd=REPO)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr

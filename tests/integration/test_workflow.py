@@ -1,0 +1,131 @@
+"""End to end: the workflow on a reduced demo config (real yeast data from resources/demo) in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
+
+
+def reduced_config() -> dict:
+    """The demo config on fewer windows: train on II, IV and V, validate on XV, test on VII (all 872 windows)."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    task = config["tasks"]["polya"]
+    task["split"]["chromosomes"]["train"] = ["II", "IV", "V"]
+    task["max_windows"] = {"train": 1200, "val": 300}
+    bpnet = config["models"]["bpnet"]
+    bpnet["bpnet"] = {"filters": 32, "layers": 6}
+    bpnet["train"].update(epochs=6, patience=6, lr=0.002)
+    config["models"]["untrained"] = {"arch": "bpnet", "bpnet": bpnet["bpnet"], "train": {"epochs": 0}}
+    return config
+
+
+def run(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run snakemake on `workdir`'s config.yaml."""
+    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def kill_during_training(workdir: Path) -> None:
+    """Start the workflow and SIGKILL it (and its jobs) once the first training checkpoint exists."""
+    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", "2",
+           "results/models/polya/bpnet/best.ckpt"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ckpt = workdir / "results/models/polya/bpnet/last.ckpt"
+    deadline = time.time() + 600
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert ckpt.exists(), "training never wrote last.ckpt"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (workdir / "results/models/polya/bpnet/history.tsv").exists()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    """Run the reduced demo once, killed mid-training and resumed, and return its directory."""
+    workdir = tmp_path_factory.mktemp("demo")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(reduced_config()))
+    kill_during_training(workdir)
+    run(workdir, "--cores", "2", "--rerun-incomplete", "results/report.html")
+    return workdir
+
+
+@pytest.mark.slow
+def test_windows_and_splits(demo_run: Path) -> None:
+    counts = pd.read_csv(demo_run / "results/splits/polya/counts.tsv", sep="\t").set_index("split")
+    # 872 sites with >= 10 reads on VII and 900 on XV (DESIGN.md); none has an N or leaves its chromosome.
+    assert counts.loc["test", "sites"] == 872 and counts.loc["test", "windows"] == 872
+    assert counts.loc["val", "sites"] == 900 and counts.loc["val", "windows"] == 300
+    assert counts.loc["train", "windows"] == 1200
+    windows = pd.read_csv(demo_run / "results/windows/polya/windows.tsv", sep="\t", dtype={"chrom": str})
+    kept = windows[windows["kept"]]
+    assert set(kept.loc[kept["split"] == "test", "chrom"]) == {"VII"}
+    assert set(kept.loc[kept["split"] == "train", "chrom"]) == {"II", "IV", "V"}
+    assert (kept["end"] - kept["start"] == 300).all()
+    assert kept["offset"].abs().max() <= 50 and kept["offset"].std() > 10
+
+
+@pytest.mark.slow
+def test_download_checksums(demo_run: Path) -> None:
+    info = json.loads((demo_run / "resources/scer/genome.json").read_text())
+    assert info["md5"] == info["md5_expected"] == "103245e292833b928981d7bf813f615a"
+    assert info["sequences"] == 17 and info["length"] == 12_157_105
+    gff = (demo_run / "resources/scer/annotation.gff3").read_text()
+    assert gff.startswith("##gff-version 3") and "ID=gene:YDL248W" in gff
+
+
+@pytest.mark.slow
+def test_training_resumed_after_kill(demo_run: Path) -> None:
+    log = (demo_run / "logs/train_model/polya/bpnet.log").read_text()
+    assert "resuming from" in log
+    history = pd.read_csv(demo_run / "results/models/polya/bpnet/history.tsv", sep="\t")
+    assert list(history["epoch"]) == list(range(1, 7))
+
+
+@pytest.mark.slow
+def test_trained_beats_untrained(demo_run: Path) -> None:
+    table = pd.read_csv(demo_run / "results/eval/polya/comparison.tsv", sep="\t").set_index("model")
+    trained, untrained = table.loc["bpnet"], table.loc["untrained"]
+    assert trained["n_windows"] == untrained["n_windows"] == 872
+    assert trained["pearson_mean"] > untrained["pearson_mean"] + 0.05
+    assert trained["auroc"] > untrained["auroc"] + 0.05 and trained["auroc"] > 0.75
+    assert trained["test_loss"] < untrained["test_loss"]
+    for column in ("pearson_median", "pearson_mean", "count_pearson"):
+        assert -1 <= trained[column] <= 1
+    assert 0 < trained["auprc"] <= 1
+
+
+@pytest.mark.slow
+def test_report(demo_run: Path) -> None:
+    html = (demo_run / "results/report.html").read_text()
+    assert "103245e292833b928981d7bf813f615a" in html
+    assert "Pearson median" in html and "untrained" in html
+    assert html.count('src="data:image/png;base64,') >= 3
+    assert 'src="http' not in html and 'href="http' not in html
+
+
+@pytest.mark.slow
+def test_rerun_does_nothing(demo_run: Path) -> None:
+    proc = run(demo_run, "--cores", "2", "results/report.html")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_snakemake_report(demo_run: Path) -> None:
+    run(demo_run, "--report", str(demo_run / "snakemake_report.html"))
+    assert "counts.tsv" in (demo_run / "snakemake_report.html").read_text()

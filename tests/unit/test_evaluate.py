@@ -1,0 +1,117 @@
+"""Tests for dnalm.evaluate: test-set predictions and metrics of a checkpoint, and the model comparison table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dnalm.evaluate import METRICS, compare_models, evaluate
+from dnalm.losses import profile_count_loss
+from dnalm.metrics import profile_metrics
+from dnalm.store import WindowStore
+from dnalm.training import load_model, train
+
+torch.use_deterministic_algorithms(True)
+
+LENGTH, FLANK = 32, 2
+CHANNELS = ["pa/+", "pa/-"]
+
+
+def write_store(directory: Path, split: str, n: int, seed: int) -> list[str]:
+    """A small store in the `write_store` format: random sequences, sparse Poisson targets."""
+    rng = np.random.default_rng(seed)
+    width = LENGTH + 2 * FLANK
+    seq = rng.integers(0, 4, size=(n, width)).astype(np.uint8)
+    targets = rng.poisson(0.3, size=(n, len(CHANNELS), width)).astype(np.float32)
+    targets[:, 0, FLANK + 10] += 5  # a site in every window
+    paths = [str(directory / f"{split}.seq.npy"), str(directory / f"{split}.targets.npy"),
+             str(directory / f"{split}.json")]
+    np.save(paths[0], seq)
+    np.save(paths[1], targets)
+    meta = {"split": split, "n": n, "length": LENGTH, "flank": FLANK, "channels": CHANNELS, "rc_perm": [1, 0],
+            "ids": [f"sp:chr1:{100 * i}:+" for i in range(n)]}
+    Path(paths[2]).write_text(json.dumps(meta))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("eval")
+    params = {"epochs": 2, "batch_size": 8, "lr": 1e-2, "weight_decay": 0.0, "patience": 5, "count_weight": 0.5,
+              "jitter": 0, "revcomp": False, "max_batches_per_epoch": None}
+    train(WindowStore(*write_store(tmp, "train", 16, 1)), WindowStore(*write_store(tmp, "val", 8, 2)),
+          str(tmp / "model"), arch="bpnet", model_params={"filters": 4, "layers": 1, "input_kernel": 5,
+                                                         "profile_kernel": 5}, train_params=params, seed=0)
+    return tmp / "model" / "best.ckpt"
+
+
+def test_evaluate_writes_predictions_and_metrics(checkpoint, tmp_path):
+    store = WindowStore(*write_store(tmp_path, "test", 7, 3))
+    out_h5, out_json = tmp_path / "out" / "predictions.h5", tmp_path / "out" / "metrics.json"
+    out_h5.parent.mkdir()
+
+    returned = evaluate(str(checkpoint), store, str(out_h5), str(out_json), site_threshold=3.0, batch_size=3)
+
+    assert sorted(p.name for p in out_h5.parent.iterdir()) == ["metrics.json", "predictions.h5"]
+    targets = np.array(store.targets[:, :, FLANK : FLANK + LENGTH])
+    with h5py.File(out_h5) as h5:
+        observed, predicted = h5["observed"][:], h5["predicted"][:]
+        ids = [i.decode() for i in h5["window_id"][:]]
+        channels = [c.decode() if isinstance(c, bytes) else str(c) for c in h5.attrs["channels"]]
+    np.testing.assert_array_equal(observed, targets)
+    assert ids == store.meta["ids"]
+    assert channels == CHANNELS
+
+    # predictions of every window (batches of 3 over 7 windows), computed here from the model itself
+    model, info = load_model(str(checkpoint))
+    x, _ = store.batch(np.arange(7))
+    with torch.no_grad():
+        logits, log_counts = model(torch.from_numpy(x))
+    expected = torch.softmax(logits, -1).numpy() * np.expm1(log_counts.numpy()).clip(min=0)[:, :, None]
+    assert predicted.shape == (7, 2, LENGTH)
+    assert (predicted >= 0).all()
+    np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-7)
+
+    metrics = json.loads(out_json.read_text())
+    assert metrics == pytest.approx(returned)
+    assert set(metrics) == {"pearson_median", "pearson_mean", "auroc", "auprc", "count_pearson", "n_windows",
+                            "test_loss", "profile_nll", "count_mse", "arch", "best_epoch", "trainable_params"}
+    total, profile, count = profile_count_loss(logits, log_counts, torch.from_numpy(targets), 0.5)
+    assert metrics["test_loss"] == pytest.approx(total.item(), rel=1e-5)
+    assert metrics["profile_nll"] == pytest.approx(profile.item(), rel=1e-5)
+    assert metrics["count_mse"] == pytest.approx(count.item(), rel=1e-5)
+    for key, value in profile_metrics(expected, targets, 3.0).items():
+        assert metrics[key] == pytest.approx(value, rel=1e-4), key
+    assert metrics["n_windows"] == 7
+    assert (metrics["arch"], metrics["best_epoch"]) == ("bpnet", info["best_epoch"])
+    assert metrics["trainable_params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_compare_models_one_row_per_metrics_file(tmp_path):
+    files = []
+    for i, name in enumerate(["bpnet_small", "bpnet_wide"]):
+        path = tmp_path / "eval" / "task" / name / "metrics.json"
+        path.parent.mkdir(parents=True)
+        metrics = {m: 0.1 * (i + 1) + 0.01 * j for j, m in enumerate(METRICS)}
+        metrics.update(arch="bpnet", n_windows=40 + i, best_epoch=3, profile_nll=1.0)
+        path.write_text(json.dumps(metrics))
+        files.append(str(path))
+    out = tmp_path / "comparison.tsv"
+
+    table = compare_models(files, str(out))
+
+    written = pd.read_csv(out, sep="\t")
+    assert list(written.columns) == ["model", "arch", "n_seeds", *METRICS, "n_windows"]
+    assert list(written["model"]) == ["bpnet_small", "bpnet_wide"]
+    assert list(written["arch"]) == ["bpnet", "bpnet"]
+    assert list(written["n_seeds"]) == [1, 1]
+    assert list(written["n_windows"]) == [40, 41]
+    for j, m in enumerate(METRICS):
+        np.testing.assert_allclose(written[m], [0.1 + 0.01 * j, 0.2 + 0.01 * j], atol=1e-9)
+    assert len(table) == 2

@@ -1,0 +1,216 @@
+"""Tests for dnalm.training: learning a planted motif, checkpoints, exact resume after SIGKILL, early stopping."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dnalm.models import build_model
+from dnalm.store import WindowStore, encode
+from dnalm.training import HISTORY_COLUMNS, load_model, train, validate
+
+torch.use_deterministic_algorithms(True)
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "workflow" / "scripts"
+MOTIF = "TTGACA"
+LENGTH, FLANK = 64, 4
+MODEL = {"filters": 8, "layers": 2, "input_kernel": 7, "profile_kernel": 9}
+PARAMS = {"epochs": 20, "batch_size": 16, "lr": 3e-2, "weight_decay": 0.0, "patience": 20, "count_weight": None,
+          "jitter": FLANK, "revcomp": True, "max_batches_per_epoch": None}
+RUN = {"arch": "bpnet", "model_params": MODEL, "seed": 0, "threads": 1, "device": "cpu"}
+
+
+def revcomp(seq: str) -> str:
+    return seq[::-1].translate(str.maketrans("ACGT", "TGCA"))
+
+
+def write_store(directory: Path, split: str, n: int, seed: int) -> list[str]:
+    """A store in the `write_store` format where the signal is caused by a planted motif.
+
+    Each window holds MOTIF on one strand; 20 reads sit 2 bases into the motif on that strand's channel
+    (channel 0 = the window's strand), over sparse Poisson background. Reverse-complementing a window maps
+    a valid example onto a valid example, so revcomp augmentation is consistent with the data.
+    """
+    rng = np.random.default_rng(seed)
+    width = LENGTH + 2 * FLANK
+    seq = rng.integers(0, 4, size=(n, width)).astype(np.uint8)
+    targets = rng.poisson(0.05, size=(n, 2, width)).astype(np.float32)
+    for i in range(n):
+        pos = int(rng.integers(FLANK, FLANK + LENGTH - len(MOTIF)))
+        if rng.random() < 0.5:
+            seq[i, pos : pos + len(MOTIF)] = encode(MOTIF)
+            targets[i, 0, pos + 2] += 20
+        else:
+            seq[i, pos : pos + len(MOTIF)] = encode(revcomp(MOTIF))
+            targets[i, 1, pos + len(MOTIF) - 3] += 20
+    paths = [str(directory / f"{split}.seq.npy"), str(directory / f"{split}.targets.npy"),
+             str(directory / f"{split}.json")]
+    np.save(paths[0], seq)
+    np.save(paths[1], targets)
+    meta = {"split": split, "n": n, "length": LENGTH, "flank": FLANK, "channels": ["pa/+", "pa/-"],
+            "rc_perm": [1, 0], "ids": [f"{split}{i}" for i in range(n)]}
+    Path(paths[2]).write_text(json.dumps(meta))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory) -> dict:
+    tmp = tmp_path_factory.mktemp("stores")
+    return {"train": write_store(tmp, "train", 64, seed=1), "val": write_store(tmp, "val", 32, seed=2)}
+
+
+def run(stores: dict, out: Path, **overrides) -> dict:
+    params = {**PARAMS, **overrides}
+    return train(WindowStore(*stores["train"]), WindowStore(*stores["val"]), str(out), train_params=params, **RUN)
+
+
+@pytest.fixture(scope="module")
+def reference(stores, tmp_path_factory) -> Path:
+    """An uninterrupted run with PARAMS."""
+    out = tmp_path_factory.mktemp("reference") / "model"
+    run(stores, out)
+    return out
+
+
+def last_ckpt(path: Path) -> dict:
+    return torch.load(path / "last.ckpt", map_location="cpu", weights_only=False)
+
+
+def best_state(path: Path) -> dict:
+    return torch.load(path / "best.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Same best weights, same final weights and optimizer state, same losses in every epoch."""
+    for name, sa, sb in [("best", best_state(a), best_state(b)),
+                         ("last", last_ckpt(a)["model"], last_ckpt(b)["model"])]:
+        assert sa.keys() == sb.keys()
+        for key in sa:
+            assert torch.equal(sa[key], sb[key]), (name, key)
+    la, lb = last_ckpt(a), last_ckpt(b)
+    for key, value in la["optimizer"]["state"].items():
+        for field in value:
+            assert torch.equal(value[field], lb["optimizer"]["state"][key][field]), (key, field)
+    ha = [{k: v for k, v in row.items() if k != "seconds"} for row in la["history"]]
+    hb = [{k: v for k, v in row.items() if k != "seconds"} for row in lb["history"]]
+    assert ha == hb
+    ta, tb = (pd.read_csv(p / "history.tsv", sep="\t").drop(columns="seconds") for p in (a, b))
+    pd.testing.assert_frame_equal(ta, tb, rtol=1e-6)
+    assert json.loads((a / "model.json").read_text()) == json.loads((b / "model.json").read_text())
+
+
+def test_train_learns_and_writes_outputs(reference, stores):
+    assert sorted(p.name for p in reference.iterdir()) == ["best.ckpt", "history.tsv", "last.ckpt", "model.json"]
+    history = pd.read_csv(reference / "history.tsv", sep="\t")
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert list(history["epoch"]) == list(range(1, PARAMS["epochs"] + 1))  # one row per epoch run
+
+    summary = json.loads((reference / "model.json").read_text())
+    best = int(history["val_loss"].idxmin())
+    assert summary["epochs_run"] == PARAMS["epochs"]
+    assert summary["best_epoch"] == history["epoch"][best]
+    assert history["val_loss"][best] < 0.75 * history["val_loss"][0]
+    assert history["val_pearson_median"][best] > history["val_pearson_median"][0] + 0.2
+    running_min = history["val_loss"].cummin()
+    assert list(history["best"]) == [1] + list((history["val_loss"] < running_min.shift())[1:].astype(int))
+    totals = np.load(stores["train"][1])[:, :, FLANK : FLANK + LENGTH].sum(axis=-1)  # the window, not its flanks
+    assert summary["count_weight"] == pytest.approx(np.median(totals) / 10)
+    assert (summary["channels"], summary["length"], summary["arch"]) == (["pa/+", "pa/-"], LENGTH, "bpnet")
+
+    # best.ckpt holds the weights of the best epoch (not the last): they reproduce that epoch's validation loss
+    assert summary["best_epoch"] < summary["epochs_run"]  # precondition of this check, true for this data
+    model, info = load_model(str(reference / "best.ckpt"))
+    val = validate(model, WindowStore(*stores["val"]), 16, info["count_weight"], torch.device("cpu"))
+    assert val["val_loss"] == pytest.approx(history["val_loss"][best], rel=1e-5)
+    assert info["trainable_params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_zero_epochs_writes_the_untrained_model(stores, tmp_path):
+    summary = run(stores, tmp_path / "m", epochs=0)
+    assert summary["epochs_run"] == 0 and summary["best_epoch"] == 0
+    history = pd.read_csv(tmp_path / "m" / "history.tsv", sep="\t")
+    assert list(history.columns) == HISTORY_COLUMNS and len(history) == 0
+    torch.manual_seed(RUN["seed"])
+    fresh = build_model("bpnet", 2, MODEL).state_dict()
+    saved = best_state(tmp_path / "m")
+    assert all(torch.equal(saved[k], fresh[k]) for k in fresh)
+
+
+RESUME_SCRIPT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+torch.use_deterministic_algorithms(True)
+from dnalm.store import WindowStore
+from dnalm.training import train
+args = json.loads(sys.argv[2])
+train(WindowStore(*args["train"]), WindowStore(*args["val"]), args["out"], train_params=args["params"], **args["run"])
+"""
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_result(reference, stores, tmp_path):
+    out = tmp_path / "model"
+    args = {"train": stores["train"], "val": stores["val"], "out": str(out), "params": PARAMS, "run": RUN}
+    proc = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(SCRIPTS), json.dumps(args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (out / "last.ckpt").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "no checkpoint after 120 s"
+        time.sleep(0.001)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = last_ckpt(out)["epoch"]
+    assert 1 <= killed_at < PARAMS["epochs"]  # the kill landed mid-run
+    assert not (out / "best.ckpt").exists()
+
+    run(stores, out)
+    assert last_ckpt(out)["epoch"] == PARAMS["epochs"]
+    assert_same_run(reference, out)
+
+
+@pytest.mark.parametrize("stale", ["other_lr", "unreadable"])
+def test_checkpoint_of_another_run_is_not_resumed(reference, stores, tmp_path, stale):
+    out = tmp_path / "model"
+    if stale == "other_lr":
+        run(stores, out, epochs=3, lr=1e-2)
+        assert last_ckpt(out)["epoch"] == 3
+    else:
+        out.mkdir()
+        (out / "last.ckpt").write_bytes(b"not a checkpoint")
+    run(stores, out)
+    assert_same_run(reference, out)
+
+
+def test_early_stopping_after_patience_epochs_without_improvement(stores, tmp_path):
+    out = tmp_path / "model"
+    summary = run(stores, out, lr=0.0, epochs=10, patience=3)  # weights never change: no later epoch improves
+    history = pd.read_csv(out / "history.tsv", sep="\t")
+    assert summary["epochs_run"] == 4 < 10
+    assert summary["best_epoch"] == 1
+    assert list(history["epoch"]) == [1, 2, 3, 4]
+    assert list(history["best"]) == [1, 0, 0, 0]
+    assert history["val_loss"].nunique() == 1
+
+    again = run(stores, out, lr=0.0, epochs=10, patience=3)  # a finished run is not continued
+    assert again["epochs_run"] == 4
+    assert len(pd.read_csv(out / "history.tsv", sep="\t")) == 4
+
+
+def test_jitter_larger_than_flank_is_an_error(stores, tmp_path):
+    with pytest.raises(ValueError, match="jitter"):
+        run(stores, tmp_path / "model", jitter=FLANK + 1)
+    assert not (tmp_path / "model" / "last.ckpt").exists()
