@@ -53,7 +53,8 @@ def edit(path: list[str], value) -> dict:
 def test_bad_config_names_the_key(tmp_path: Path, path, value, expected) -> None:
     proc = dry_run(tmp_path, edit(path, value))
     assert proc.returncode != 0
-    assert expected in proc.stderr, proc.stderr[-2000:]
+    output = proc.stdout + proc.stderr
+    assert expected in output, output[-2000:]
 
 
 def test_defaults_are_filled(tmp_path: Path) -> None:

@@ -23,10 +23,9 @@ def reduced_config() -> dict:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     task = config["tasks"]["polya"]
     task["split"]["chromosomes"]["train"] = ["II", "IV", "V"]
-    task["max_windows"] = {"train": 1200, "val": 300}
+    task["max_windows"] = {"train": 2000, "val": 300}
     bpnet = config["models"]["bpnet"]
-    bpnet["bpnet"] = {"filters": 32, "layers": 6}
-    bpnet["train"].update(epochs=6, patience=6, lr=0.002)
+    bpnet["train"].update(epochs=6, patience=6)
     config["models"]["untrained"] = {"arch": "bpnet", "bpnet": bpnet["bpnet"], "train": {"epochs": 0}}
     return config
 
@@ -61,6 +60,7 @@ def demo_run(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("demo")
     (workdir / "config.yaml").write_text(yaml.safe_dump(reduced_config()))
     kill_during_training(workdir)
+    run(workdir, "--unlock")  # a killed snakemake leaves its lock, as after a crash: the user unlocks once
     run(workdir, "--cores", "2", "--rerun-incomplete", "results/report.html")
     return workdir
 
@@ -71,7 +71,7 @@ def test_windows_and_splits(demo_run: Path) -> None:
     # 872 sites with >= 10 reads on VII and 900 on XV (DESIGN.md); none has an N or leaves its chromosome.
     assert counts.loc["test", "sites"] == 872 and counts.loc["test", "windows"] == 872
     assert counts.loc["val", "sites"] == 900 and counts.loc["val", "windows"] == 300
-    assert counts.loc["train", "windows"] == 1200
+    assert counts.loc["train", "windows"] == 2000
     windows = pd.read_csv(demo_run / "results/windows/polya/windows.tsv", sep="\t", dtype={"chrom": str})
     kept = windows[windows["kept"]]
     assert set(kept.loc[kept["split"] == "test", "chrom"]) == {"VII"}
@@ -103,7 +103,7 @@ def test_trained_beats_untrained(demo_run: Path) -> None:
     trained, untrained = table.loc["bpnet"], table.loc["untrained"]
     assert trained["n_windows"] == untrained["n_windows"] == 872
     assert trained["pearson_mean"] > untrained["pearson_mean"] + 0.05
-    assert trained["auroc"] > untrained["auroc"] + 0.05 and trained["auroc"] > 0.75
+    assert trained["auroc"] > untrained["auroc"] + 0.1 and trained["auroc"] > 0.75
     assert trained["test_loss"] < untrained["test_loss"]
     for column in ("pearson_median", "pearson_mean", "count_pearson"):
         assert -1 <= trained[column] <= 1

@@ -22,7 +22,7 @@ bpnet\tbpnet\t3\t0.73\t0.02\t0.682\t0.605\t0.92\t939.2\t0.51\t120
 lm_lora\tspecies_lm\t3\t0.809\t0.01\t0.739\t0.64\t0.931\t711.5\t0.62\t120
 baseline\tbpnet\t1\t0.1\t\t0.05\t0.2\t0.5\t2000.0\t0.0\t120
 """
-WINDOW_TOTALS = [1.0, 50.0, 3.0, 90.0, 2.0, 10.0]  # windows 3 and 1 carry the most signal
+WINDOW_TOTALS = [1.0, 50.0, 3.0, 90.0, 2.0, 10.0]
 
 
 class PageParser(HTMLParser):
@@ -196,11 +196,12 @@ def test_training_section(page: tuple[str, PageParser]) -> None:
     assert "No test metrics for task promoters." in text and "No predictions for task promoters." in text
 
 
-def test_examples_pick_strongest_windows(page: tuple[str, PageParser]) -> None:
+def test_examples_pick_typical_windows(page: tuple[str, PageParser]) -> None:
+    # Totals sorted: 1, 2, 3, 10, 50, 90; two examples sit at the 50th and 95th percentile ranks: 3 and 90.
     text, _ = page
-    assert "Window chrVII:3000-3050:+" in text and "Window chrVII:1000-1050:+" in text
-    assert "chrVII:5000-5050:+" not in text and "missing from some predictions" not in text
-    assert text.index("Window chrVII:3000-3050:+") < text.index("Window chrVII:1000-1050:+")
+    assert "Window chrVII:3000-3050:+" in text and "Window chrVII:2000-2050:+" in text
+    assert "Window chrVII:1000-1050:+" not in text and "missing from some predictions" not in text
+    assert text.index("Window chrVII:3000-3050:+") < text.index("Window chrVII:2000-2050:+")
 
 
 def test_empty_report_says_so(tmp_path: Path) -> None:

@@ -214,3 +214,17 @@ def test_jitter_larger_than_flank_is_an_error(stores, tmp_path):
     with pytest.raises(ValueError, match="jitter"):
         run(stores, tmp_path / "model", jitter=FLANK + 1)
     assert not (tmp_path / "model" / "last.ckpt").exists()
+
+
+@pytest.mark.gpu
+def test_cuda_training_with_bf16_autocast_learns(stores, tmp_path):
+    """On a GPU the same code path trains under bf16 autocast and still learns the planted motif."""
+    torch.use_deterministic_algorithms(False)
+    try:
+        summary = train(WindowStore(*stores["train"]), WindowStore(*stores["val"]), str(tmp_path / "cuda"),
+                        train_params=PARAMS, **{**RUN, "device": "cuda"})
+    finally:
+        torch.use_deterministic_algorithms(True)
+    history = pd.read_csv(tmp_path / "cuda" / "history.tsv", sep="\t")
+    assert summary["device"].startswith("cuda")
+    assert history["val_loss"].min() < 0.75 * history["val_loss"][0]

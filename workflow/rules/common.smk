@@ -3,7 +3,28 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+def validate_config(cfg):
+    """Validate the config; list every problem as `dotted.key: message`, then fill in the schema's defaults."""
+    import jsonschema
+    import yaml
+
+    schema_path = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+    schema = yaml.safe_load(schema_path.read_text())
+    errors = jsonschema.Draft202012Validator(schema).iter_errors(cfg)
+    lines = sorted(
+        f"  {'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}"
+        for e in errors
+    )
+    if lines:
+        raise ValueError(
+            f"the config does not match {schema_path} (keys are documented there and in the README):\n"
+            + "\n".join(lines)
+        )
+    validate(cfg, schema="../schemas/config.schema.yaml", set_default=True)
+
+
+validate_config(config)
 
 REPO = str(Path(workflow.basedir).parent)
 SPLITS = ["train", "val", "test"]

@@ -20,6 +20,8 @@ import h5py
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from dnalm import __version__
@@ -682,13 +684,22 @@ def _row_totals(ds: h5py.Dataset, max_elements: int = 1 << 22) -> np.ndarray:
     return totals
 
 
-def _top_windows(path: str, n: int) -> list[tuple[str, float]]:
-    """The n windows with the largest total observed signal, with their totals."""
+def _example_windows(path: str, n: int) -> list[tuple[str, float]]:
+    """n typical windows: those at evenly spaced quantiles (50th to 95th percentile) of total observed signal.
+
+    The strongest windows are often outliers (a few loci with 1000x the median signal), so they are not shown.
+
+    Returns:
+        (window id, total) pairs, the strongest first.
+    """
     with h5py.File(path, "r") as fh:
         totals = _row_totals(fh["observed"])
         ids = _decode(fh["window_id"][:])
-    order = np.argsort(-totals, kind="stable")[:n]
-    return [(ids[i], float(totals[i])) for i in order]
+    ranked = [i for i in np.argsort(totals, kind="stable") if totals[i] > 0]
+    if not ranked or n == 0:
+        return []
+    picks = np.unique(np.round(np.linspace(0.5, 0.95, n) * (len(ranked) - 1)).astype(int))
+    return [(ids[ranked[p]], float(totals[ranked[p]])) for p in picks[::-1]]
 
 
 def _window_rows(path: str, window_ids: Sequence[str]) -> tuple[list[str], dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -704,19 +715,28 @@ def _window_rows(path: str, window_ids: Sequence[str]) -> tuple[list[str], dict[
 
 
 def _plot_track(ax: Any, observed: np.ndarray, predicted: np.ndarray) -> None:
-    """Observed (grey, filled) and predicted (blue line) profile of one channel."""
+    """Observed (grey bars, left axis) and predicted (blue line, right axis) profile of one channel.
+
+    The two get their own y axes: a base-resolution observed profile is often one tall spike while a model spreads
+    the same total over several bases, and on one axis the prediction would look flat.
+    """
     x = np.arange(len(observed))
-    ax.fill_between(x, observed, step="mid", color=_OBSERVED_COLOUR, alpha=0.6, lw=0, label="observed")
-    ax.plot(x, predicted, color=_PREDICTED_COLOUR, lw=1, label="predicted")
-    ax.spines[["top", "right"]].set_visible(False)
+    ax.fill_between(x, observed, step="mid", color=_OBSERVED_COLOUR, alpha=0.8, lw=0.8, edgecolor=_OBSERVED_COLOUR,
+                    label="observed")
+    ax.spines[["top"]].set_visible(False)
     ax.tick_params(labelsize=7)
+    right = ax.twinx()
+    right.plot(x, predicted, color=_PREDICTED_COLOUR, lw=1, label="predicted")
+    right.set_ylim(bottom=0)
+    right.spines[["top"]].set_visible(False)
+    right.tick_params(labelsize=7, colors=_PREDICTED_COLOUR)
 
 
 def _window_figure(window: str, total: float, per_model: dict[str, tuple[list[str], dict]]) -> str:
     """One figure per window: a row per model, a column per channel."""
     n_ch = max(len(ch) for ch, _ in per_model.values())
     fig = Figure(figsize=(max(6.0, 3.6 * n_ch), 1.5 * len(per_model) + 0.9), layout="constrained")
-    axes = fig.subplots(len(per_model), n_ch, squeeze=False, sharex=True, sharey="col")
+    axes = fig.subplots(len(per_model), n_ch, squeeze=False, sharex=True)
     for r, (model, (channels, rows)) in enumerate(per_model.items()):
         axes[r, 0].set_ylabel(model, fontsize=8)
         for c in range(n_ch):
@@ -727,7 +747,9 @@ def _window_figure(window: str, total: float, per_model: dict[str, tuple[list[st
                 ax.text(0.5, 0.5, "window not in predictions", ha="center", va="center", transform=ax.transAxes)
                 continue
             _plot_track(ax, rows[window][0][c], rows[window][1][c])
-    axes[0, 0].legend(fontsize=7, frameon=False, loc="upper left")
+    handles = [Patch(color=_OBSERVED_COLOUR, label="observed (left axis)"),
+               Line2D([], [], color=_PREDICTED_COLOUR, label="predicted (right axis)")]
+    axes[0, 0].legend(handles=handles, fontsize=7, frameon=False, loc="upper left")
     for ax in axes[-1]:
         ax.set_xlabel("position in window", fontsize=8)
     fig.suptitle(f"{window} (total observed signal {total:,.0f})", fontsize=10)
@@ -741,22 +763,23 @@ def _examples_task(task: str, predictions: dict[str, str], n_examples: int) -> s
     if n_examples == 0:
         return _p("Example tracks are turned off (n_examples: 0).")
     first_model, first_path = next(iter(predictions.items()))
-    top = _top_windows(first_path, n_examples)
+    top = _example_windows(first_path, n_examples)
     if not top:
         return _p(f"The test set of task {task} has no windows.")
     ids = [w for w, _ in top]
     per_model = {m: _window_rows(p, ids) for m, p in predictions.items()}
     missing = sorted({f"{m}: {w}" for m, (_, rows) in per_model.items() for w in ids if w not in rows})
     intro = _p(
-        f"The {len(top)} test window(s) with the largest total observed signal in the predictions of "
-        f"{first_model}, shown for every model."
+        f"{len(top)} typical test window(s), at evenly spaced quantiles (50th to 95th percentile) of total observed "
+        f"signal in the predictions of {first_model}, shown for every model. Grey: observed signal (left axis); blue: "
+        "predicted signal, profile × predicted total count (right axis)."
     )
     note = _p(f"Windows missing from some predictions: {'; '.join(missing)}.", "bad") if missing else ""
     return intro + note + "".join(_window_figure(w, t, per_model) for w, t in top)
 
 
 def examples_section(data: ReportInputs) -> Section:
-    """Section 5: observed vs predicted profiles of the strongest test windows, per task.
+    """Section 5: observed vs predicted profiles of typical test windows, per task.
 
     Args:
         data: The grouped report inputs.
