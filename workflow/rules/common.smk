@@ -228,6 +228,129 @@ def get_task_metrics(wildcards):
     ]
 
 
+def get_qc_reference(species, cfg=config):
+    """Species whose genome `species` is Mash-compared to: its qc_reference, else the reference species, else None."""
+    spec = cfg["species"][species]
+    if spec["qc_reference"] is not None:
+        return spec["qc_reference"]
+    references = [s for s, v in cfg["species"].items() if v["reference"]]
+    return references[0] if references else None
+
+
+def get_busco_lineage(cfg=config):
+    """Absolute path of qc.busco.lineage (the working directory first, then the repository), or None."""
+    lineage = cfg["qc"]["busco"]["lineage"]
+    if lineage is None:
+        return None
+    candidates = (
+        [lineage]
+        if os.path.isabs(lineage)
+        else [os.path.join(os.getcwd(), lineage), os.path.join(REPO, lineage)]
+    )
+    for candidate in candidates:
+        if os.path.isdir(candidate):
+            return os.path.abspath(candidate)
+    raise ValueError(
+        f"qc.busco.lineage: directory {lineage!r} not found (tried {', '.join(candidates)}); "
+        "set it to a local *_odb10 lineage directory, or null to skip BUSCO"
+    )
+
+
+def get_busco_mode(species, cfg=config):
+    """BUSCO mode of a species: qc.busco.mode, with auto = proteins when the species has a proteins FASTA."""
+    mode = cfg["qc"]["busco"]["mode"]
+    if mode == "auto":
+        return "genome" if cfg["species"][species]["proteins"] is None else "proteins"
+    return mode
+
+
+def check_qc_config(cfg):
+    """QC cross-checks: Mash references exist, proteins mode has proteins, the BUSCO lineage directory exists."""
+    for species, spec in cfg["species"].items():
+        reference = spec["qc_reference"]
+        if reference is not None and reference not in cfg["species"]:
+            raise ValueError(
+                f"species.{species}.qc_reference: {reference!r} is not under species (known: {sorted(cfg['species'])})"
+            )
+        if (
+            cfg["qc"]["busco"]["lineage"] is not None
+            and get_busco_mode(species, cfg) == "proteins"
+            and spec["proteins"] is None
+        ):
+            raise ValueError(
+                f"species.{species}.proteins: qc.busco.mode is proteins, but species {species} has no proteins FASTA"
+            )
+    get_busco_lineage(cfg)
+
+
+def get_qc_species(wildcards=None):
+    """Every configured species, in config order: each gets a QC row."""
+    return list(config["species"])
+
+
+def get_mash_params(wildcards):
+    return dict(config["qc"]["mash"])
+
+
+def get_busco_sequences(wildcards):
+    """Input of run_busco: the proteins FASTA in proteins mode, else the genome."""
+    kind = "proteins" if get_busco_mode(wildcards.species) == "proteins" else "genome"
+    return f"resources/{wildcards.species}/{kind}.fa"
+
+
+def get_busco_params(wildcards):
+    return {
+        "lineage": get_busco_lineage(),
+        "mode": get_busco_mode(wildcards.species),
+        "augustus_species": config["qc"]["busco"]["augustus_species"],
+    }
+
+
+def get_qc_inputs(wildcards):
+    """Inputs of assess_genome: genome, sketches (own and reference), annotation and BUSCO scores when configured."""
+    species = wildcards.species
+    inputs = {
+        "fasta": f"resources/{species}/genome.fa",
+        "sketch": f"results/qc/mash/{species}.msh",
+    }
+    reference = get_qc_reference(species)
+    if reference is not None:
+        inputs["reference_sketch"] = f"results/qc/mash/{reference}.msh"
+    if config["species"][species]["annotation"] is not None:
+        inputs["annotation"] = f"resources/{species}/annotation.gff3"
+    if config["qc"]["busco"]["lineage"] is not None:
+        inputs["busco"] = f"results/qc/busco/{species}.json"
+    return inputs
+
+
+def get_qc_params(wildcards):
+    """Params of assess_genome."""
+    qc = config["qc"]
+    return {
+        "species": wildcards.species,
+        "reference": get_qc_reference(wildcards.species),
+        "mash": dict(qc["mash"]),
+        "repeat_method": qc["repeats"]["method"],
+        "window": qc["gene_window"],
+    }
+
+
+def get_qc_sketches(wildcards):
+    return [f"results/qc/mash/{s}.msh" for s in get_qc_species()]
+
+
+def get_qc_genomes(wildcards):
+    return [f"results/qc/{s}.json" for s in get_qc_species()]
+
+
+def get_qc_outputs():
+    """Every QC output the report reads (none without species)."""
+    if not config["species"]:
+        return []
+    tables = ["summary.tsv", "thresholds.tsv", "mash_distances.tsv"]
+    return get_qc_genomes(None) + [f"results/qc/{t}" for t in tables]
+
+
 def get_report_inputs(wildcards):
     """Every file the report reads."""
     inputs = []
@@ -248,11 +371,14 @@ def get_report_inputs(wildcards):
             if get_task_models(t)
         ],
         "predictions": [f"results/eval/{t}/{m}/predictions.h5" for t, m in pairs],
+        "qc": get_qc_outputs(),
     }
 
 
 def get_final_output():
-    return ["results/report.html"]
+    qc = ["results/qc/pretrain_genomes.txt"] if config["species"] else []
+    return ["results/report.html", *qc]
 
 
 check_config(config)
+check_qc_config(config)

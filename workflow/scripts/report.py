@@ -15,4 +15,5 @@ write_report(
     comparisons=snakemake.input.comparisons,  # noqa: F821
     predictions=snakemake.input.predictions,  # noqa: F821
     n_examples=snakemake.params.n_examples,  # noqa: F821
+    qc=snakemake.input.qc,  # noqa: F821
 )

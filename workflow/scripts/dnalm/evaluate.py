@@ -12,9 +12,9 @@ import pandas as pd
 import torch
 
 from dnalm.losses import profile_count_loss
-from dnalm.metrics import profile_metrics
+from dnalm.metrics import pearson_rows, profile_metrics
 from dnalm.store import WindowStore
-from dnalm.training import expected_signal, load_model, pick_device, predict
+from dnalm.training import autocast, expected_signal, load_model, pick_device, predict
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +22,9 @@ METRICS = ["pearson_median", "pearson_mean", "auprc", "auroc", "test_loss", "cou
 
 
 def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metrics: str, *, site_threshold: float,
-             batch_size: int = 64, threads: int = 1, device: str | None = None) -> dict:
-    """Predict the test windows, write `predictions.h5` and `metrics.json`.
+             out_counterfactual: str | None = None, batch_size: int = 64, threads: int = 1,
+             device: str | None = None) -> dict:
+    """Predict the test windows, write `predictions.h5`, `metrics.json` and the species-token counterfactual.
 
     Args:
         checkpoint: `best.ckpt` of a model.
@@ -31,6 +32,7 @@ def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metr
         out_predictions: HDF5 with observed and predicted signal (N, C, L), window ids and channel names.
         out_metrics: JSON of test loss and the metrics of `dnalm.metrics.profile_metrics`.
         site_threshold: Observed signal that makes a base a site (AUROC/AUPRC).
+        out_counterfactual: TSV of `species_counterfactual` (None: not computed).
         batch_size: Windows per batch.
         threads: CPU threads.
         device: Device, or None to choose.
@@ -60,8 +62,63 @@ def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metr
     metrics.update(test_loss=total, profile_nll=profile, count_mse=count, arch=info["arch"],
                    best_epoch=info["best_epoch"], trainable_params=info["trainable_params"])
     Path(out_metrics).write_text(json.dumps(metrics, indent=2))
+    if out_counterfactual is not None:
+        table = species_counterfactual(model, store, batch_size, dev)
+        table.to_csv(out_counterfactual, sep="\t", index=False, float_format="%.5f")
     log.info("test metrics: %s", metrics)
     return metrics
+
+
+COUNTERFACTUAL_COLUMNS = ["species", "token_in_use", "mean_delta_log_count", "mean_abs_delta_log_count",
+                          "profile_pearson_median", "n_windows"]
+
+
+def species_counterfactual(model, store: WindowStore, batch_size: int, device: torch.device) -> pd.DataFrame:
+    """Predictions on the test windows with the species token swapped to every species of the model's vocabulary.
+
+    For each species: the mean change of the predicted log(1 + total count) against the true token's prediction
+    (signed and absolute, over windows and channels), and the median per-window Pearson between the swapped and the
+    original predicted profiles. Models without a species token (BPNet) give an empty table.
+
+    Args:
+        model: A trained model; language models have `use_species` and `vocab`.
+        store: Test windows.
+        batch_size: Windows per batch.
+        device: Device.
+
+    Returns:
+        One row per species token (the one in use included, as the no-change reference).
+    """
+    if not hasattr(model, "use_species"):
+        return pd.DataFrame(columns=COUNTERFACTUAL_COLUMNS)
+    from dnalm.tokenize import species_names
+
+    names = species_names(model.vocab)
+    deltas: dict[str, list] = {name: [] for name in names}
+    pearsons: dict[str, list] = {name: [] for name in names}
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(store), batch_size):
+            x = torch.from_numpy(store.batch(np.arange(start, min(start + batch_size, len(store))))[0]).to(device)
+            with torch.no_grad(), autocast(device):
+                ref_logits, ref_counts = (t.float() for t in model(x))
+                for name in names:
+                    with model.use_species(name):
+                        logits, counts = (t.float() for t in model(x))
+                    deltas[name].append((counts - ref_counts).cpu().numpy().ravel())
+                    pearsons[name].append(pearson_rows(torch.softmax(logits, -1).cpu().numpy(),
+                                                       torch.softmax(ref_logits, -1).cpu().numpy()))
+    finally:
+        model.train(was_training)
+    rows = []
+    for name in names:
+        delta = np.concatenate(deltas[name])
+        rows.append({"species": name, "token_in_use": name == model.species,
+                     "mean_delta_log_count": float(delta.mean()), "mean_abs_delta_log_count": float(np.abs(delta).mean()),
+                     "profile_pearson_median": float(np.nanmedian(np.concatenate(pearsons[name]))),
+                     "n_windows": len(store)})
+    return pd.DataFrame(rows, columns=COUNTERFACTUAL_COLUMNS)
 
 
 def compare_models(metric_files: list[str], out_tsv: str) -> pd.DataFrame:

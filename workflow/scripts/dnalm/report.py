@@ -1,4 +1,4 @@
-"""Self-contained HTML report: inputs, splits, training curves, test metrics and example tracks."""
+"""Self-contained HTML report: inputs, genome QC, splits, training curves, test metrics and example tracks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -54,6 +54,12 @@ _PATTERNS: dict[str, tuple[str, re.Pattern[str]]] = {
     "prediction": (
         "results/eval/{task}/{model}/predictions.h5",
         re.compile(r"(?:^|/)results/eval/(?P<task>[^/]+)/(?P<model>[^/]+)/predictions\.h5$"),
+    ),
+    "qc": (
+        "results/qc/{species}.json, results/qc/summary.tsv, results/qc/thresholds.tsv or results/qc/mash_distances.tsv",
+        re.compile(
+            r"(?:^|/)results/qc/(?:(?P<table>summary|thresholds|mash_distances)\.tsv|(?P<species>[^/]+)\.json)$"
+        ),
     ),
 }
 
@@ -109,6 +115,16 @@ class Section(NamedTuple):
 
 
 @dataclass(frozen=True)
+class QcFiles:
+    """Genome QC outputs: per-genome JSONs by species, and the summary, thresholds and Mash tables (None if absent)."""
+
+    genomes: dict[str, str] = field(default_factory=dict)
+    summary: str | None = None
+    thresholds: str | None = None
+    mash_distances: str | None = None
+
+
+@dataclass(frozen=True)
 class ReportInputs:
     """Report input paths grouped by the task and model their paths encode."""
 
@@ -120,6 +136,7 @@ class ReportInputs:
     predictions: dict[str, dict[str, str]]
     tasks: list[str]
     n_examples: int
+    qc: QcFiles = field(default_factory=QcFiles)
 
     def models(self, task: str) -> list[str]:
         """Models trained for a task, in input order (model.json first, then histories).
@@ -327,13 +344,14 @@ def _gather(
     comparisons: Sequence[str],
     predictions: Sequence[str],
     n_examples: int,
+    qc: Sequence[str] = (),
 ) -> ReportInputs:
     """Check and group all report inputs (see ``write_report`` for the arguments)."""
     if n_examples < 0:
         raise ValueError(f"n_examples must be >= 0, got {n_examples}")
     for path in inputs:
         _parse("input", path)
-    _check_exist([*inputs, *splits, *histories, *model_infos, *comparisons, *predictions])
+    _check_exist([*inputs, *splits, *histories, *model_infos, *comparisons, *predictions, *qc])
     preds: dict[str, dict[str, str]] = {}
     for (task, model), path in _by_model("prediction", predictions).items():
         preds.setdefault(task, {})[model] = path
@@ -346,6 +364,7 @@ def _gather(
         predictions=preds,
         tasks=[],
         n_examples=n_examples,
+        qc=_qc_files(qc),
     )
     keys = [*data.splits, *(t for t, _ in data.model_infos), *(t for t, _ in data.histories)]
     tasks = list(dict.fromkeys([*keys, *data.comparisons, *data.predictions]))
@@ -795,11 +814,216 @@ def examples_section(data: ReportInputs) -> Section:
     return Section("examples", "Example tracks", body)
 
 
+# ---------------------------------------------------------------------------------------------------------- genome QC
+
+_PASS_COLOUR = "#2e7d32"
+_FAIL_COLOUR = "#c62828"
+# (summary column, panel title, threshold key, scale for display, unit suffix)
+_QC_BARS: tuple[tuple[str, str, str | None, float, str], ...] = (
+    ("mash_distance", "Mash distance to reference", "max_mash_distance", 1.0, ""),
+    ("busco_complete", "BUSCO complete (C)", "min_busco_complete", 1.0, "%"),
+    ("repeat_fraction", "Repeat fraction", "max_repeat_fraction", 100.0, "%"),
+    ("coding_fraction", "Coding fraction", "min_coding_fraction", 100.0, "%"),
+    ("n_fraction", "N fraction", "max_n_fraction", 100.0, "%"),
+    ("genes_per_window_median", "Protein-coding genes per window (median)", None, 1.0, ""),
+)
+
+
+def _qc_files(paths: Sequence[str]) -> QcFiles:
+    """Group QC outputs by the kind their path encodes."""
+    tables: dict[str, str] = {}
+    genomes: dict[str, str] = {}
+    for path in paths:
+        groups = _parse("qc", path)
+        if groups["table"]:
+            tables[groups["table"]] = str(path)
+        else:
+            genomes[groups["species"]] = str(path)
+    return QcFiles(genomes, tables.get("summary"), tables.get("thresholds"), tables.get("mash_distances"))
+
+
+def _pct(value: Any, digits: int = 1) -> str:
+    """A fraction as a percentage, or an en dash when missing."""
+    return "–" if _is_missing(value) else f"{100 * float(value):.{digits}f}%"
+
+
+def _qc_row(row: pd.Series, genome: dict[str, Any], busco_skipped: bool) -> list[str]:
+    """One row of the QC summary table."""
+    busco = genome.get("busco", {})
+    mash = "–"
+    if not _is_missing(row["mash_distance"]):
+        mash = f"{float(row['mash_distance']):.3f} ({_fmt_int(row['mash_shared_hashes'])})"
+    median, mean = row["genes_per_window_median"], row["genes_per_window_mean"]
+    genes = "–" if _is_missing(median) else f"{float(median):g} (mean {float(mean):.1f})"
+    unchecked = [p for p in str(row["not_checked"] or "").split("; ") if p and not (busco_skipped and "BUSCO" in p)]
+    verdict = '<span class="ok">✓ admitted</span>'
+    if not row["pass"]:
+        verdict = f'<span class="bad">✗</span> {_esc(row["reasons"])}'
+    if unchecked:
+        verdict += f'<br><span class="muted">not checked: {_esc("; ".join(unchecked))}</span>'
+    return [
+        _esc(row["species"]),
+        _fmt_int(row["length"]),
+        _fmt_int(row["sequences"]),
+        _fmt_int(row["n50"]),
+        _pct(row["gc_fraction"]),
+        _pct(row["n_fraction"], 3),
+        _fmt_int(row["iupac_count"]),
+        _esc(row["mash_reference"] if not _is_missing(row["mash_reference"]) else "–"),
+        _esc(mash),
+        _esc(busco.get("summary", "skipped")),
+        f"{_pct(row['repeat_fraction'])} ({_esc(row['repeat_method'])})",
+        _pct(row["coding_fraction"]),
+        _esc(genes),
+        verdict,
+    ]
+
+
+def _qc_bar_panel(ax: Any, table: pd.DataFrame, spec: tuple, limits: dict[str, float], note: str | None) -> None:
+    """One measure as bars per genome, green if admitted and red if not, with its threshold as a dashed line."""
+    column, title, key, scale, unit = spec
+    ax.set_title(title, fontsize=9)
+    ax.spines[["top", "right"]].set_visible(False)
+    x = np.arange(len(table))
+    ax.set_xticks(x, table["species"].astype(str).tolist(), rotation=35, ha="right", fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    if note:
+        ax.set_ylim(0, 100 * scale)
+        ax.text(0.5, 0.5, note, ha="center", va="center", transform=ax.transAxes, fontsize=8, color="#666")
+        return
+    values = pd.to_numeric(table[column], errors="coerce") * scale
+    colours = [_PASS_COLOUR if ok else _FAIL_COLOUR for ok in table["pass"]]
+    ax.bar(x, values.fillna(0).to_numpy(), color=colours)
+    for xi, value in zip(x, values):
+        label = "n/a" if pd.isna(value) else f"{value:.3g}{unit}"
+        ax.annotate(label, (xi, 0 if pd.isna(value) else value), ha="center", va="bottom", fontsize=7)
+    limit = limits.get(key) if key else None
+    if limit is not None:
+        ax.axhline(limit * scale, color="#333", ls="--", lw=1)
+        ax.annotate(f"{'max' if key.startswith('max') else 'min'} {limit * scale:g}{unit}", (0.0, limit * scale),
+                    xycoords=("axes fraction", "data"), ha="left", va="bottom", fontsize=7, color="#333")
+    ax.margins(y=0.15)
+
+
+def _qc_bars_figure(table: pd.DataFrame, limits: dict[str, float], busco_skipped: bool) -> str:
+    """Bars of the gated measures (and genes per window) with thresholds."""
+    fig = Figure(figsize=(11, 6.4), layout="constrained")
+    axes = fig.subplots(2, 3).ravel()
+    for ax, spec in zip(axes, _QC_BARS):
+        note = "BUSCO skipped:\nqc.busco.lineage is null" if spec[0] == "busco_complete" and busco_skipped else None
+        _qc_bar_panel(ax, table, spec, limits, note)
+    fig.legend(handles=[Patch(color=_PASS_COLOUR, label="admitted"), Patch(color=_FAIL_COLOUR, label="rejected"),
+                        Line2D([], [], color="#333", ls="--", label="threshold")],
+               loc="outside upper center", ncols=3, fontsize=8, frameon=False)
+    return _figure_html(fig, "QC measures per genome; dashed lines are the thresholds of qc.thresholds (n/a: not "
+                        "measured, e.g. no annotation).")
+
+
+def _mash_figure(matrix: pd.DataFrame) -> str:
+    """Heat map of the Mash distance matrix, values written in the cells."""
+    n = len(matrix)
+    fig = Figure(figsize=(max(4.5, 0.75 * n + 2.5), max(3.6, 0.6 * n + 1.6)), layout="constrained")
+    ax = fig.subplots()
+    values = matrix.to_numpy(dtype=float)
+    image = ax.imshow(values, cmap="viridis_r", vmin=0, vmax=max(float(np.nanmax(values)), 1e-9))
+    labels = [str(s) for s in matrix.index]
+    ax.set_xticks(range(n), labels, rotation=35, ha="right", fontsize=8)
+    ax.set_yticks(range(n), labels, fontsize=8)
+    if n <= 25:
+        for i in range(n):
+            for j in range(n):
+                dark = values[i, j] > 0.5 * np.nanmax(values)
+                ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black")
+    fig.colorbar(image, ax=ax, label="Mash distance", shrink=0.8)
+    return _figure_html(fig, "Mash distances between all genomes (mash triangle; 0 = identical k-mer sets, 1 = no "
+                        "shared hash). Whole k-mer sets are compared: a chromosome against a whole genome is far "
+                        "even when identical.")
+
+
+def _genes_window_figure(genomes: dict[str, dict[str, Any]]) -> str:
+    """Distribution of protein-coding genes per window, one line per annotated genome."""
+    fig = Figure(figsize=(6.5, 3.4), layout="constrained")
+    ax = fig.subplots()
+    window = None
+    for species, genome in genomes.items():
+        per_window = (genome.get("annotation") or {}).get("genes_per_window")
+        if not per_window:
+            continue
+        window = genome["annotation"]["window"]
+        hist = np.asarray(per_window["histogram"], dtype=float)
+        ax.step(np.arange(hist.size), hist / hist.sum(), where="mid",
+                label=f"{species} (median {per_window['median']:g}, {int(hist.sum())} windows)")
+    if window is None:
+        return ""
+    ax.set_xlabel(f"protein-coding genes per {window:,} bp window")
+    ax.set_ylabel("fraction of windows")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(fontsize=7, frameon=False)
+    return _figure_html(fig, "Genes per window: each protein-coding gene counts in the window holding its midpoint; "
+                        "windows tile each sequence, a last partial window is left out.")
+
+
+def _qc_gate_text(table: pd.DataFrame, busco_skipped: bool) -> str:
+    """Which genomes the gate admitted and why the others were rejected."""
+    admitted = table.loc[table["pass"], "species"].astype(str).tolist()
+    rejected = [f"{r.species} ({r.reasons})" for r in table.loc[~table["pass"]].itertuples()]
+    text = (f"{len(table)} genome(s) checked; the gate admitted {len(admitted)} to language-model pretraining "
+            f"(results/qc/pretrain_genomes.txt): {', '.join(admitted) or 'none'}.")
+    if rejected:
+        text += f" Rejected: {'; '.join(rejected)}."
+    html_text = _p(text, "meta")
+    if busco_skipped:
+        html_text += _p("BUSCO was not run: qc.busco.lineage is null (set it to a local *_odb10 lineage directory). "
+                        "The BUSCO threshold was therefore not applied.", "bad")
+    return html_text
+
+
+def _thresholds_table(path: str | None) -> tuple[str, dict[str, float], bool]:
+    """The thresholds table, the active limits and whether BUSCO was skipped."""
+    if path is None:
+        return "", {}, False
+    df = _read_tsv(path, ["threshold", "limit", "status"])
+    limits = {r.threshold: float(r.limit) for r in df.itertuples() if not _is_missing(r.limit)}
+    busco_skipped = df["status"].astype(str).str.contains("BUSCO skipped").any()
+    rows = [[_esc(r.threshold), "–" if _is_missing(r.limit) else _esc(f"{float(r.limit):g}"), _esc(r.status)]
+            for r in df.itertuples()]
+    return _table(["threshold (qc.thresholds)", "limit", "status"], rows, numeric=[1]), limits, bool(busco_skipped)
+
+
+def qc_section(data: ReportInputs) -> Section:
+    """Genome QC: summary table, gated measures against their thresholds, Mash heat map, genes per window.
+
+    Args:
+        data: The grouped report inputs.
+
+    Returns:
+        The section.
+    """
+    qc = data.qc
+    if qc.summary is None:
+        return Section("qc", "Genome QC", _p("Genome QC was not run (no species configured)."))
+    table = _read_tsv(qc.summary, ["species", "pass", "reasons", "not_checked"])
+    table["pass"] = table["pass"].astype(str).str.lower() == "true"
+    table["reasons"] = table["reasons"].fillna("")
+    genomes = {s: _read_json(p) for s, p in qc.genomes.items()}
+    thresholds_html, limits, busco_skipped = _thresholds_table(qc.thresholds)
+    header = ["species", "length", "seqs", "N50", "GC", "N", "IUPAC", "Mash ref", "Mash distance (shared hashes)",
+              "BUSCO", "repeats", "coding", "genes / window", "gate"]
+    rows = [_qc_row(r, genomes.get(str(r["species"]), {}), busco_skipped) for _, r in table.iterrows()]
+    body = (_qc_gate_text(table, busco_skipped) + _table(header, rows, numeric=[1, 2, 3, 4, 5, 6, 10, 11])
+            + thresholds_html + _qc_bars_figure(table, limits, busco_skipped))
+    if qc.mash_distances is not None:
+        body += _mash_figure(pd.read_csv(qc.mash_distances, sep="\t", index_col=0))
+    return Section("qc", "Genome QC", body + _genes_window_figure(genomes))
+
+
 # ------------------------------------------------------------------------------------------------------------- page
 
 # Add a section: write a builder taking ReportInputs and returning a Section, then append it here.
 SECTIONS: tuple[SectionBuilder, ...] = (
     inputs_section,
+    qc_section,
     splits_section,
     training_section,
     metrics_section,
@@ -856,6 +1080,7 @@ def write_report(
     comparisons: Sequence[str],
     predictions: Sequence[str],
     n_examples: int = 4,
+    qc: Sequence[str] = (),
     title: str = "dnalm report",
 ) -> None:
     """Write the self-contained HTML report.
@@ -873,13 +1098,15 @@ def write_report(
         comparisons: ``results/eval/{task}/comparison.tsv`` files.
         predictions: ``results/eval/{task}/{model}/predictions.h5`` files.
         n_examples: Example windows per task (0 turns the figures off).
+        qc: Genome QC outputs (``results/qc/{species}.json``, ``summary.tsv``, ``thresholds.tsv``,
+            ``mash_distances.tsv``); none leaves the QC section empty.
         title: Page title.
 
     Raises:
         FileNotFoundError: If an input file is missing (all missing files are named).
         ValueError: If a path does not follow its layout or a table lacks a column.
     """
-    data = _gather(inputs, splits, histories, model_infos, comparisons, predictions, n_examples)
+    data = _gather(inputs, splits, histories, model_infos, comparisons, predictions, n_examples, qc)
     sections = [build(data) for build in SECTIONS]
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     _write_atomic(path, render_page(title, sections, generated))

@@ -23,7 +23,7 @@ from dnalm.store import WindowStore
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_profile_loss", "val_count_loss", "val_pearson_median",
-                   "lr", "seconds", "best"]
+                   "lr", "seconds", "best", "trainable_params", "total_params"]
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -52,9 +52,16 @@ def save_atomic(obj: dict, path: str | Path) -> None:
 
 
 def fingerprint(arch: str, model_params: dict, train_params: dict, seed: int, store: WindowStore) -> str:
-    """Hash of everything that defines a run, so a checkpoint of another run is never resumed."""
+    """Hash of everything that defines a run, so a checkpoint of another run is never resumed.
+
+    A language model's backbone directory counts by the size and modification time of its files, so a backbone that
+    was pretrained again invalidates the fine-tuning checkpoints made from the old one.
+    """
+    backbone = model_params.get("backbone") if isinstance(model_params, dict) else None
+    files = sorted(Path(backbone).glob("*")) if backbone else []
     data = {"arch": arch, "model": model_params, "train": train_params, "seed": seed, "n": len(store),
-            "channels": store.channels, "ids": hashlib.sha1("\n".join(store.meta["ids"]).encode()).hexdigest()}
+            "channels": store.channels, "ids": hashlib.sha1("\n".join(store.meta["ids"]).encode()).hexdigest(),
+            "backbone": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]}
     return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -188,14 +195,16 @@ def train(train_store: WindowStore, val_store: WindowStore, out_dir: str, *, arc
     count_weight = tp["count_weight"] if tp["count_weight"] is not None else auto_count_weight(train_store)
     torch.manual_seed(seed)
     model = build_model(arch, len(train_store.channels), model_params).to(dev)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tp["lr"], weight_decay=tp["weight_decay"])
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=tp["lr"], weight_decay=tp["weight_decay"])
     fp = fingerprint(arch, model_params, tp, seed, train_store)
     state = load_resume(out / "last.ckpt", fp, model, optimizer) or initial_state(model, optimizer)
     n_params = sum(p.numel() for p in model.parameters())
-    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    n_train = sum(p.numel() for p in trainable)
     log.info("%s: %d parameters (%d trainable) on %s; count weight %.4g", arch, n_params, n_train, dev, count_weight)
     while not state["done"] and state["epoch"] < tp["epochs"]:
         state = train_one(model, optimizer, train_store, val_store, state, tp, seed, count_weight, dev)
+        state["history"][-1].update(trainable_params=n_train, total_params=n_params)
         save_atomic({**state, "fingerprint": fp}, out / "last.ckpt")
     summary = {"arch": arch, "model_params": model_params, "train_params": tp, "seed": seed,
                "count_weight": count_weight, "total_params": n_params, "trainable_params": n_train,

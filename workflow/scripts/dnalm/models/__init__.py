@@ -1,4 +1,4 @@
-"""Sequence models: BPNet now; language models and heads join here."""
+"""Sequence models: BPNet and BERT-style DNA language models, built from their config blocks."""
 
 from __future__ import annotations
 
@@ -11,13 +11,17 @@ def build_model(arch: str, n_channels: int, params: dict) -> torch.nn.Module:
     """Build an untrained model.
 
     Args:
-        arch: Architecture name from the config (`bpnet`).
+        arch: Architecture name from the config (`bpnet` or `lm`).
         n_channels: Output channels of the task.
-        params: The architecture's config block.
+        params: The architecture's config block (for `lm`, as `dnalm.models.lm.build_lm` takes it).
 
     Returns:
         The model.
     """
     if arch == "bpnet":
         return BPNet(n_channels, **params)
-    raise ValueError(f"unknown model arch {arch!r}; known: bpnet")
+    if arch == "lm":
+        from dnalm.models.lm import build_lm
+
+        return build_lm(n_channels, params)
+    raise ValueError(f"unknown model arch {arch!r}; known: bpnet, lm")
