@@ -72,3 +72,10 @@ def test_lint_and_format() -> None:
     fmt = subprocess.run([str(Path(sys.executable).with_name("snakefmt")), "--check", "workflow/"],
                          capture_output=True, text=True, cwd=REPO)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+@pytest.mark.parametrize("example", sorted((REPO / "config" / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_configs_build_their_dag(tmp_path: Path, example: Path) -> None:
+    proc = dry_run(tmp_path, yaml.safe_load(example.read_text()))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "train_model" in proc.stdout

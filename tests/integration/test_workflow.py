@@ -27,6 +27,13 @@ def reduced_config() -> dict:
     bpnet = config["models"]["bpnet"]
     bpnet["train"].update(epochs=6, patience=6)
     config["models"]["untrained"] = {"arch": "bpnet", "bpnet": bpnet["bpnet"], "train": {"epochs": 0}}
+    # One language model through the whole path: pretraining (a few steps), LoRA fine-tuning, export, counterfactual.
+    # The demo's LM reads nucleotides; here the SpeciesLM layout (6-mers + species token) goes end to end.
+    config["pretrain"]["fungal_lm"].update(tokenizer="kmer6_species", steps=20, batch_size=8, eval_every=10,
+                                           val_windows=16)
+    lm = config["models"]["lm_lora_conv"]
+    lm["train"] = {**lm["train"], "epochs": 2, "max_batches_per_epoch": 5}
+    config["models"] = {m: config["models"][m] for m in ("bpnet", "untrained", "lm_lora_conv")}
     return config
 
 
@@ -117,6 +124,28 @@ def test_report(demo_run: Path) -> None:
     assert "Pearson median" in html and "untrained" in html
     assert html.count('src="data:image/png;base64,') >= 3
     assert 'src="http' not in html and 'href="http' not in html
+
+
+@pytest.mark.slow
+def test_language_model_path(demo_run: Path) -> None:
+    from transformers import AutoModel, AutoTokenizer
+
+    history = pd.read_csv(demo_run / "results/pretrain/fungal_lm/history.tsv", sep="\t")
+    assert len(history) == 2
+    table = pd.read_csv(demo_run / "results/eval/polya/comparison.tsv", sep="\t").set_index("model")
+    assert table.loc["lm_lora_conv", "arch"] == "lm" and table.loc["lm_lora_conv", "n_windows"] == 872
+    info = json.loads((demo_run / "results/models/polya/lm_lora_conv/model.json").read_text())
+    assert 0 < info["trainable_params"] < info["total_params"] / 2  # LoRA: adapters and head only
+    export = demo_run / "results/models/polya/lm_lora_conv/hf"
+    tokenizer = AutoTokenizer.from_pretrained(export)
+    assert tokenizer.convert_tokens_to_ids(["ACGTGC", "GGGGGG"]) == [739, 4100]
+    assert AutoModel.from_pretrained(export).config.num_hidden_layers == 2
+    counterfactual = pd.read_csv(demo_run / "results/eval/polya/lm_lora_conv/counterfactual.tsv", sep="\t")
+    assert set(counterfactual["species"]) == {"saccharomyces_cerevisiae", "saccharomyces_kudriavzevii",
+                                              "saccharomyces_mikatae", "candida_albicans"}
+    own = counterfactual.set_index("species").loc["saccharomyces_cerevisiae"]
+    assert bool(own["token_in_use"]) and own["mean_abs_delta_log_count"] == 0
+    assert pd.read_csv(demo_run / "results/eval/polya/bpnet/counterfactual.tsv", sep="\t").empty
 
 
 @pytest.mark.slow

@@ -14,15 +14,36 @@ from dnalm.report import write_report
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "col", "source", "wbr"}
 HISTORY_HEADER = (
-    "epoch\ttrain_loss\tval_loss\tval_profile_loss\tval_count_loss\tval_pearson_median\tlr\tseconds\tbest\n"
+    "epoch\ttrain_loss\tval_loss\tval_profile_loss\tval_count_loss\tval_pearson_median\tlr\tseconds\tbest"
+    "\ttrainable_params\ttotal_params\n"
 )
 COMPARISON_COLUMNS = "model arch n_seeds pearson_median pearson_median_sd pearson_mean auprc auroc test_loss"
 COMPARISON = "\t".join(f"{COMPARISON_COLUMNS} count_pearson n_windows".split()) + """
 bpnet\tbpnet\t3\t0.73\t0.02\t0.682\t0.605\t0.92\t939.2\t0.51\t120
 lm_lora\tspecies_lm\t3\t0.809\t0.01\t0.739\t0.64\t0.931\t711.5\t0.62\t120
+lm_lora_conv\tlm\t1\t0.77\t\t0.7\t0.61\t0.9\t800.0\t0.6\t120
 baseline\tbpnet\t1\t0.1\t\t0.05\t0.2\t0.5\t2000.0\t0.0\t120
 """
 WINDOW_TOTALS = [1.0, 50.0, 3.0, 90.0, 2.0, 10.0]
+PRETRAIN_HISTORY = "step\ttrain_loss\tval_loss\tval_accuracy\tlr\tseconds\n" + "".join(
+    f"{s}\t{8.3 - s / 100:.2f}\t{8.2 - s / 120:.3f}\t{0.01 * s / 100:.3f}\t0.001\t12.5\n" for s in (100, 200, 300)
+)
+PRETRAIN_SUMMARY = {
+    "tokenizer": "kmer6_species", "species": ["scer", "skud"], "window": 300, "stride": 150, "layers": 2,
+    "corpus": [{"genome": "scer", "species": "scer", "train_chroms": 14, "val_chroms": 1},
+               {"genome": "skud_chrI", "species": "skud", "train_chroms": 1, "val_chroms": 0}],
+    "hidden": 128, "heads": 4, "intermediate": None, "max_positions": 512, "steps": 300, "batch_size": 32,
+    "parameters": 1234567, "train_windows": 81234, "dropped_train_windows": 17, "val_windows_available": 4000,
+    "dropped_val_windows": 3, "val_windows_used": 128, "final_val_loss": 5.7, "final_val_accuracy": 0.0312,
+    "steps_run": 300,
+}
+CF_IN_USE = "scer\tTrue\t0.00000\t0.00000\t1.00000\t120\n"
+CF_HEADER = "species\ttoken_in_use\tmean_delta_log_count\tmean_abs_delta_log_count\tprofile_pearson_median\tn_windows\n"
+COUNTERFACTUALS = {
+    "bpnet": CF_HEADER,
+    "lm_lora": CF_HEADER + CF_IN_USE + "skud\tFalse\t-0.23456\t0.31000\t0.91234\t120\n",
+    "lm_lora_conv": CF_HEADER + CF_IN_USE + "skud\tFalse\t0.04321\t0.05000\t0.99012\t120\n",
+}
 
 
 class PageParser(HTMLParser):
@@ -104,10 +125,9 @@ def _predictions(path: Path, order: list[int]) -> str:
     return str(path)
 
 
-@pytest.fixture
-def report_inputs(tmp_path: Path) -> dict[str, list[str]]:
-    """Inputs for task polya (three models, one a baseline) and task promoters (splits only)."""
-    res, out = tmp_path / "resources" / "yeast", tmp_path / "results"
+def _make_inputs(root: Path) -> dict[str, list[str]]:
+    """Inputs for task polya (three models, one a baseline) and task promoters (splits only), one pretrained LM."""
+    res, out = root / "resources" / "yeast", root / "results"
     inputs = [
         _info(
             res / "genome.json",
@@ -132,7 +152,7 @@ def report_inputs(tmp_path: Path) -> dict[str, list[str]]:
     curves = {"bpnet": [(1, 5.0, 4.0), (2, 3.0, 2.5), (3, 2.0, 2.7)], "lm_lora": [(1, 4.0, 3.5), (2, 3.0, 3.1)]}
     histories, infos = [], []
     for model in ("bpnet", "lm_lora", "baseline"):
-        rows = "".join(f"{e}\t{t}\t{v}\t0\t0\t0\t0.001\t1\t0\n" for e, t, v in curves.get(model, []))
+        rows = "".join(f"{e}\t{t}\t{v}\t0\t0\t0\t0.001\t1\t0\t\t\n" for e, t, v in curves.get(model, []))
         histories.append(_write(out / "models" / "polya" / model / "history.tsv", HISTORY_HEADER + rows))
         info = {"arch": "bpnet", "total_params": 90_000_000, "trainable_params": 2_400_000, "best_epoch": 2}
         infos.append(_write(out / "models" / "polya" / model / "model.json", json.dumps(info)))
@@ -144,28 +164,62 @@ def report_inputs(tmp_path: Path) -> dict[str, list[str]]:
         "model_infos": infos,
         "comparisons": [_write(out / "eval" / "polya" / "comparison.tsv", COMPARISON)],
         "predictions": [_predictions(out / "eval" / "polya" / m / "predictions.h5", o) for m, o in orders.items()],
+        "pretrain_histories": [_write(out / "pretrain" / "fungal_lm" / "history.tsv", PRETRAIN_HISTORY)],
+        "pretrain_summaries": [_write(out / "pretrain" / "fungal_lm" / "pretrain.json", json.dumps(PRETRAIN_SUMMARY))],
+        "counterfactuals": [
+            _write(out / "eval" / "polya" / m / "counterfactual.tsv", text) for m, text in COUNTERFACTUALS.items()
+        ],
     }
 
 
 @pytest.fixture
-def page(tmp_path: Path, report_inputs: dict[str, list[str]]) -> tuple[str, PageParser]:
-    """The rendered report and its parse."""
-    out = tmp_path / "results" / "report.html"
-    write_report(str(out), n_examples=2, **report_inputs)
-    text = out.read_text(encoding="utf-8")
+def report_inputs(tmp_path: Path) -> dict[str, list[str]]:
+    """Fresh inputs a test may change."""
+    return _make_inputs(tmp_path)
+
+
+def _parse_html(text: str) -> PageParser:
     parser = PageParser()
     parser.feed(text)
     parser.close()
-    return text, parser
+    return parser
 
 
-def test_page_is_well_formed_and_self_contained(page: tuple[str, PageParser], tmp_path: Path) -> None:
+def _section(text: str, section_id: str) -> str:
+    """The HTML of one top-level section."""
+    start = text.index(f'<section id="{section_id}"><h2>')
+    end = text.find("<h2>", start + 30)
+    return text[start : end if end != -1 else len(text)]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The report rendered once for the module (rendering takes seconds): its root directory and text."""
+    root = tmp_path_factory.mktemp("report")
+    out = root / "results" / "report.html"
+    write_report(str(out), n_examples=2, **_make_inputs(root))
+    return root, out.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def page(rendered: tuple[Path, str]) -> tuple[str, PageParser]:
+    """The rendered report and its parse."""
+    return rendered[1], _parse_html(rendered[1])
+
+
+def test_page_is_well_formed_and_self_contained(page: tuple[str, PageParser], rendered: tuple[Path, str]) -> None:
     text, parser = page
     assert parser.errors == [] and parser.stack == []
-    assert text.count('<img src="data:image/png;base64,') >= 5  # 2 split charts, 1 training, 2 example windows
+    # 2 split charts, 1 pretraining, 1 training, 2 example windows
+    assert text.count('<img src="data:image/png;base64,') >= 6
     assert parser.urls and all(not u.startswith(("http:", "https:", "//")) for u in parser.urls)
     assert "dnalm report" in text and "dnalm 0.1.0" in text
-    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["eval", "models", "report.html", "splits"]
+    assert sorted(p.name for p in (rendered[0] / "results").iterdir()) == [
+        "eval", "models", "pretrain", "report.html", "splits"
+    ]
+    order = ["qc", "splits", "pretrain", "training", "metrics", "counterfactual", "examples"]
+    positions = [text.index(f'<section id="{s}"><h2>') for s in order]
+    assert positions == sorted(positions)
 
 
 def test_inputs_table_flags_md5_and_escapes(page: tuple[str, PageParser]) -> None:
@@ -180,6 +234,7 @@ def test_inputs_table_flags_md5_and_escapes(page: tuple[str, PageParser]) -> Non
 def test_comparison_formatting_and_best_is_bold(page: tuple[str, PageParser]) -> None:
     _, parser = page
     lora, bpnet = parser.row("lm_lora", "0.809"), parser.row("bpnet", "939.2")
+    assert parser.row("lm_lora_conv", "800.0")[1:3] == [("0.770", False), ("0.700", False)]
     assert lora[1] == ("0.809 ± 0.010", True)
     assert bpnet[1] == ("0.730 ± 0.020", False)
     assert lora[5] == ("711.5", True) and bpnet[5] == ("939.2", False)  # lowest loss wins
@@ -210,6 +265,45 @@ def test_empty_report_says_so(tmp_path: Path) -> None:
     write_report(str(out), predictions=[], **empty)
     text = out.read_text()
     assert "No input files were downloaded." in text and text.count("No tasks were run") == 4
+    assert "No language model was pretrained by this workflow" in text
+    assert "No species-token counterfactual was computed." in text
+
+
+def test_pretrain_section(page: tuple[str, PageParser]) -> None:
+    text, _ = page
+    section = _section(text, "pretrain")
+    parser = _parse_html(section)
+    row = [cell for cell, _ in parser.row("fungal_lm")]
+    assert row[1:4] == ["kmer6_species", "scer (scer), skud_chrI (skud)", "300 / 150"]
+    assert row[4:8] == ["81,234 (17)", "128 of 4,000 (3)", "2 / 128 / 4", "1,234,567"]
+    assert row[8:] == ["300 of 300", "5.700", "3.1%"]
+    assert section.count('<img src="data:image/png;base64,') == 1
+    assert "Pretraining of fungal_lm" in section
+    assert text.index('id="pretrain"') < text.index('<section id="training">')
+
+
+def test_pretrain_section_without_history(tmp_path: Path, report_inputs: dict[str, list[str]]) -> None:
+    out = tmp_path / "report.html"
+    write_report(str(out), n_examples=0, **{**report_inputs, "pretrain_histories": []})
+    section = _section(out.read_text(), "pretrain")
+    assert "No pretraining history for fungal_lm." in section and "<img" not in section
+    assert _parse_html(section).row("fungal_lm")[7][0] == "1,234,567"
+
+
+def test_counterfactual_section(page: tuple[str, PageParser]) -> None:
+    text, _ = page
+    section = _section(text, "counterfactual")
+    parser = _parse_html(section)
+    assert parser.errors == []
+    assert [c for c, _ in parser.rows[0]] == ["model", "scer", "skud", "test windows"]
+    lora, conv = parser.row("lm_lora"), parser.row("lm_lora_conv")
+    assert lora[1] == ("● in useΔ +0.000 (|Δ| 0.000)r 1.000", True)  # token in use marked
+    assert lora[2:] == [("Δ -0.235 (|Δ| 0.310)r 0.912", False), ("120", False)]
+    assert conv[2][0] == "Δ +0.043 (|Δ| 0.050)r 0.990"
+    assert not any(row and row[0][0] == "bpnet" for row in parser.rows)  # header-only file: no row
+    assert "No species token, so no counterfactual: bpnet." in section
+    assert "how much it relies on the token" in section
+    assert "No counterfactual for task promoters." in section
 
 
 def test_missing_input_is_named(tmp_path: Path, report_inputs: dict[str, list[str]]) -> None:

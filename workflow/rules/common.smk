@@ -35,6 +35,7 @@ wildcard_constraints:
     task=r"[A-Za-z][A-Za-z0-9_]*",
     model=r"[A-Za-z][A-Za-z0-9_]*",
     track=r"[A-Za-z][A-Za-z0-9_]*",
+    lm=r"[A-Za-z][A-Za-z0-9_]*",
     split="train|val|test",
 
 
@@ -195,12 +196,103 @@ def get_split_params(wildcards):
 def get_model_params(wildcards):
     """Params of train_model: architecture, its config block, training config and seed."""
     spec = config["models"][wildcards.model]
+    if spec["arch"] == "lm":
+        model_params = get_lm_params(wildcards.model, wildcards.task)
+    else:
+        model_params = spec[spec["arch"]]
     return {
         "arch": spec["arch"],
-        "model_params": spec[spec["arch"]],
+        "model_params": model_params,
         "train_params": spec["train"],
         "seed": spec["seed"],
     }
+
+
+def get_species_tokens(wildcards=None):
+    """Every configured species token, once each, in config order: the vocabulary of pretrained LMs."""
+    tokens = [spec["token"] or species for species, spec in config["species"].items()]
+    return list(dict.fromkeys(tokens))
+
+
+def get_backbone(model):
+    """Backbone directory of an LM model: results/pretrain/<name> for a pretrain name, else the configured path."""
+    backbone = config["models"][model]["lm"]["backbone"]
+    if backbone in config["pretrain"]:
+        return f"results/pretrain/{backbone}"
+    if backbone is None or os.path.isabs(backbone) or os.path.exists(backbone):
+        return backbone
+    return str(Path(REPO) / backbone)
+
+
+def get_lm_params(model, task):
+    """The `lm` config block of a model as dnalm.models.lm.build_lm takes it, for one task."""
+    lm = config["models"][model]["lm"]
+    species = config["tasks"][task]["species"]
+    head = lm["head"]
+    return {
+        "backbone": get_backbone(model),
+        "tokenizer": lm["tokenizer"],
+        "finetune": lm["finetune"],
+        "lora": lm["lora"],
+        "head": head,
+        "head_params": lm[f"{head}_head"],
+        "architecture": lm["architecture"] if lm["backbone"] is None else None,
+        "species": config["species"][species]["token"] or species,
+        "species_list": get_species_tokens(),
+    }
+
+
+def get_backbone_files(wildcards):
+    """train_model's extra input: the weights of a backbone pretrained by this workflow (nothing otherwise)."""
+    spec = config["models"][wildcards.model]
+    if spec["arch"] != "lm" or spec["lm"]["backbone"] not in config["pretrain"]:
+        return []
+    return [f"results/pretrain/{spec['lm']['backbone']}/model.safetensors"]
+
+
+def get_pretrain_params(wildcards):
+    """Hyperparameters of pretrain_lm (everything in pretrain.<lm> but the corpus)."""
+    return {k: v for k, v in config["pretrain"][wildcards.lm].items() if k != "corpus"}
+
+
+def get_pretrain_candidates(lm):
+    """Species ids that may enter the corpus: the configured corpus, or every species (the QC gate chooses)."""
+    return config["pretrain"][lm]["corpus"] or list(config["species"])
+
+
+def get_pretrain_genomes(wildcards):
+    """Per candidate genome: species token, FASTA, index, chromosomes never trained on, validation chromosomes."""
+    genomes = []
+    for species in get_pretrain_candidates(wildcards.lm):
+        held_out, val = [], []
+        for task in config["tasks"].values():
+            if task["species"] == species:
+                chroms = task["split"]["chromosomes"]
+                held_out += chroms["val"] + chroms["test"]
+                val += chroms["val"]
+        genomes.append(
+            {
+                "id": species,
+                "species": config["species"][species]["token"] or species,
+                "fasta": f"resources/{species}/genome.fa",
+                "fai": f"resources/{species}/genome.fa.fai",
+                "exclude": sorted(set(held_out)),
+                "val": sorted(set(val)),
+            }
+        )
+    return genomes
+
+
+def get_pretrain_inputs(wildcards):
+    """Genomes of the candidate corpus, and the QC gate's list when the corpus is left to the gate."""
+    genomes = get_pretrain_genomes(wildcards)
+    inputs = {
+        "fastas": [g["fasta"] for g in genomes],
+        "fais": [g["fai"] for g in genomes],
+    }
+    if config["pretrain"][wildcards.lm]["corpus"] is None:
+        inputs["gate"] = "results/qc/pretrain_genomes.txt"
+    return inputs
 
 
 def get_store(split):
@@ -372,13 +464,61 @@ def get_report_inputs(wildcards):
         ],
         "predictions": [f"results/eval/{t}/{m}/predictions.h5" for t, m in pairs],
         "qc": get_qc_outputs(),
+        # not read by the report: the Hugging Face exports of the fine-tuned LMs are part of a finished run
+        "exports": get_lm_exports(),
+        "pretrain_histories": [
+            f"results/pretrain/{lm}/history.tsv" for lm in config["pretrain"]
+        ],
+        "pretrain_summaries": [
+            f"results/pretrain/{lm}/pretrain.json" for lm in config["pretrain"]
+        ],
+        "counterfactuals": [
+            f"results/eval/{t}/{m}/counterfactual.tsv" for t, m in pairs
+        ],
     }
+
+
+def get_lm_exports():
+    """Hugging Face exports of every fine-tuned language model."""
+    return [
+        f"results/models/{t}/{m}/hf"
+        for t in config["tasks"]
+        for m in get_task_models(t)
+        if config["models"][m]["arch"] == "lm"
+    ]
 
 
 def get_final_output():
     qc = ["results/qc/pretrain_genomes.txt"] if config["species"] else []
-    return ["results/report.html", *qc]
+    return ["results/report.html", *qc, *get_lm_exports()]
+
+
+def check_lm_config(cfg):
+    """LM cross-checks: backbones, corpus species, scratch without a backbone; each error names the key."""
+    for name, spec in cfg["pretrain"].items():
+        for species in spec["corpus"] or []:
+            if species not in cfg["species"]:
+                raise ValueError(
+                    f"pretrain.{name}.corpus: {species!r} is not under species (known: {sorted(cfg['species'])})"
+                )
+    for model, spec in cfg["models"].items():
+        if spec["arch"] != "lm":
+            continue
+        backbone = spec["lm"]["backbone"]
+        if backbone is None and spec["lm"]["finetune"] != "scratch":
+            raise ValueError(
+                f"models.{model}.lm.backbone is null: give a pretrain name ({sorted(cfg['pretrain'])}) or a local "
+                "Hugging Face directory, or use finetune: scratch"
+            )
+        if backbone is not None and backbone not in cfg["pretrain"]:
+            path = get_backbone(model)
+            if not os.path.isdir(path):
+                raise ValueError(
+                    f"models.{model}.lm.backbone: {backbone!r} is neither a pretrain name "
+                    f"({sorted(cfg['pretrain'])}) nor a directory"
+                )
 
 
 check_config(config)
 check_qc_config(config)
+check_lm_config(config)

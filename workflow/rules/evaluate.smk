@@ -7,6 +7,7 @@ rule evaluate_model:
     output:
         predictions="results/eval/{task}/{model}/predictions.h5",
         metrics="results/eval/{task}/{model}/metrics.json",
+        counterfactual="results/eval/{task}/{model}/counterfactual.tsv",
     log:
         "logs/evaluate_model/{task}/{model}.log",
     conda:

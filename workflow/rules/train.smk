@@ -4,6 +4,7 @@ rule train_model:
         val_seq="results/windows/{task}/val.seq.npy",
         val_targets="results/windows/{task}/val.targets.npy",
         val_meta="results/windows/{task}/val.json",
+        backbone=get_backbone_files,
     output:
         best="results/models/{task}/{model}/best.ckpt",
         history=report(
@@ -17,7 +18,7 @@ rule train_model:
         "logs/train_model/{task}/{model}.log",
     conda:
         "../../envs/train.yaml"
-    threads: 2
+    threads: 8
     resources:
         gpu=1,
         mem_mb=8000,

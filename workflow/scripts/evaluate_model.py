@@ -13,5 +13,6 @@ evaluate(
     snakemake.output.predictions,
     snakemake.output.metrics,
     site_threshold=snakemake.params.site_threshold,
+    out_counterfactual=snakemake.output.counterfactual,
     threads=snakemake.threads,
 )

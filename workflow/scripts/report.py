@@ -16,4 +16,7 @@ write_report(
     predictions=snakemake.input.predictions,  # noqa: F821
     n_examples=snakemake.params.n_examples,  # noqa: F821
     qc=snakemake.input.qc,  # noqa: F821
+    pretrain_histories=snakemake.input.pretrain_histories,  # noqa: F821
+    pretrain_summaries=snakemake.input.pretrain_summaries,  # noqa: F821
+    counterfactuals=snakemake.input.counterfactuals,  # noqa: F821
 )

@@ -1,4 +1,5 @@
-"""Self-contained HTML report: inputs, genome QC, splits, training curves, test metrics and example tracks."""
+"""Self-contained HTML report: inputs, genome QC, splits, LM pretraining, training curves, test metrics,
+species-token counterfactuals and example tracks."""
 
 from __future__ import annotations
 
@@ -61,11 +62,27 @@ _PATTERNS: dict[str, tuple[str, re.Pattern[str]]] = {
             r"(?:^|/)results/qc/(?:(?P<table>summary|thresholds|mash_distances)\.tsv|(?P<species>[^/]+)\.json)$"
         ),
     ),
+    "pretrain_history": (
+        "results/pretrain/{lm}/history.tsv",
+        re.compile(r"(?:^|/)results/pretrain/(?P<lm>[^/]+)/history\.tsv$"),
+    ),
+    "pretrain_summary": (
+        "results/pretrain/{lm}/pretrain.json",
+        re.compile(r"(?:^|/)results/pretrain/(?P<lm>[^/]+)/pretrain\.json$"),
+    ),
+    "counterfactual": (
+        "results/eval/{task}/{model}/counterfactual.tsv",
+        re.compile(r"(?:^|/)results/eval/(?P<task>[^/]+)/(?P<model>[^/]+)/counterfactual\.tsv$"),
+    ),
 }
 
 _SPLIT_ORDER = ("train", "val", "test")
 _COUNT_COLUMNS = ("species", "split", "sites", "dropped_n", "dropped_subsample", "windows")
 _HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss")
+# Written by dnalm.pretrain (HISTORY_COLUMNS) and dnalm.evaluate (COUNTERFACTUAL_COLUMNS).
+_PRETRAIN_HISTORY_COLUMNS = ("step", "train_loss", "val_loss", "val_accuracy")
+_COUNTERFACTUAL_COLUMNS = ("species", "token_in_use", "mean_delta_log_count", "mean_abs_delta_log_count",
+                           "profile_pearson_median", "n_windows")
 # (column, header, higher is better); None means "not ranked".
 _METRICS: tuple[tuple[str, str, bool | None], ...] = (
     ("pearson_median", "Pearson median", True),
@@ -137,6 +154,13 @@ class ReportInputs:
     tasks: list[str]
     n_examples: int
     qc: QcFiles = field(default_factory=QcFiles)
+    pretrain_histories: dict[str, str] = field(default_factory=dict)
+    pretrain_summaries: dict[str, str] = field(default_factory=dict)
+    counterfactuals: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def lms(self) -> list[str]:
+        """Pretrained language models, in input order (pretrain.json first, then histories)."""
+        return list(dict.fromkeys([*self.pretrain_summaries, *self.pretrain_histories]))
 
     def models(self, task: str) -> list[str]:
         """Models trained for a task, in input order (model.json first, then histories).
@@ -324,6 +348,17 @@ def _by_task(kind: str, paths: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _by_lm(kind: str, paths: Sequence[str]) -> dict[str, str]:
+    """Map language model to path for per-LM pretraining files, rejecting duplicates."""
+    out: dict[str, str] = {}
+    for path in paths:
+        lm = _parse(kind, path)["lm"]
+        if lm in out:
+            raise ValueError(f"two {kind} files for language model {lm!r}: {out[lm]} and {path}")
+        out[lm] = str(path)
+    return out
+
+
 def _by_model(kind: str, paths: Sequence[str]) -> dict[tuple[str, str], str]:
     """Map (task, model) to path for per-model files, rejecting duplicates."""
     out: dict[tuple[str, str], str] = {}
@@ -345,16 +380,23 @@ def _gather(
     predictions: Sequence[str],
     n_examples: int,
     qc: Sequence[str] = (),
+    pretrain_histories: Sequence[str] = (),
+    pretrain_summaries: Sequence[str] = (),
+    counterfactuals: Sequence[str] = (),
 ) -> ReportInputs:
     """Check and group all report inputs (see ``write_report`` for the arguments)."""
     if n_examples < 0:
         raise ValueError(f"n_examples must be >= 0, got {n_examples}")
     for path in inputs:
         _parse("input", path)
-    _check_exist([*inputs, *splits, *histories, *model_infos, *comparisons, *predictions, *qc])
+    _check_exist([*inputs, *splits, *histories, *model_infos, *comparisons, *predictions, *qc, *pretrain_histories,
+                  *pretrain_summaries, *counterfactuals])
     preds: dict[str, dict[str, str]] = {}
     for (task, model), path in _by_model("prediction", predictions).items():
         preds.setdefault(task, {})[model] = path
+    swaps: dict[str, dict[str, str]] = {}
+    for (task, model), path in _by_model("counterfactual", counterfactuals).items():
+        swaps.setdefault(task, {})[model] = path
     data = ReportInputs(
         inputs=[str(p) for p in inputs],
         splits=_by_task("split", splits),
@@ -365,9 +407,12 @@ def _gather(
         tasks=[],
         n_examples=n_examples,
         qc=_qc_files(qc),
+        pretrain_histories=_by_lm("pretrain_history", pretrain_histories),
+        pretrain_summaries=_by_lm("pretrain_summary", pretrain_summaries),
+        counterfactuals=swaps,
     )
     keys = [*data.splits, *(t for t, _ in data.model_infos), *(t for t, _ in data.histories)]
-    tasks = list(dict.fromkeys([*keys, *data.comparisons, *data.predictions]))
+    tasks = list(dict.fromkeys([*keys, *data.comparisons, *data.predictions, *data.counterfactuals]))
     return replace(data, tasks=tasks)
 
 
@@ -511,6 +556,88 @@ def splits_section(data: ReportInputs) -> Section:
         return _no_tasks("splits", "Windows and splits")
     body = "".join(_task_block("splits", t, _splits_task(t, data.splits.get(t))) for t in data.tasks)
     return Section("splits", "Windows and splits", body)
+
+
+# ---------------------------------------------------------------------------------------------------- LM pretraining
+
+
+def _pretrain_figure(lm: str, history: pd.DataFrame) -> str:
+    """Train and validation masked-LM loss, and validation masked-token accuracy, per evaluation step."""
+    fig = Figure(figsize=(9.0, 3.1), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for ax in (loss_ax, acc_ax):
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.set_xlabel("step")
+    if history.empty:
+        for ax in (loss_ax, acc_ax):
+            ax.text(0.5, 0.5, "no evaluation recorded", ha="center", va="center", transform=ax.transAxes, color="#666")
+    else:
+        loss_ax.plot(history["step"], history["train_loss"], "o-", ms=3, color=_TRAIN_COLOUR, label="train")
+        loss_ax.plot(history["step"], history["val_loss"], "o-", ms=3, color=_PREDICTED_COLOUR, label="validation")
+        loss_ax.legend(fontsize=7, frameon=False)
+        acc_ax.plot(history["step"], 100 * history["val_accuracy"], "o-", ms=3, color=_PREDICTED_COLOUR)
+    loss_ax.set_title(f"{lm}: masked-token loss", fontsize=10)
+    loss_ax.set_ylabel("cross-entropy")
+    acc_ax.set_title(f"{lm}: validation masked-token accuracy", fontsize=10)
+    acc_ax.set_ylabel("accuracy (%)")
+    return _figure_html(fig, f"Pretraining of {lm}: train loss is the mean over the steps since the previous "
+                        "evaluation; validation loss and accuracy are on fixed validation windows with fixed masks. "
+                        "No chance line is drawn: pretrain.json records no token frequencies.")
+
+
+def _pretrain_row(lm: str, summary: dict[str, Any]) -> list[str]:
+    """One row of the pretraining summary table (en dashes for what pretrain.json lacks)."""
+    get = summary.get
+    corpus = get("corpus")
+    if corpus:
+        genomes = ", ".join(f"{g['genome']} ({g['species']})" for g in corpus)
+    else:
+        genomes = "not recorded; vocabulary: " + ", ".join(map(str, get("species") or [])) or "–"
+    arch = " / ".join(_fmt_int(get(k)) for k in ("layers", "hidden", "heads"))
+    val = f"{_fmt_int(get('val_windows_used'))} of {_fmt_int(get('val_windows_available'))}"
+    return [
+        _esc(lm),
+        _esc(get("tokenizer", "–")),
+        _esc(genomes),
+        f"{_fmt_int(get('window'))} / {_fmt_int(get('stride'))}",
+        f"{_fmt_int(get('train_windows'))} ({_fmt_int(get('dropped_train_windows'))})",
+        f"{val} ({_fmt_int(get('dropped_val_windows'))})",
+        arch,
+        _fmt_int(get("parameters")),
+        f"{_fmt_int(get('steps_run'))} of {_fmt_int(get('steps'))}",
+        _esc(_fmt_num(get("final_val_loss"))),
+        _pct(get("final_val_accuracy")),
+    ]
+
+
+def pretrain_section(data: ReportInputs) -> Section:
+    """Masked-LM pretraining of each language model: summary table and loss / accuracy curves.
+
+    Args:
+        data: The grouped report inputs.
+
+    Returns:
+        The section.
+    """
+    lms = data.lms()
+    if not lms:
+        return Section("pretrain", "Language model pretraining",
+                       _p("No language model was pretrained by this workflow (pretrain is empty)."))
+    summaries = {lm: _read_json(data.pretrain_summaries[lm]) if lm in data.pretrain_summaries else {} for lm in lms}
+    header = ["language model", "tokenizer", "corpus genomes (species token)", "window / stride (bp)",
+              "train windows (dropped)", "val windows used of available (dropped)", "layers / hidden / heads",
+              "parameters", "steps run", "final val loss", "final val masked acc."]
+    note = _p("Windows tile the train (or validation) chromosomes of the corpus genomes; dropped: windows with a base "
+              "other than A, C, G, T. The corpus is pretrain.<lm>.corpus, or the genomes the QC gate admitted; the "
+              "vocabulary holds every configured species token.")
+    body = _table(header, [_pretrain_row(lm, summaries[lm]) for lm in lms], numeric=range(3, 11)) + note
+    for lm in lms:
+        path = data.pretrain_histories.get(lm)
+        if path is None:
+            body += _p(f"No pretraining history for {lm}.")
+        else:
+            body += _pretrain_figure(lm, _read_tsv(path, _PRETRAIN_HISTORY_COLUMNS))
+    return Section("pretrain", "Language model pretraining", body)
 
 
 # --------------------------------------------------------------------------------------------------------- training
@@ -682,6 +809,68 @@ def metrics_section(data: ReportInputs) -> Section:
         return _no_tasks("metrics", "Test metrics")
     body = "".join(_task_block("metrics", t, _metrics_task(t, data.comparisons.get(t))) for t in data.tasks)
     return Section("metrics", "Test metrics", body)
+
+
+# ------------------------------------------------------------------------------------ species-token counterfactual
+
+
+def _read_counterfactual(path: str) -> pd.DataFrame:
+    """A counterfactual table with `token_in_use` as booleans (empty for models without a species token)."""
+    df = _read_tsv(path, _COUNTERFACTUAL_COLUMNS)
+    return df.assign(token_in_use=df["token_in_use"].astype(str).str.strip().str.lower().isin(["true", "1"]))
+
+
+def _counterfactual_cell(row: pd.Series | None) -> str:
+    """Mean change of predicted log count (and its mean absolute value) and profile Pearson for one species."""
+    if row is None:
+        return '<span class="muted" title="not in the vocabulary">–</span>'
+    delta = pd.to_numeric(row["mean_delta_log_count"], errors="coerce")
+    signed = "–" if pd.isna(delta) else f"{delta:+.3f}"
+    cell = (f"Δ {signed} (|Δ| {_esc(_fmt_num(row['mean_abs_delta_log_count']))})"
+            f"<br>r {_esc(_fmt_num(row['profile_pearson_median']))}")
+    return f"<strong>● in use</strong><br>{cell}" if row["token_in_use"] else cell
+
+
+def _counterfactual_task(task: str, paths: dict[str, str]) -> str:
+    """Model × species table of one task; models without a species token are listed, not tabulated."""
+    tables = {m: _read_counterfactual(p) for m, p in paths.items()}
+    skipped = [m for m, df in tables.items() if df.empty]
+    tables = {m: df for m, df in tables.items() if not df.empty}
+    note = _p(f"No species token, so no counterfactual: {', '.join(skipped)}.", "meta") if skipped else ""
+    if not tables:
+        return _p(f"No model of task {task} has a species token.") + note
+    species = list(dict.fromkeys(str(s) for df in tables.values() for s in df["species"]))
+    rows = []
+    for model, df in tables.items():
+        by_species = {str(r["species"]): r for _, r in df.iterrows()}
+        rows.append([_esc(model), *(_counterfactual_cell(by_species.get(s)) for s in species),
+                     _fmt_int(df["n_windows"].max())])
+    return _table(["model", *species, "test windows"], rows, numeric=range(1, len(species) + 2)) + note
+
+
+def counterfactual_section(data: ReportInputs) -> Section:
+    """Species-token counterfactual: how the predictions of LM models change with another species' token, per task.
+
+    Args:
+        data: The grouped report inputs.
+
+    Returns:
+        The section.
+    """
+    title = "Species-token counterfactual"
+    if not data.counterfactuals:
+        return Section("counterfactual", title, _p("No species-token counterfactual was computed."))
+    intro = _p("Each model predicts the same test windows again with its species token swapped for every species of "
+               "its vocabulary, which shows how much it relies on the token. Δ: mean change of the predicted "
+               "log(1 + total count) against the prediction with the token in use (● in use; |Δ|: mean absolute "
+               "change, over windows and channels); r: median per-window Pearson between the swapped and the original "
+               "predicted profile. Δ ≈ 0 and r ≈ 1: the species token barely matters.")
+    body = "".join(
+        _task_block("counterfactual", t, _counterfactual_task(t, data.counterfactuals[t]) if t in data.counterfactuals
+                    else _p(f"No counterfactual for task {t}."))
+        for t in data.tasks
+    )
+    return Section("counterfactual", title, intro + body)
 
 
 # --------------------------------------------------------------------------------------------------- example tracks
@@ -1025,8 +1214,10 @@ SECTIONS: tuple[SectionBuilder, ...] = (
     inputs_section,
     qc_section,
     splits_section,
+    pretrain_section,
     training_section,
     metrics_section,
+    counterfactual_section,
     examples_section,
 )
 
@@ -1081,6 +1272,9 @@ def write_report(
     predictions: Sequence[str],
     n_examples: int = 4,
     qc: Sequence[str] = (),
+    pretrain_histories: Sequence[str] = (),
+    pretrain_summaries: Sequence[str] = (),
+    counterfactuals: Sequence[str] = (),
     title: str = "dnalm report",
 ) -> None:
     """Write the self-contained HTML report.
@@ -1100,13 +1294,18 @@ def write_report(
         n_examples: Example windows per task (0 turns the figures off).
         qc: Genome QC outputs (``results/qc/{species}.json``, ``summary.tsv``, ``thresholds.tsv``,
             ``mash_distances.tsv``); none leaves the QC section empty.
+        pretrain_histories: ``results/pretrain/{lm}/history.tsv`` files (masked-LM pretraining curves).
+        pretrain_summaries: ``results/pretrain/{lm}/pretrain.json`` files (pretraining summaries).
+        counterfactuals: ``results/eval/{task}/{model}/counterfactual.tsv`` files (species-token swaps;
+            header-only files of models without a species token are skipped).
         title: Page title.
 
     Raises:
         FileNotFoundError: If an input file is missing (all missing files are named).
         ValueError: If a path does not follow its layout or a table lacks a column.
     """
-    data = _gather(inputs, splits, histories, model_infos, comparisons, predictions, n_examples, qc)
+    data = _gather(inputs, splits, histories, model_infos, comparisons, predictions, n_examples, qc,
+                   pretrain_histories, pretrain_summaries, counterfactuals)
     sections = [build(data) for build in SECTIONS]
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     _write_atomic(path, render_page(title, sections, generated))

@@ -160,7 +160,8 @@ def load_resume(path: Path, fp: str, model, optimizer) -> dict | None:
         return None
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    log.info("resuming from %s after epoch %d", path, state["epoch"])
+    unit = "epoch" if "epoch" in state else "step"
+    log.info("resuming from %s after %s %d", path, unit, state[unit])
     return state
 
 

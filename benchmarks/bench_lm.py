@@ -1,0 +1,198 @@
+"""LM speed on the CPU: fine-tuning step time (LoRA, full, frozen) and MLM pretraining steps/s, as a share of matmul.
+
+Prints, each the median of several runs on `--threads` threads:
+- the fp32 matmul rate (2048 × 2048 × 2048, GFLOP/s), the reference of the ratios: sampled before every model and
+  summarised by the median of all samples, so a burst of load from other processes moves it less;
+- per backbone size (`--sizes`, default BERT 2 layers × hidden 128 and 4 layers × hidden 256, FFN 4 × hidden,
+  one head per 64 channels) and variant: seconds per training step of `LMProfileModel` (6-mer tokens, conv head,
+  profile + count loss, AdamW as `dnalm.training` makes it) on `--batch` windows of `--length` bp, the model FLOP/s
+  and their ratio to the matmul rate (goal ≥ 60%); and MLM pretraining (`dnalm.pretrain.masked_logits`, fused
+  AdamW as `pretrain_lm`) steps/s.
+- Variants: `lora`, `full`, `frozen`, `pretrain` with BERT's dropouts (hidden 0.1, attention 0.1; LoRA dropout 0.1),
+  and `…-nodrop` with attention and LoRA dropout 0 (hidden dropout kept). On the CPU, dropout masks (Bernoulli
+  draws) are a large share of a step: the attention-probability mask has batch × heads × T² elements per layer,
+  and peft's LoRA dropout copies the input of every adapted layer.
+
+Model FLOPs per step (T tokens per window incl. [CLS], species, [SEP]; N = batch × T tokens; P = weights in the
+encoder's matmuls, 4·H² + 2·H·I per layer; attention = 4·T·H per token and layer forward, QKᵀ and AV):
+- full:     6·P·N + 12·layers·T·H·N + 3·head           (forward 2, backward 4: input and weight gradients)
+- lora:     4·P·N + 12·layers·T·H·N + 3·head + 6·A·N   (frozen weights need input gradients only; A adapter weights)
+- frozen:   2·P·N +  4·layers·T·H·N + 3·head           (backbone forward only, without autograd)
+- pretrain: 6·P·N + 12·layers·T·H·N + 6·(H² + H·V)·M   (M masked tokens: the MLM head runs on those only)
+head = forward FLOPs of the conv head's convolutions and linear layers (2 × weights × output positions). The
+`counted` column is torch's FlopCounterMode count of one step, a check of the formula (it is lower for lora and
+frozen because the first layer's input gradient is not needed there).
+
+Usage: .venv/bin/python benchmarks/bench_lm.py [--threads 2] [--repeats 3] [--batch 32] [--length 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
+from dnalm import tokenize  # noqa: E402
+from dnalm.losses import profile_count_loss  # noqa: E402
+from dnalm.models.heads import build_head  # noqa: E402
+from dnalm.models.lm import LMProfileModel, apply_finetune, bert_config, load_backbone, parameter_counts  # noqa: E402
+from dnalm.pretrain import mask_tokens, masked_logits  # noqa: E402
+
+LORA = {"r": 8, "alpha": 16, "target_modules": ["query", "value", "dense"]}
+VARIANTS = ["lora", "full", "frozen", "pretrain", "lora-nodrop", "full-nodrop", "pretrain-nodrop"]
+
+
+def median_time(fn, repeats: int, warmup: int = 1) -> float:
+    """Median wall time of fn() over `repeats` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_samples(repeats: int, n: int = 2048) -> list[float]:
+    """fp32 matmul FLOP/s on n × n matrices, one sample per timed product."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        samples.append(2 * n**3 / (time.perf_counter() - t0))
+    return samples
+
+
+def encoder_flops(layers: int, hidden: int, n_tokens: int, batch: int, mode: str) -> float:
+    """Analytic encoder FLOPs of one step (see the module docstring); FFN size 4 × hidden."""
+    weights = layers * (4 * hidden**2 + 2 * hidden * 4 * hidden)
+    attention = 4 * layers * n_tokens * hidden * batch * n_tokens
+    factor = {"full": 6, "lora": 4, "frozen": 2, "pretrain": 6}[mode]
+    return factor * weights * batch * n_tokens + (attention if mode == "frozen" else 3 * attention)
+
+
+def head_flops(head: torch.nn.Module, length: int, batch: int) -> float:
+    """Forward FLOPs of a head's convolutions and linear layers (2 × weights × output positions)."""
+    total = 0
+    for module in head.modules():
+        if isinstance(module, torch.nn.Conv1d):
+            total += 2 * module.weight.numel() * length * batch
+        elif isinstance(module, torch.nn.Linear):
+            total += 2 * module.weight.numel() * batch
+    return total
+
+
+def counted_flops(step) -> float:
+    """FLOPs of one call of `step` as torch's FlopCounterMode counts them."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops()
+
+
+def architecture(layers: int, hidden: int) -> dict:
+    return {"layers": layers, "hidden": hidden, "heads": max(1, hidden // 64), "intermediate": 4 * hidden}
+
+
+def finetune_step(layers: int, hidden: int, mode: str, dropout: float, batch: int, length: int):
+    """A training-step closure of LMProfileModel, its analytic FLOPs and (trainable, total) parameters."""
+    torch.manual_seed(0)
+    vocab = tokenize.vocabulary("kmer6_species", ["yeast"])
+    overrides = {"attention_probs_dropout_prob": dropout}
+    backbone, vocab = load_backbone(None, overrides, vocab=vocab, architecture=architecture(layers, hidden))
+    backbone = apply_finetune(backbone, mode, {**LORA, "dropout": dropout})
+    head = build_head("conv", hidden, 2)
+    model = LMProfileModel(backbone, head, vocab=vocab, species="yeast", finetune=mode).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)  # as dnalm.training.train
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (batch, length)), 4).float().transpose(1, 2).contiguous()
+    y = torch.poisson(torch.full((batch, 2, length), 0.2))
+
+    def step():
+        logits, counts = model(x)
+        loss, _, _ = profile_count_loss(logits, counts, y, 1.0)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    n_tokens = model.n_tokens(length)
+    adapters = sum(p.numel() for name, p in model.named_parameters() if "lora_" in name)
+    flops = encoder_flops(layers, hidden, n_tokens, batch, mode) + 3 * head_flops(head, length, batch)
+    return step, flops + 6 * adapters * batch * n_tokens, parameter_counts(model)
+
+
+def pretrain_step(layers: int, hidden: int, dropout: float, batch: int, length: int):
+    """An MLM pretraining-step closure, its analytic FLOPs (masked tokens of its batch) and parameters."""
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(0)
+    vocab = tokenize.vocabulary("kmer6_species", ["yeast"])
+    config = bert_config(len(vocab), architecture(layers, hidden), {"attention_probs_dropout_prob": dropout})
+    model = BertForMaskedLM(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=True)  # as pretrain_lm
+    rng = np.random.default_rng(0)
+    ids = tokenize.encode(rng.integers(0, 4, (batch, length)).astype(np.uint8), "kmer6_species", species=4101)
+    inputs, labels = mask_tokens(ids, "kmer6_species", 0.15, rng)
+
+    def step():
+        logits, targets = masked_logits(model, inputs, labels, torch.device("cpu"))
+        loss = torch.nn.functional.cross_entropy(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    masked = int((labels != -100).sum())
+    flops = encoder_flops(layers, hidden, ids.shape[1], batch, "pretrain")
+    n = sum(p.numel() for p in model.parameters())
+    return step, flops + 6 * (hidden**2 + hidden * len(vocab)) * masked, (n, n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--length", type=int, default=300)
+    parser.add_argument("--sizes", default="2x128,4x256", help="comma-separated <layers>x<hidden>")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"threads {args.threads}, batch {args.batch} x {args.length} bp, 6-mer tokens, conv head")
+    print(f"{'model':<26}{'trainable/total':>22}{'s/step':>8}{'steps/s':>8}{'GFLOP/step':>11}{'counted':>8}"
+          f"{'GFLOP/s':>8}{'of matmul':>10}")
+    mm, rows = [], []
+    for size in args.sizes.split(","):
+        layers, hidden = (int(v) for v in size.split("x"))
+        for variant in args.variants.split(","):
+            mode, _, nodrop = variant.partition("-")
+            dropout = 0.0 if nodrop else 0.1
+            mm += matmul_samples(args.repeats + 2)
+            if mode == "pretrain":
+                step, flops, (trainable, total) = pretrain_step(layers, hidden, dropout, args.batch, args.length)
+            else:
+                step, flops, (trainable, total) = finetune_step(layers, hidden, mode, dropout, args.batch,
+                                                                args.length)
+            counted = counted_flops(step) if not nodrop else float("nan")
+            seconds = median_time(step, args.repeats, warmup=0)  # the counted step was the warm-up
+            rows.append((f"BERT {size} {variant}", trainable, total, seconds, flops, counted))
+    rate = statistics.median(mm)
+    for name, trainable, total, seconds, flops, counted in rows:
+        print(f"{name:<26}{f'{trainable:,}/{total:,}':>22}{seconds:>8.3f}{1 / seconds:>8.2f}{flops / 1e9:>11.1f}"
+              f"{counted / 1e9:>8.1f}{flops / seconds / 1e9:>8.1f}{flops / seconds / rate:>10.0%}")
+    print(f"fp32 matmul 2048^2: median {rate / 1e9:.1f} GFLOP/s over {len(mm)} samples "
+          f"(min {min(mm) / 1e9:.1f}, max {max(mm) / 1e9:.1f})")
+
+
+if __name__ == "__main__":
+    main()

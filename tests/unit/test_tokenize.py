@@ -1,0 +1,87 @@
+"""Tests for dnalm.tokenize: SpeciesLM's pinned ids, encoders equal to the Hugging Face tokenizer, unknown species."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dnalm import tokenize
+from dnalm.store import encode
+
+SPECIES = ["candida_glabrata", "Saccharomyces_cerevisiae", "kluyveromyces_lactis"]
+
+
+@pytest.fixture(scope="module")
+def vocab() -> dict:
+    return tokenize.vocabulary("kmer6_species", SPECIES)
+
+
+def test_kmer6_species_ids_are_specieslm_s(vocab):
+    assert [vocab[t] for t in tokenize.SPECIALS] == [0, 1, 2, 3, 4]
+    assert (vocab["AAAAAA"], vocab["ACGTGC"], vocab["GGGGGG"]) == (5, 739, 4100)
+    assert vocab["AAAAAT"] == 6 and vocab["TAAAAA"] == 5 + 1024  # T is digit 1, first letter most significant
+    assert vocab["candida_glabrata"] == 4101 and vocab["saccharomyces_cerevisiae"] == 4102  # lower-cased, in order
+    assert len(vocab) == 4101 + len(SPECIES) and sorted(vocab.values()) == list(range(len(vocab)))
+    assert tokenize.species_names(vocab) == [s.lower() for s in SPECIES]
+
+
+def test_nucleotide_ids():
+    vocab = tokenize.vocabulary("nucleotide", SPECIES)
+    assert [vocab[b] for b in "ACGT"] == [5, 6, 7, 8] and vocab["candida_glabrata"] == 9
+    assert tokenize.infer_kind(vocab) == "nucleotide"
+    codes = encode("ACGTN")
+    assert tokenize.encode_nucleotides(codes).tolist() == [5, 6, 7, 8, tokenize.UNK]
+
+
+def test_encode_kmers_overlapping_and_unk():
+    codes = encode("ACGTGCA")
+    assert tokenize.encode_kmers(codes).tolist() == [739, tokenize.vocabulary("kmer6_species", [])["CGTGCA"]]
+    batch = np.stack([encode("AAAAAAAN"), encode("GGGGGGGG")])
+    ids = tokenize.encode_kmers(batch)
+    assert ids.shape == (2, 3)
+    assert ids[0].tolist() == [5, 5, tokenize.UNK]  # the 6-mer with N is [UNK]
+    assert ids[1].tolist() == [4100] * 3
+    full = tokenize.encode(batch, "kmer6_species", species=4101)
+    assert full[0].tolist() == [tokenize.CLS, 4101, 5, 5, tokenize.UNK, tokenize.SEP]
+
+
+@pytest.mark.parametrize("kind", tokenize.KINDS)
+def test_hf_tokenizer_equals_encoders_and_round_trips_offline(kind, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    vocab = tokenize.vocabulary(kind, SPECIES)
+    seq = "".join(np.random.default_rng(0).choice(list("ACGT"), 40)) + "NACGTGCA"
+    expected = tokenize.encode(encode(seq)[None], kind, species=vocab["saccharomyces_cerevisiae"])[0].tolist()
+    text = tokenize.to_text(seq, kind, "Saccharomyces_cerevisiae")
+    assert tokenize.build_tokenizer(vocab)(text)["input_ids"] == expected
+
+    tokenize.save_tokenizer(vocab, tmp_path)
+    assert {"tokenizer.json", "tokenizer_config.json", "vocab.txt"} <= {p.name for p in tmp_path.iterdir()}
+    loaded = AutoTokenizer.from_pretrained(str(tmp_path), local_files_only=True)
+    assert loaded(text)["input_ids"] == expected
+    assert loaded.get_vocab() == vocab
+    assert tokenize.load_vocab(tmp_path) == vocab
+    (tmp_path / "tokenizer.json").unlink()  # vocab.txt alone (SpeciesLM's layout) gives the same vocabulary
+    assert tokenize.load_vocab(tmp_path) == vocab
+
+
+def test_unknown_species_is_an_error_listing_the_known(vocab):
+    assert tokenize.species_id(vocab, "Candida_Glabrata") == 4101
+    with pytest.raises(ValueError, match="unknown species 'homo_sapiens'.*candida_glabrata, saccharomyces_cerevisiae"):
+        tokenize.species_id(vocab, "homo_sapiens")
+    with pytest.raises(ValueError, match="unknown species"):
+        tokenize.species_id(tokenize.build_tokenizer(vocab), "AAAAAA")  # a k-mer is not a species
+    with pytest.raises(ValueError, match="unique"):
+        tokenize.vocabulary("kmer6_species", ["yeast", "YEAST"])
+    with pytest.raises(ValueError, match="cannot be a token"):
+        tokenize.vocabulary("kmer6_species", ["s cerevisiae"])
+
+
+def test_infer_kind_rejects_other_layouts(vocab):
+    shuffled = dict(vocab)
+    shuffled["ACGTGC"], shuffled["AAAAAA"] = vocab["AAAAAA"], vocab["ACGTGC"]
+    with pytest.raises(ValueError, match="not in the expected order"):
+        tokenize.infer_kind(shuffled)
+    with pytest.raises(ValueError, match="unknown tokenizer"):
+        tokenize.vocabulary("bpe", [])

@@ -1,0 +1,17 @@
+import logging
+import os
+import sys
+
+sys.stderr = open(snakemake.log[0], "a", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+from dnalm.pretrain import corpus_genomes, pretrain_lm
+
+genomes = corpus_genomes(snakemake.params.genomes, getattr(snakemake.input, "gate", None))
+pretrain_lm(
+    genomes,
+    os.path.dirname(snakemake.output.weights),
+    species=list(snakemake.params.species),
+    threads=snakemake.threads,
+    **snakemake.params.hp,
+)
