@@ -1,6 +1,17 @@
-"""BPNet speed on the CPU: seconds per training step and windows per second at inference, median of several runs.
+"""BPNet speed on the CPU, ours against bpnet-lite's BPNet of the same size, in the same run.
 
-Usage: .venv/bin/python benchmarks/bench_bpnet.py [--repeats 5] [--threads 2] [--length 300] [--batch 64]
+Both models: 64 filters × 8 dilated residual layers, 2 profile outputs, 'same' padding (bpnet-lite with no control
+tracks and no trimming, so both predict every input base), AdamW. Each trains with its own loss (ours
+`dnalm.losses.profile_count_loss`, bpnet-lite's `_mixture_loss` as in its `fit`). Timings alternate between the two
+models repeat by repeat, so a burst of load from other processes hits both; figures are medians.
+
+Prints per window length: training seconds per step and samples/s, inference windows/s, and ours ÷ bpnet-lite
+(goal ≥ 1.2 for training samples/s).
+
+bpnet-lite is a benchmark-only dependency: `pip install --no-deps bpnet-lite==1.1.0` (with its dependencies, it
+pulls `modisco` 2.5.2, which overwrites modisco-lite's files; see benchmarks/README.md).
+
+Usage: .venv/bin/python benchmarks/bench_bpnet.py [--repeats 5] [--threads 2] [--lengths 300,1000] [--batch 64]
 """
 
 from __future__ import annotations
@@ -18,40 +29,84 @@ from dnalm.losses import profile_count_loss  # noqa: E402
 from dnalm.models import build_model  # noqa: E402
 
 
+def ours() -> tuple[torch.nn.Module, callable]:
+    """Our BPNet and its training loss."""
+    model = build_model("bpnet", 2, {"filters": 64, "layers": 8})
+
+    def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits, counts = model(x)
+        return profile_count_loss(logits, counts, y, 1.0)[0]
+
+    return model, loss
+
+
+def bpnet_lite() -> tuple[torch.nn.Module, callable]:
+    """bpnet-lite's BPNet of the same size and its training loss (`_mixture_loss`, as `BPNet.fit` uses it)."""
+    from bpnetlite.bpnet import BPNet
+    from bpnetlite.losses import _mixture_loss
+
+    model = BPNet(n_filters=64, n_layers=8, n_outputs=2, n_control_tracks=0, trimming=0, verbose=False)
+
+    def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits, logcounts = model(x)
+        return _mixture_loss(y, logits, logcounts, model.count_loss_weight)[2]
+
+    return model, loss
+
+
+def train_time(model: torch.nn.Module, loss_fn, optimizer, x, y, steps: int) -> float:
+    """Seconds per training step, averaged over `steps` steps."""
+    model.train()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss_fn(x, y).backward()
+        optimizer.step()
+    return (time.perf_counter() - t0) / steps
+
+
+def infer_rate(model: torch.nn.Module, x, steps: int) -> float:
+    """Windows per second at inference."""
+    model.eval()
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            model(x)
+        return steps * x.shape[0] / (time.perf_counter() - t0)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--length", type=int, default=300)
+    parser.add_argument("--lengths", default="300,1000")
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = build_model("bpnet", 2, {"filters": 64, "layers": 8})
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x = torch.nn.functional.one_hot(torch.randint(0, 4, (args.batch, args.length)), 4).float().transpose(1, 2)
-    y = torch.poisson(torch.full((args.batch, 2, args.length), 0.2))
-    step_times, throughputs = [], []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        for _ in range(args.steps):
-            logits, counts = model(x)
-            loss, _, _ = profile_count_loss(logits, counts, y, 1.0)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        step_times.append((time.perf_counter() - t0) / args.steps)
-        with torch.no_grad():
-            model.eval()
-            t0 = time.perf_counter()
-            for _ in range(args.steps):
-                model(x)
-            throughputs.append(args.steps * args.batch / (time.perf_counter() - t0))
-            model.train()
-    print(f"BPNet 64 filters x 8 layers, batch {args.batch} x {args.length} bp, {args.threads} threads")
-    print("train s/step:   " + " ".join(f"{t:.3f}" for t in step_times) + f"  median {statistics.median(step_times):.3f}")
-    print("infer windows/s: " + " ".join(f"{t:.0f}" for t in throughputs) + f"  median {statistics.median(throughputs):.0f}")
+    models = {"dnalm": ours(), "bpnet-lite": bpnet_lite()}
+    print(f"BPNet 64 filters x 8 layers, batch {args.batch}, {args.threads} threads, median of {args.repeats}")
+    print(f"{'length':>6} {'model':<11}{'train s/step':>13}{'train samples/s':>16}{'infer windows/s':>16}")
+    for length in (int(v) for v in args.lengths.split(",")):
+        x = torch.nn.functional.one_hot(torch.randint(0, 4, (args.batch, length)), 4).float().transpose(1, 2)
+        x = x.contiguous()
+        y = torch.poisson(torch.full((args.batch, 2, length), 0.2))
+        times = {name: [] for name in models}
+        rates = {name: [] for name in models}
+        optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-3) for name, (m, _) in models.items()}
+        for name, (model, loss_fn) in models.items():  # warm-up: oneDNN primitive caches, allocator
+            train_time(model, loss_fn, optimizers[name], x, y, 1)
+        for _ in range(args.repeats):
+            for name, (model, loss_fn) in models.items():
+                times[name].append(train_time(model, loss_fn, optimizers[name], x, y, args.steps))
+                rates[name].append(infer_rate(model, x, args.steps))
+        step = {name: statistics.median(v) for name, v in times.items()}
+        infer = {name: statistics.median(v) for name, v in rates.items()}
+        for name in models:
+            print(f"{length:>6} {name:<11}{step[name]:>13.3f}{args.batch / step[name]:>16.1f}{infer[name]:>16.0f}")
+        print(f"{length:>6} {'ratio':<11}{'':>13}{step['bpnet-lite'] / step['dnalm']:>15.2f}x"
+              f"{infer['dnalm'] / infer['bpnet-lite']:>15.2f}x   (dnalm / bpnet-lite; goal >= 1.2 for training)")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dnalm.models import build_model
-from dnalm.models.bpnet import BPNet
+from dnalm.models.bpnet import BPNet, ProfileConv1d
 
 torch.use_deterministic_algorithms(True)
 
@@ -57,3 +57,22 @@ def test_build_model():
 def test_build_model_unknown_arch():
     with pytest.raises(ValueError, match="unknown model arch 'transformer'"):
         build_model("transformer", 2, {})
+
+
+@pytest.mark.parametrize("out, inp, kernel, dilation, bias", [
+    (2, 64, 75, 1, True), (1, 16, 74, 1, False), (2, 8, 5, 3, True), (3, 32, 4, 2, True), (64, 4, 21, 1, True)])
+def test_profile_conv_equals_torch_conv_forward_and_backward(out, inp, kernel, dilation, bias):
+    """The matmul + diagonal-sum convolution gives nn.Conv1d's outputs and gradients (odd and even kernels)."""
+    torch.manual_seed(0)
+    ref = nn.Conv1d(inp, out, kernel, padding="same", dilation=dilation, bias=bias)
+    fast = ProfileConv1d(inp, out, kernel, padding="same", dilation=dilation, bias=bias)
+    fast.load_state_dict(ref.state_dict())
+    x1 = torch.randn(3, inp, 57, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    y1, y2 = ref(x1), fast(x2)
+    torch.testing.assert_close(y2, y1, atol=1e-5, rtol=1e-5)
+    grad = torch.randn_like(y1)
+    y1.backward(grad)
+    y2.backward(grad)
+    torch.testing.assert_close(x2.grad, x1.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast.weight.grad, ref.weight.grad, atol=1e-4, rtol=1e-5)
