@@ -255,8 +255,12 @@ def get_backbone_files(wildcards):
 
 
 def get_pretrain_params(wildcards):
-    """Hyperparameters of pretrain_lm (everything in pretrain.<lm> but the corpus)."""
-    return {k: v for k, v in config["pretrain"][wildcards.lm].items() if k != "corpus"}
+    """Hyperparameters of pretrain_lm (everything in pretrain.<lm> but the corpus and its homology filter)."""
+    return {
+        k: v
+        for k, v in config["pretrain"][wildcards.lm].items()
+        if k not in ("corpus", "homology")
+    }
 
 
 def get_pretrain_candidates(lm):
@@ -584,7 +588,11 @@ def get_species_track_map(wildcards):
 
 def get_store_track_files(wildcards):
     """bigWigs of every genome feeding the task."""
-    return [p for tracks in get_species_track_map(wildcards).values() for p in tracks.values()]
+    return [
+        p
+        for tracks in get_species_track_map(wildcards).values()
+        for p in tracks.values()
+    ]
 
 
 def get_split_inputs(wildcards):
