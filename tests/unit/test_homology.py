@@ -155,3 +155,23 @@ def test_pretraining_corpus_excludes_homologs_of_held_out_windows(planted: dict)
     exclude_windows(genomes, out)
     after = index_windows(genomes, "train", L, L)
     assert before == 4 and len(after) == 3 and 0 not in after.start
+
+
+def test_pretraining_corpus_leaves_out_held_out_folds_and_validates_on_the_val_fold(planted: dict) -> None:
+    """Fold task on the target genome: tr = fold 0 (train), va = fold 1 (val), te = fold 2 (test)."""
+    tmp = planted["tmp"]
+    fasta = planted["fastas"]["sp"]
+    pd.DataFrame({"chrom": ["tr", "va", "te"], "start": [0, 0, 0], "end": [10 * L, 5 * L, 5 * L],
+                  "fold": [0, 1, 2]}).to_csv(tmp / "folds.tsv", sep="\t", index=False)
+    genomes = corpus_genomes([{"id": "sp", "species": "sp", "fasta": fasta, "fai": fasta + ".fai", "exclude": [],
+                               "val": []}])
+    tasks = {"t": {"species": "sp", "fasta": fasta, "windows": str(tmp / "assigned.tsv"),
+                   "folds": str(tmp / "folds.tsv"), "held_out_folds": [1, 2]}}
+    homology = {"enabled": False, "preset": None, "min_identity": 0.95, "min_coverage": 0.5, "threads": 1}
+    out = tmp / "excluded_folds.tsv"
+    excluded = excluded_corpus_windows(genomes, tasks, str(out), window=L, stride=L, homology=homology)
+    assert excluded.groupby("chrom")["reason"].agg(set).to_dict() == {"va": {"val_fold"}, "te": {"held_out_fold"}}
+    exclude_windows(genomes, out)
+    train, val = index_windows(genomes, "train", L, L), index_windows(genomes, "val", L, L)
+    assert len(train) == 10 and {train.chrom_names[c] for c in train.chrom} == {"tr"}
+    assert len(val) == 5 and {val.chrom_names[c] for c in val.chrom} == {"va"}

@@ -2,9 +2,9 @@
 
 The corpus windows are tiled exactly as `dnalm.pretrain.index_windows` tiles them (same window and stride), so the
 excluded table names them by (genome, chromosome, start) and `dnalm.pretrain.exclude_windows` drops them.
-Two reasons: `held_out_fold` (the window overlaps a val or test fold of a fold task on its genome; chromosome
-holdouts are excluded whole by the chromosome lists) and `homology` (it aligns to a task's val or test window, see
-`dnalm.homology`).
+Reasons: `val_fold` (the window lies wholly inside the val fold of a fold task on its genome: pretraining validates on
+it instead), `held_out_fold` (it overlaps a val or test fold otherwise; chromosome holdouts are excluded whole by the
+chromosome lists) and `homology` (it aligns to a task's val or test window, see `dnalm.homology`).
 """
 
 from __future__ import annotations
@@ -47,17 +47,23 @@ def corpus_table(genomes: list[dict], window: int, stride: int) -> pd.DataFrame:
     })
 
 
-def in_held_out_folds(corpus: pd.DataFrame, tasks: dict[str, dict]) -> np.ndarray:
-    """Corpus windows that overlap a val or test fold of a fold task on the same genome."""
+def in_held_out_folds(corpus: pd.DataFrame, tasks: dict[str, dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Corpus windows that overlap a val or test fold of a fold task on the same genome, and those of them that lie
+    wholly inside a val fold (pretraining validates on these)."""
     hit = np.zeros(len(corpus), dtype=bool)
+    inside_val = np.zeros(len(corpus), dtype=bool)
     for spec in tasks.values():
         if not spec.get("folds"):
             continue
         layout = read_folds(spec["folds"])
+        val_fold = spec["held_out_folds"][0]
         for piece in layout[layout["fold"].isin(spec["held_out_folds"])].itertuples(index=False):
-            hit |= ((corpus["genome"] == spec["species"]) & (corpus["chrom"] == piece.chrom)
-                    & (corpus["start"] < piece.end) & (corpus["end"] > piece.start)).to_numpy()
-    return hit
+            same = ((corpus["genome"] == spec["species"]) & (corpus["chrom"] == piece.chrom)).to_numpy()
+            start, end = corpus["start"].to_numpy(), corpus["end"].to_numpy()
+            hit |= same & (start < piece.end) & (end > piece.start)
+            if piece.fold == val_fold:
+                inside_val |= same & (start >= piece.start) & (end <= piece.end)
+    return hit, inside_val
 
 
 def excluded_corpus_windows(genomes: list[dict], tasks: dict[str, dict], out_tsv: str, *, window: int, stride: int,
@@ -77,9 +83,9 @@ def excluded_corpus_windows(genomes: list[dict], tasks: dict[str, dict], out_tsv
     """
     corpus = corpus_table(genomes, window, stride)
     corpus["id"] = corpus["genome"] + "|" + corpus["chrom"] + "|" + corpus["start"].astype(str)
-    fold_hit = in_held_out_folds(corpus, tasks)
-    out = corpus.loc[fold_hit, ["genome", "chrom", "start", "end"]].assign(reason="held_out_fold", hit="",
-                                                                          identity=np.nan, coverage=np.nan)
+    fold_hit, inside_val = in_held_out_folds(corpus, tasks)
+    out = corpus.loc[fold_hit, ["genome", "chrom", "start", "end"]].assign(
+        reason=np.where(inside_val[fold_hit], "val_fold", "held_out_fold"), hit="", identity=np.nan, coverage=np.nan)
     rest = corpus[~fold_hit]
     if homology["enabled"]:
         settings = HomologySettings(homology["preset"], homology["min_identity"], homology["min_coverage"],
