@@ -175,3 +175,26 @@ def test_pretraining_corpus_leaves_out_held_out_folds_and_validates_on_the_val_f
     train, val = index_windows(genomes, "train", L, L), index_windows(genomes, "val", L, L)
     assert len(train) == 10 and {train.chrom_names[c] for c in train.chrom} == {"tr"}
     assert len(val) == 5 and {val.chrom_names[c] for c in val.chrom} == {"va"}
+
+
+def test_report_shows_the_before_after_table(planted: dict, tmp_path: Path) -> None:
+    from dnalm.report import write_report
+
+    run_filter(planted)
+    summary = tmp_path / "results" / "splits" / "t" / "summary.tsv"
+    summary.parent.mkdir(parents=True)
+    summary.write_text((planted["tmp"] / "summary.tsv").read_text())
+    excluded = tmp_path / "results" / "pretrain" / "lm" / "homology_excluded.tsv"
+    excluded.parent.mkdir(parents=True)
+    excluded.write_text("genome\tchrom\tstart\tend\treason\thit\tidentity\tcoverage\n"
+                        "sp2\tc1\t0\t300\thomology\tt|sp:te:1\t0.98\t1.0\n")
+    out = tmp_path / "report.html"
+    empty = {k: [] for k in ("inputs", "splits", "histories", "model_infos", "comparisons", "predictions")}
+    write_report(str(out), **empty, homology=[str(summary)], pretrain_homology=[str(excluded)])
+    text = out.read_text()
+    assert '<section id="homology"><h2>Homology filter</h2>' in text
+    # study 2's layout: train / test / val before, after, train removed (%)
+    assert "<td>sp</td><td class=\"num\">10 / 5 / 5</td><td class=\"num\">7 / 5 / 4</td>" in text
+    assert "<td>all</td><td class=\"num\">14 / 5 / 5</td><td class=\"num\">10 / 5 / 4</td>" in text
+    assert "4 (28.6%)" in text
+    assert "Language model lm: 1 corpus train windows excluded (1 homology)." in text
