@@ -67,14 +67,14 @@ def task(val: int, test: int) -> dict:
         "window": {"length": 16384, "max_offset": 2048, "flank": 64},
         "split": {
             "folds": {"k": 8, "val": val, "test": test, "min_gap": 100},
-            "homology": {"enabled": True, "preset": "asm20", "min_identity": 0.95, "min_coverage": 0.5, "threads": 8},
+            "homology": {"enabled": True, "preset": "asm20", "min_identity": 0.95, "min_coverage": 0.5},
         },
         "seed": 0,
     }
 
 
 def config() -> dict:
-    homology = {"enabled": True, "preset": "asm20", "min_identity": 0.95, "min_coverage": 0.5, "threads": 16}
+    homology = {"enabled": True, "preset": "asm20", "min_identity": 0.95, "min_coverage": 0.5}
     return {
         "species": species(),
         "tasks": {"rnaseq_fold0": task(0, 1), "rnaseq_fold2": task(2, 3)},

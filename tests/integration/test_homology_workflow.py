@@ -55,7 +55,7 @@ def test_folds_extra_species_and_homology_filter_through_snakemake(tmp_path: Pat
         "species": species,
         "tasks": {"t": {"species": "tgt", "targets": [{"name": "site", "plus": "site_plus", "minus": "site_minus"}],
                         "window": {"length": 300, "max_offset": 50, "flank": 16},
-                        "split": {"folds": {"k": 4, "val": 1, "test": 2}, "homology": {"threads": 2}},
+                        "split": {"folds": {"k": 4, "val": 1, "test": 2}, "homology": {"enabled": True}},
                         "extra_train_species": ["ext"]}},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))

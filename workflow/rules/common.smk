@@ -652,10 +652,6 @@ def get_homology_params(wildcards):
     }
 
 
-def get_homology_threads(wildcards):
-    return config["tasks"][wildcards.task]["split"]["homology"]["threads"]
-
-
 def get_pretrain_homology_inputs(wildcards):
     """Corpus genomes (and the QC gate), and every task's filtered windows, genomes and fold layout."""
     inputs = get_pretrain_inputs(wildcards)
@@ -690,10 +686,6 @@ def get_pretrain_homology_params(wildcards):
         "homology": spec["homology"],
         "tasks": tasks,
     }
-
-
-def get_pretrain_homology_threads(wildcards):
-    return config["pretrain"][wildcards.lm]["homology"]["threads"]
 
 
 def check_lm_config(cfg):

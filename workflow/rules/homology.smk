@@ -50,7 +50,7 @@ rule filter_homology:
         "logs/filter_homology/{task}.log",
     conda:
         "../../envs/base.yaml"
-    threads: get_homology_threads
+    threads: 8
     params:
         homology=get_homology_params,
     script:
@@ -66,7 +66,7 @@ rule pretrain_homology:
         "logs/pretrain_homology/{lm}.log",
     conda:
         "../../envs/base.yaml"
-    threads: get_pretrain_homology_threads
+    threads: 8
     params:
         genomes=get_pretrain_genomes,
         settings=get_pretrain_homology_params,

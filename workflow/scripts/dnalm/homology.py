@@ -26,6 +26,7 @@ import pandas as pd
 import pyfaidx
 
 from dnalm.io import write_tsv
+from dnalm.splits import SPLITS, renumber_rows
 from dnalm.windows import read_windows
 
 log = logging.getLogger(__name__)
@@ -248,14 +249,6 @@ def filter_task_windows(windows: pd.DataFrame, target_species: str, fastas: dict
     return out, removed
 
 
-def renumber_rows(windows: pd.DataFrame) -> None:
-    """Give the kept windows of each split their store row (0, 1, ...) in table order, -1 to the rest."""
-    windows["row"] = -1
-    for split in ("train", "val", "test"):
-        rows = (windows["split"] == split) & windows["kept"]
-        windows.loc[rows, "row"] = range(int(rows.sum()))
-
-
 def summary_table(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     """Windows per species before and after the filter, in the layout of study 2's table.
 
@@ -281,7 +274,7 @@ def summary_table(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
 
 def check_not_empty(windows: pd.DataFrame, removed: pd.DataFrame, source: str) -> None:
     """Raise when a split has no kept window after filtering, with the counts before and after."""
-    for split in ("train", "val", "test"):
+    for split in SPLITS:
         after = int(((windows["split"] == split) & windows["kept"]).sum())
         if after == 0:
             lost = int((removed["split"] == split).sum())

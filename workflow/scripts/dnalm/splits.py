@@ -52,6 +52,14 @@ def chromosome_splits(chroms: dict[str, int], train: list[str] | None, val: list
     return assignment
 
 
+def renumber_rows(windows: pd.DataFrame) -> None:
+    """Give the kept windows of each split their store row (0, 1, ...) in table order, -1 to the rest (in place)."""
+    windows["row"] = -1
+    for split in SPLITS:
+        rows = (windows["split"] == split) & windows["kept"]
+        windows.loc[rows, "row"] = np.arange(int(rows.sum()))
+
+
 def subsample(windows: pd.DataFrame, max_windows: dict[str, int | None], seed: int) -> pd.DataFrame:
     """Drop kept windows beyond `max_windows[split]` at random (seeded), with reason `subsampled`."""
     out = windows.copy()
@@ -149,11 +157,9 @@ def assign_splits(candidates: str, fai: str, out_windows: str, out_counts: str, 
     if extra:
         windows = pd.concat([windows, extra_train_windows(list(extra))], ignore_index=True)
     windows = subsample(windows, max_windows, seed)
-    windows["row"] = -1
+    renumber_rows(windows)
     for split in SPLITS:
-        rows = (windows["split"] == split) & windows["kept"]
-        windows.loc[rows, "row"] = np.arange(int(rows.sum()))
-        if not rows.any():
+        if not ((windows["split"] == split) & windows["kept"]).any():
             raise ValueError(f"split {split!r} has no windows; check split.chromosomes (or split.folds) and "
                              "sites.min_reads")
     counts = count_table(windows)
