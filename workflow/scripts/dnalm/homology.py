@@ -4,7 +4,8 @@ A query window is a homolog of a target window when one alignment of the query t
 `min_identity` (matching bases ÷ alignment block length, minimap2's `mlen / blen`) over at least `min_coverage`
 of the query's length (`(q_en − q_st) / len`). The targets are indexed once (a minimap2 index written next to the
 outputs); the queries are aligned in chunks by `threads` worker processes, each reading its windows from the
-FASTAs itself, because `mappy.Aligner.map` from several Python threads gave no speed-up here.
+FASTAs itself: `mappy.Aligner.map` from several Python threads gave no speed-up in an earlier measurement here,
+and processes scale with cores like the minimap2 command line.
 
 Used for the splits of a task (train windows of every genome against the target's val and test windows; val
 against test) and for the pretraining corpus (corpus windows against every task's val and test windows).
