@@ -198,3 +198,18 @@ def test_report_shows_the_before_after_table(planted: dict, tmp_path: Path) -> N
     assert "<td>all</td><td class=\"num\">14 / 5 / 5</td><td class=\"num\">10 / 5 / 4</td>" in text
     assert "4 (28.6%)" in text
     assert "Language model lm: 1 corpus train windows excluded (1 homology)." in text
+
+
+def test_report_counts_windows_dropped_at_fold_boundaries(tmp_path: Path) -> None:
+    from dnalm.report import write_report
+
+    counts = tmp_path / "results" / "splits" / "t" / "counts.tsv"
+    counts.parent.mkdir(parents=True)
+    counts.write_text("species\tsplit\tsites\tdropped_n\tdropped_subsample\tdropped_fold\twindows\n"
+                      "sp\ttrain\t100\t1\t0\t7\t92\nsp\tval\t20\t0\t0\t2\t18\nsp\ttest\t20\t0\t0\t0\t20\n")
+    out = tmp_path / "report.html"
+    empty = {k: [] for k in ("inputs", "histories", "model_infos", "comparisons", "predictions")}
+    write_report(str(out), splits=[str(counts)], **empty)
+    text = out.read_text()
+    assert "<th>dropped (crosses fold)</th><th>windows</th>" in text
+    assert '<td class="num">7</td><td class="num">92</td>' in text

@@ -543,16 +543,21 @@ def _splits_task(task: str, path: str | None) -> str:
     if counts.empty:
         return _p(f"The split counts of task {task} are empty ({path}).")
     counts = counts.assign(_k=counts["split"].astype(str).map(_split_key)).sort_values(["_k", "species"], kind="stable")
+    # fold tasks also count windows dropped for crossing a fold boundary (shown before the kept windows)
+    columns = list(_COUNT_COLUMNS)
+    header = ["species", "split", "sites", "dropped (N)", "dropped (subsample)", "windows"]
+    if "dropped_fold" in counts.columns and counts["dropped_fold"].any():
+        columns.insert(-1, "dropped_fold")
+        header.insert(-1, "dropped (crosses fold)")
     rows = [
-        [_esc(r.species), _esc(r.split), *(_fmt_int(getattr(r, c)) for c in _COUNT_COLUMNS[2:])]
+        [_esc(r.species), _esc(r.split), *(_fmt_int(getattr(r, c)) for c in columns[2:])]
         for r in counts.itertuples(index=False)
     ]
     totals = counts.groupby("split", sort=False)["windows"].sum()
     totals_text = ", ".join(f"{s}: {int(n):,}" for s, n in sorted(totals.items(), key=lambda kv: _split_key(kv[0])))
-    header = ["species", "split", "sites", "dropped (N)", "dropped (subsample)", "windows"]
     return (
         _p(f"Windows per split: {totals_text}.", "meta")
-        + _table(header, rows, range(2, 6))
+        + _table(header, rows, range(2, len(header)))
         + _splits_figure(counts, task)
     )
 
