@@ -213,3 +213,13 @@ def test_report_counts_windows_dropped_at_fold_boundaries(tmp_path: Path) -> Non
     text = out.read_text()
     assert "<th>dropped (crosses fold)</th><th>windows</th>" in text
     assert '<td class="num">7</td><td class="num">92</td>' in text
+
+
+def test_pretraining_corpus_without_tasks_excludes_nothing(planted: dict) -> None:
+    fasta = planted["fastas"]["sp2"]
+    genomes = corpus_genomes([{"id": "sp2", "species": "sp2", "fasta": fasta, "fai": fasta + ".fai", "exclude": [],
+                               "val": []}])
+    homology = {"enabled": True, "preset": None, "min_identity": 0.95, "min_coverage": 0.5, "threads": 1}
+    out = planted["tmp"] / "excluded_none.tsv"
+    assert excluded_corpus_windows(genomes, {}, str(out), window=L, stride=L, homology=homology).empty
+    assert pd.read_csv(out, sep="\t").columns.tolist()[:5] == ["genome", "chrom", "start", "end", "reason"]

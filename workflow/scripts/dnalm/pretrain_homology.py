@@ -32,7 +32,8 @@ def held_out_windows(tasks: dict[str, dict]) -> pd.DataFrame:
         table = read_windows(spec["windows"])
         table = table[table["kept"] & table["split"].isin(["val", "test"]) & (table["species"] == spec["species"])]
         frames.append(table.assign(id=task + "|" + table["id"].astype(str), fasta=spec["fasta"]))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["id", "species", "fasta"])
+    empty = pd.DataFrame(columns=["id", "species", "fasta", "chrom", "start", "end"])
+    return pd.concat(frames, ignore_index=True) if frames else empty
 
 
 def corpus_table(genomes: list[dict], window: int, stride: int) -> pd.DataFrame:
