@@ -118,7 +118,8 @@ def test_assign_splits_end_to_end(tmp_path):
 
     counts = pd.read_csv(out_counts, sep="\t")
     expected = pd.DataFrame({"species": ["sp"] * 3, "split": ["train", "val", "test"], "sites": [6, 3, 3],
-                             "dropped_n": [1, 0, 1], "dropped_subsample": [2, 0, 0], "windows": [3, 3, 2]})
+                             "dropped_n": [1, 0, 1], "dropped_subsample": [2, 0, 0], "dropped_fold": [0, 0, 0],
+                             "windows": [3, 3, 2]})
     pd.testing.assert_frame_equal(counts, expected)
 
 

@@ -186,8 +186,12 @@ def get_window_params(wildcards):
 
 def get_split_params(wildcards):
     spec = config["tasks"][wildcards.task]
+    if "folds" in spec["split"]:
+        holdout = {"folds": spec["split"]["folds"]}
+    else:
+        holdout = dict(spec["split"]["chromosomes"])
     return {
-        **spec["split"]["chromosomes"],
+        **holdout,
         "max_windows": spec["max_windows"],
         "seed": spec["seed"],
     }
@@ -251,8 +255,12 @@ def get_backbone_files(wildcards):
 
 
 def get_pretrain_params(wildcards):
-    """Hyperparameters of pretrain_lm (everything in pretrain.<lm> but the corpus)."""
-    return {k: v for k, v in config["pretrain"][wildcards.lm].items() if k != "corpus"}
+    """Hyperparameters of pretrain_lm (everything in pretrain.<lm> but the corpus and its homology filter)."""
+    return {
+        k: v
+        for k, v in config["pretrain"][wildcards.lm].items()
+        if k not in ("corpus", "homology")
+    }
 
 
 def get_pretrain_candidates(lm):
@@ -266,7 +274,8 @@ def get_pretrain_genomes(wildcards):
     for species in get_pretrain_candidates(wildcards.lm):
         held_out, val = [], []
         for task in config["tasks"].values():
-            if task["species"] == species:
+            # fold tasks: their val/test folds are excluded by rule pretrain_homology instead
+            if task["species"] == species and "chromosomes" in task["split"]:
                 chroms = task["split"]["chromosomes"]
                 held_out += chroms["val"] + chroms["test"]
                 val += chroms["val"]
@@ -293,6 +302,14 @@ def get_pretrain_inputs(wildcards):
     if config["pretrain"][wildcards.lm]["corpus"] is None:
         inputs["gate"] = "results/qc/pretrain_genomes.txt"
     return inputs
+
+
+def get_pretrain_lm_inputs(wildcards):
+    """pretrain_lm's inputs: the corpus genomes and the windows the homology filter excludes."""
+    return {
+        **get_pretrain_inputs(wildcards),
+        "excluded": f"results/pretrain/{wildcards.lm}/homology_excluded.tsv",
+    }
 
 
 def get_store(split):
@@ -475,6 +492,10 @@ def get_report_inputs(wildcards):
         "counterfactuals": [
             f"results/eval/{t}/{m}/counterfactual.tsv" for t, m in pairs
         ],
+        "homology": [f"results/splits/{t}/summary.tsv" for t in config["tasks"]],
+        "pretrain_homology": [
+            f"results/pretrain/{lm}/homology_excluded.tsv" for lm in config["pretrain"]
+        ],
     }
 
 
@@ -491,6 +512,180 @@ def get_lm_exports():
 def get_final_output():
     qc = ["results/qc/pretrain_genomes.txt"] if config["species"] else []
     return ["results/report.html", *qc, *get_lm_exports()]
+
+
+# ------------------------------------------------------------------ splits: folds, extra species, homology filter
+
+
+def check_split_config(cfg):
+    """Fold choices and extra train species; each error names the key."""
+    for task, spec in cfg["tasks"].items():
+        folds = spec["split"].get("folds")
+        if folds is not None:
+            for key in ("val", "test"):
+                if folds[key] >= folds["k"]:
+                    raise ValueError(
+                        f"tasks.{task}.split.folds.{key}: fold {folds[key]} does not exist with k = {folds['k']} "
+                        f"(folds are numbered 0 to {folds['k'] - 1})"
+                    )
+            if folds["val"] == folds["test"]:
+                raise ValueError(
+                    f"tasks.{task}.split.folds: val and test are both fold {folds['val']}; choose two different folds"
+                )
+        tracks = get_task_track_names(task, cfg)
+        for species in spec["extra_train_species"]:
+            if species not in cfg["species"]:
+                raise ValueError(
+                    f"tasks.{task}.extra_train_species: {species!r} is not under species (known: {sorted(cfg['species'])})"
+                )
+            if species == spec["species"]:
+                raise ValueError(
+                    f"tasks.{task}.extra_train_species: {species!r} is the task's own species"
+                )
+            missing = sorted(set(tracks) - set(cfg["species"][species]["tracks"]))
+            if missing:
+                raise ValueError(
+                    f"tasks.{task}.extra_train_species: species {species!r} lacks the task's tracks {missing} "
+                    f"(add them under species.{species}.tracks with the same names)"
+                )
+
+
+def get_task_track_names(task, cfg=config):
+    """Track names of a task's targets, once each."""
+    names = []
+    for target in cfg["tasks"][task]["targets"]:
+        names += [target[k] for k in ("plus", "minus", "track") if k in target]
+    return list(dict.fromkeys(names))
+
+
+def get_task_genomes(task):
+    """Species id → genome FASTA of every genome feeding a task: its species, then its extra train species."""
+    spec = config["tasks"][task]
+    return {
+        s: f"resources/{s}/genome.fa"
+        for s in [spec["species"], *spec["extra_train_species"]]
+    }
+
+
+def get_task_fastas(wildcards):
+    """FASTAs and indexes of every genome feeding the task."""
+    fastas = list(get_task_genomes(wildcards.task).values())
+    return fastas + [f"{f}.fai" for f in fastas]
+
+
+def get_task_genome_map(wildcards):
+    return get_task_genomes(wildcards.task)
+
+
+def get_species_track_map(wildcards):
+    """Species → {track name: bigWig} of every genome feeding the task."""
+    names = get_task_track_names(wildcards.task)
+    return {
+        s: {n: f"resources/{s}/tracks/{n}.bw" for n in names}
+        for s in get_task_genomes(wildcards.task)
+    }
+
+
+def get_store_track_files(wildcards):
+    """bigWigs of every genome feeding the task."""
+    return [
+        p
+        for tracks in get_species_track_map(wildcards).values()
+        for p in tracks.values()
+    ]
+
+
+def get_split_inputs(wildcards):
+    """assign_splits' inputs: candidates, the genome index, the fold layout (fold tasks), extra species' windows."""
+    spec = config["tasks"][wildcards.task]
+    inputs = {
+        "windows": f"results/windows/{wildcards.task}/candidates.tsv",
+        "fai": get_genome_fai(wildcards),
+        "extra": [
+            f"results/windows/{wildcards.task}/extra/{s}.tsv"
+            for s in spec["extra_train_species"]
+        ],
+    }
+    if "folds" in spec["split"]:
+        inputs["folds"] = f"results/splits/{wildcards.task}/folds.tsv"
+    return inputs
+
+
+def get_fold_params(wildcards):
+    """make_folds' params: k, min_gap, and the step of cuts inside a chromosome (window stride or length)."""
+    spec = config["tasks"][wildcards.task]
+    folds = spec["split"]["folds"]
+    window = spec["window"]
+    return {
+        "k": folds["k"],
+        "min_gap": folds["min_gap"],
+        "step": window.get("stride") or window["length"],
+    }
+
+
+def get_extra_genome(wildcards):
+    return {
+        "fasta": f"resources/{wildcards.species}/genome.fa",
+        "fai": f"resources/{wildcards.species}/genome.fa.fai",
+    }
+
+
+def get_extra_site_tracks(wildcards):
+    target = get_site_target(wildcards.task)
+    return {
+        "plus": f"resources/{wildcards.species}/tracks/{target['plus']}.bw",
+        "minus": f"resources/{wildcards.species}/tracks/{target['minus']}.bw",
+    }
+
+
+def get_extra_window_params(wildcards):
+    return {**get_window_params(wildcards), "species": wildcards.species}
+
+
+def get_homology_params(wildcards):
+    """filter_homology's params: target species, genomes and the split.homology settings."""
+    spec = config["tasks"][wildcards.task]
+    return {
+        "species": spec["species"],
+        "fastas": get_task_genomes(wildcards.task),
+        **spec["split"]["homology"],
+    }
+
+
+def get_pretrain_homology_inputs(wildcards):
+    """Corpus genomes (and the QC gate), and every task's filtered windows, genomes and fold layout."""
+    inputs = get_pretrain_inputs(wildcards)
+    inputs["windows"] = [f"results/windows/{t}/windows.tsv" for t in config["tasks"]]
+    inputs["task_fastas"] = sorted(
+        {f"resources/{spec['species']}/genome.fa" for spec in config["tasks"].values()}
+    )
+    inputs["folds"] = [
+        f"results/splits/{t}/folds.tsv"
+        for t, spec in config["tasks"].items()
+        if "folds" in spec["split"]
+    ]
+    return inputs
+
+
+def get_pretrain_homology_params(wildcards):
+    """The corpus tiling, the homology settings, and per task its species and (fold tasks) val/test folds."""
+    spec = config["pretrain"][wildcards.lm]
+    tasks = {}
+    for task, tspec in config["tasks"].items():
+        folds = tspec["split"].get("folds")
+        tasks[task] = {
+            "species": tspec["species"],
+            "fasta": f"resources/{tspec['species']}/genome.fa",
+            "windows": f"results/windows/{task}/windows.tsv",
+            "folds": f"results/splits/{task}/folds.tsv" if folds else None,
+            "held_out_folds": [folds["val"], folds["test"]] if folds else [],
+        }
+    return {
+        "window": spec["window"],
+        "stride": spec["stride"],
+        "homology": spec["homology"],
+        "tasks": tasks,
+    }
 
 
 def check_lm_config(cfg):
@@ -522,3 +717,4 @@ def check_lm_config(cfg):
 check_config(config)
 check_qc_config(config)
 check_lm_config(config)
+check_split_config(config)

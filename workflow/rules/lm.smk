@@ -1,6 +1,6 @@
 rule pretrain_lm:
     input:
-        unpack(get_pretrain_inputs),
+        unpack(get_pretrain_lm_inputs),
     output:
         config="results/pretrain/{lm}/config.json",
         weights="results/pretrain/{lm}/model.safetensors",

@@ -16,10 +16,9 @@ rule make_windows:
 
 rule assign_splits:
     input:
-        windows="results/windows/{task}/candidates.tsv",
-        fai=get_genome_fai,
+        unpack(get_split_inputs),
     output:
-        windows="results/windows/{task}/windows.tsv",
+        windows="results/windows/{task}/assigned.tsv",
         counts=report(
             "results/splits/{task}/counts.tsv",
             caption="../report/split_counts.rst",
@@ -41,6 +40,8 @@ rule build_window_store:
         unpack(get_genome),
         windows="results/windows/{task}/windows.tsv",
         tracks=get_task_track_files,
+        genomes=get_task_fastas,
+        species_tracks=get_store_track_files,
     output:
         seq="results/windows/{task}/{split}.seq.npy",
         targets="results/windows/{task}/{split}.targets.npy",
@@ -55,5 +56,7 @@ rule build_window_store:
         tracks=get_task_tracks,
         targets=get_targets,
         flank=get_flank,
+        genomes=get_task_genome_map,
+        species_tracks=get_species_track_map,
     script:
         "../scripts/build_window_store.py"

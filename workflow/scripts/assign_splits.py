@@ -11,5 +11,7 @@ assign_splits(
     snakemake.input.fai,
     snakemake.output.windows,
     snakemake.output.counts,
+    folds_tsv=getattr(snakemake.input, "folds", None),
+    extra=list(snakemake.input.extra),
     **snakemake.params.split,
 )

@@ -16,4 +16,6 @@ write_store(
     snakemake.output.targets,
     snakemake.output.meta,
     flank=snakemake.params.flank,
+    fastas=dict(snakemake.params.genomes),
+    species_tracks={s: dict(t) for s, t in snakemake.params.species_tracks.items()},
 )

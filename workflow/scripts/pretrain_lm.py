@@ -5,9 +5,10 @@ import sys
 sys.stderr = open(snakemake.log[0], "a", buffering=1)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-from dnalm.pretrain import corpus_genomes, pretrain_lm
+from dnalm.pretrain import corpus_genomes, exclude_windows, pretrain_lm
 
 genomes = corpus_genomes(snakemake.params.genomes, getattr(snakemake.input, "gate", None))
+exclude_windows(genomes, snakemake.input.excluded)
 pretrain_lm(
     genomes,
     os.path.dirname(snakemake.output.weights),

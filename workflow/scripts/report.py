@@ -19,4 +19,6 @@ write_report(
     pretrain_histories=snakemake.input.pretrain_histories,  # noqa: F821
     pretrain_summaries=snakemake.input.pretrain_summaries,  # noqa: F821
     counterfactuals=snakemake.input.counterfactuals,  # noqa: F821
+    homology=snakemake.input.homology,  # noqa: F821
+    pretrain_homology=snakemake.input.pretrain_homology,  # noqa: F821
 )

@@ -129,13 +129,43 @@ def index_windows(genomes: list[dict], split: str, window: int, stride: int) -> 
                     codes = encode(fasta[chrom][lo : min(lo + _CHUNK + window - 1, length)])
                     kept = valid_starts(codes, starts - lo, window) + lo
                     dropped += len(starts) - len(kept)
+                    kept = _drop_excluded(kept, genome, chrom, split)
                     parts.append((np.full(len(kept), g), np.full(len(kept), len(names) - 1), kept))
+            if split == "val":
+                for chrom, starts in (genome.get("val_starts") or {}).items():
+                    names.append(chrom)
+                    parts.append((np.full(len(starts), g), np.full(len(starts), len(names) - 1),
+                                  np.asarray(starts, dtype=np.int64)))
         finally:
             fasta.close()
     if not parts:
         return WindowIndex(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64), names, dropped)
     g, c, s = (np.concatenate(x) for x in zip(*parts))
     return WindowIndex(g.astype(np.int64), c.astype(np.int32), s.astype(np.int64), names, dropped)
+
+
+def _drop_excluded(starts: np.ndarray, genome: dict, chrom: str, split: str) -> np.ndarray:
+    """Train window starts without those `exclude_windows` listed for the genome (val windows are kept)."""
+    excluded = (genome.get("exclude_starts") or {}).get(chrom)
+    if split != "train" or not excluded:
+        return starts
+    return starts[~np.isin(starts, np.asarray(excluded, dtype=np.int64))]
+
+
+def exclude_windows(genomes: list[dict], excluded_tsv: str | Path) -> None:
+    """Attach the train windows the homology filter excludes (rule pretrain_homology's table) to the genomes.
+
+    Each genome gets `exclude_starts`: chromosome → sorted window starts, which `index_windows` leaves out of the
+    train split, and `val_starts`, those wholly inside a fold task's val fold (reason `val_fold`), which it adds to
+    the val split. The table must come from the same window length and stride.
+    """
+    table = pd.read_csv(excluded_tsv, sep="\t", dtype={"genome": str, "chrom": str, "reason": str})
+    for genome in genomes:
+        rows = table[table["genome"] == genome.get("id")]
+        genome["exclude_starts"] = {c: sorted(int(x) for x in g["start"]) for c, g in rows.groupby("chrom")}
+        val = rows[rows["reason"] == "val_fold"]
+        genome["val_starts"] = {c: sorted(int(x) for x in g["start"]) for c, g in val.groupby("chrom")}
+    log.info("homology filter: %d corpus windows excluded (%s)", len(table), excluded_tsv)
 
 
 class WindowReader:

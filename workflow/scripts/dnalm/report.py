@@ -74,6 +74,14 @@ _PATTERNS: dict[str, tuple[str, re.Pattern[str]]] = {
         "results/eval/{task}/{model}/counterfactual.tsv",
         re.compile(r"(?:^|/)results/eval/(?P<task>[^/]+)/(?P<model>[^/]+)/counterfactual\.tsv$"),
     ),
+    "homology": (
+        "results/splits/{task}/summary.tsv",
+        re.compile(r"(?:^|/)results/splits/(?P<task>[^/]+)/summary\.tsv$"),
+    ),
+    "pretrain_homology": (
+        "results/pretrain/{lm}/homology_excluded.tsv",
+        re.compile(r"(?:^|/)results/pretrain/(?P<lm>[^/]+)/homology_excluded\.tsv$"),
+    ),
 }
 
 _SPLIT_ORDER = ("train", "val", "test")
@@ -157,6 +165,8 @@ class ReportInputs:
     pretrain_histories: dict[str, str] = field(default_factory=dict)
     pretrain_summaries: dict[str, str] = field(default_factory=dict)
     counterfactuals: dict[str, dict[str, str]] = field(default_factory=dict)
+    homology: dict[str, str] = field(default_factory=dict)
+    pretrain_homology: dict[str, str] = field(default_factory=dict)
 
     def lms(self) -> list[str]:
         """Pretrained language models, in input order (pretrain.json first, then histories)."""
@@ -383,6 +393,8 @@ def _gather(
     pretrain_histories: Sequence[str] = (),
     pretrain_summaries: Sequence[str] = (),
     counterfactuals: Sequence[str] = (),
+    homology: Sequence[str] = (),
+    pretrain_homology: Sequence[str] = (),
 ) -> ReportInputs:
     """Check and group all report inputs (see ``write_report`` for the arguments)."""
     if n_examples < 0:
@@ -390,7 +402,7 @@ def _gather(
     for path in inputs:
         _parse("input", path)
     _check_exist([*inputs, *splits, *histories, *model_infos, *comparisons, *predictions, *qc, *pretrain_histories,
-                  *pretrain_summaries, *counterfactuals])
+                  *pretrain_summaries, *counterfactuals, *homology, *pretrain_homology])
     preds: dict[str, dict[str, str]] = {}
     for (task, model), path in _by_model("prediction", predictions).items():
         preds.setdefault(task, {})[model] = path
@@ -410,8 +422,10 @@ def _gather(
         pretrain_histories=_by_lm("pretrain_history", pretrain_histories),
         pretrain_summaries=_by_lm("pretrain_summary", pretrain_summaries),
         counterfactuals=swaps,
+        homology=_by_task("homology", homology),
+        pretrain_homology=_by_lm("pretrain_homology", pretrain_homology),
     )
-    keys = [*data.splits, *(t for t, _ in data.model_infos), *(t for t, _ in data.histories)]
+    keys = [*data.splits, *data.homology, *(t for t, _ in data.model_infos), *(t for t, _ in data.histories)]
     tasks = list(dict.fromkeys([*keys, *data.comparisons, *data.predictions, *data.counterfactuals]))
     return replace(data, tasks=tasks)
 
@@ -529,16 +543,21 @@ def _splits_task(task: str, path: str | None) -> str:
     if counts.empty:
         return _p(f"The split counts of task {task} are empty ({path}).")
     counts = counts.assign(_k=counts["split"].astype(str).map(_split_key)).sort_values(["_k", "species"], kind="stable")
+    # fold tasks also count windows dropped for crossing a fold boundary (shown before the kept windows)
+    columns = list(_COUNT_COLUMNS)
+    header = ["species", "split", "sites", "dropped (N)", "dropped (subsample)", "windows"]
+    if "dropped_fold" in counts.columns and counts["dropped_fold"].any():
+        columns.insert(-1, "dropped_fold")
+        header.insert(-1, "dropped (crosses fold)")
     rows = [
-        [_esc(r.species), _esc(r.split), *(_fmt_int(getattr(r, c)) for c in _COUNT_COLUMNS[2:])]
+        [_esc(r.species), _esc(r.split), *(_fmt_int(getattr(r, c)) for c in columns[2:])]
         for r in counts.itertuples(index=False)
     ]
     totals = counts.groupby("split", sort=False)["windows"].sum()
     totals_text = ", ".join(f"{s}: {int(n):,}" for s, n in sorted(totals.items(), key=lambda kv: _split_key(kv[0])))
-    header = ["species", "split", "sites", "dropped (N)", "dropped (subsample)", "windows"]
     return (
         _p(f"Windows per split: {totals_text}.", "meta")
-        + _table(header, rows, range(2, 6))
+        + _table(header, rows, range(2, len(header)))
         + _splits_figure(counts, task)
     )
 
@@ -556,6 +575,48 @@ def splits_section(data: ReportInputs) -> Section:
         return _no_tasks("splits", "Windows and splits")
     body = "".join(_task_block("splits", t, _splits_task(t, data.splits.get(t))) for t in data.tasks)
     return Section("splits", "Windows and splits", body)
+
+
+_HOMOLOGY_COLUMNS = ("species", "train_before", "test_before", "val_before", "train_after", "test_after",
+                     "val_after", "removed", "removed_train", "removed_train_percent")
+
+
+def _homology_task(task: str, path: str | None) -> str:
+    """Study 2's table for one task: train / test / val windows before and after, and the removed windows."""
+    if path is None:
+        return _p(f"No homology summary for task {task}.")
+    table = _read_tsv(path, _HOMOLOGY_COLUMNS)
+
+    def triple(r: Any, stage: str) -> str:
+        return " / ".join(_fmt_int(getattr(r, f"{s}_{stage}")) for s in ("train", "test", "val"))
+
+    rows = [[_esc(r.species), triple(r, "before"), triple(r, "after"),
+             f"{_fmt_int(r.removed_train)} ({float(r.removed_train_percent):.1f}%)", _fmt_int(r.removed)]
+            for r in table.itertuples(index=False)]
+    header = ["species", "train / test / val before", "after", "train removed", "removed (all splits)"]
+    return _table(header, rows, range(1, 5))
+
+
+def _pretrain_homology_text(data: ReportInputs) -> str:
+    """One line per pretrained LM: corpus windows left out, by reason."""
+    lines = []
+    for lm, path in data.pretrain_homology.items():
+        table = _read_tsv(path, ("genome", "reason"))
+        reasons = ", ".join(f"{n:,} {r.replace('_', ' ')}" for r, n in table["reason"].value_counts().items())
+        lines.append(_p(f"Language model {lm}: {len(table):,} corpus train windows excluded"
+                        + (f" ({reasons})." if reasons else "."), "meta"))
+    return "".join(lines)
+
+
+def homology_section(data: ReportInputs) -> Section:
+    """Windows removed by the homology filter, per task (study 2's table), and from the pretraining corpora."""
+    title = "Homology filter"
+    if not data.homology and not data.pretrain_homology:
+        return Section("homology", title, _p("No homology summaries were given."))
+    intro = _p("Train windows (of every genome feeding a task) that align to one of the task species' val or test "
+               "windows, and val windows that align to a test window, are removed before training.")
+    body = "".join(_task_block("homology", t, _homology_task(t, data.homology.get(t))) for t in data.homology)
+    return Section("homology", title, intro + body + _pretrain_homology_text(data))
 
 
 # ---------------------------------------------------------------------------------------------------- LM pretraining
@@ -1214,6 +1275,7 @@ SECTIONS: tuple[SectionBuilder, ...] = (
     inputs_section,
     qc_section,
     splits_section,
+    homology_section,
     pretrain_section,
     training_section,
     metrics_section,
@@ -1275,6 +1337,8 @@ def write_report(
     pretrain_histories: Sequence[str] = (),
     pretrain_summaries: Sequence[str] = (),
     counterfactuals: Sequence[str] = (),
+    homology: Sequence[str] = (),
+    pretrain_homology: Sequence[str] = (),
     title: str = "dnalm report",
 ) -> None:
     """Write the self-contained HTML report.
@@ -1298,6 +1362,8 @@ def write_report(
         pretrain_summaries: ``results/pretrain/{lm}/pretrain.json`` files (pretraining summaries).
         counterfactuals: ``results/eval/{task}/{model}/counterfactual.tsv`` files (species-token swaps;
             header-only files of models without a species token are skipped).
+        homology: ``results/splits/{task}/summary.tsv`` files (windows before and after the homology filter).
+        pretrain_homology: ``results/pretrain/{lm}/homology_excluded.tsv`` files (corpus windows left out).
         title: Page title.
 
     Raises:
@@ -1305,7 +1371,7 @@ def write_report(
         ValueError: If a path does not follow its layout or a table lacks a column.
     """
     data = _gather(inputs, splits, histories, model_infos, comparisons, predictions, n_examples, qc,
-                   pretrain_histories, pretrain_summaries, counterfactuals)
+                   pretrain_histories, pretrain_summaries, counterfactuals, homology, pretrain_homology)
     sections = [build(data) for build in SECTIONS]
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     _write_atomic(path, render_page(title, sections, generated))

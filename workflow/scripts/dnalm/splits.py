@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dnalm.folds import read_folds, window_folds
 from dnalm.io import read_fai, write_tsv
 from dnalm.windows import read_windows
 
@@ -51,6 +52,14 @@ def chromosome_splits(chroms: dict[str, int], train: list[str] | None, val: list
     return assignment
 
 
+def renumber_rows(windows: pd.DataFrame) -> None:
+    """Give the kept windows of each split their store row (0, 1, ...) in table order, -1 to the rest (in place)."""
+    windows["row"] = -1
+    for split in SPLITS:
+        rows = (windows["split"] == split) & windows["kept"]
+        windows.loc[rows, "row"] = np.arange(int(rows.sum()))
+
+
 def subsample(windows: pd.DataFrame, max_windows: dict[str, int | None], seed: int) -> pd.DataFrame:
     """Drop kept windows beyond `max_windows[split]` at random (seeded), with reason `subsampled`."""
     out = windows.copy()
@@ -76,48 +85,83 @@ def count_table(windows: pd.DataFrame) -> pd.DataFrame:
             "sites": len(group),
             "dropped_n": int(group["reason"].isin(["contains_n", "out_of_bounds"]).sum()),
             "dropped_subsample": int((group["reason"] == "subsampled").sum()),
+            "dropped_fold": int((group["reason"] == "crosses_fold").sum()),
             "windows": int(group["kept"].sum()),
         })
-    table = pd.DataFrame(rows, columns=["species", "split", "sites", "dropped_n", "dropped_subsample", "windows"])
+    table = pd.DataFrame(rows, columns=["species", "split", "sites", "dropped_n", "dropped_subsample", "dropped_fold",
+                                        "windows"])
     table["_order"] = table["split"].map({s: i for i, s in enumerate(SPLITS)})
     return table.sort_values(["species", "_order"]).drop(columns="_order")
 
 
-def assign_splits(candidates: str, fai: str, out_windows: str, out_counts: str, *, train: list[str] | None,
-                  val: list[str], test: list[str], max_windows: dict[str, int | None], seed: int) -> pd.DataFrame:
-    """Assign windows to splits by chromosome, subsample, and write the window and count tables.
+def fold_splits(windows: pd.DataFrame, layout: pd.DataFrame, val: int, test: int) -> pd.Series:
+    """Split of each window from the fold of its start: val fold, test fold, or train for the other folds.
 
-    Windows on chromosomes in no split are dropped with reason `no_split`. Every kept window gets `row`, its
-    position in its split's window store.
+    Marks windows that cross into another fold as dropped (reason `crosses_fold`), in place.
+    """
+    fold, inside = window_folds(windows, layout)
+    split = pd.Series(np.where(fold == val, "val", np.where(fold == test, "test", "train")), index=windows.index)
+    split[fold < 0] = ""
+    crossing = (fold >= 0) & ~inside & windows["kept"].to_numpy()
+    windows.loc[crossing, "kept"] = False
+    windows.loc[crossing, "reason"] = "crosses_fold"
+    return split
+
+
+def extra_train_windows(paths: list[str]) -> pd.DataFrame:
+    """Candidate windows of the extra train species: all train (their genomes give no val or test windows)."""
+    tables = [read_windows(p) for p in paths]
+    out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if len(out):
+        out["split"] = "train"
+    return out
+
+
+def assign_splits(candidates: str, fai: str, out_windows: str, out_counts: str, *, train: list[str] | None = None,
+                  val: list[str] | None = None, test: list[str] | None = None,
+                  max_windows: dict[str, int | None], seed: int, folds: dict | None = None,
+                  folds_tsv: str | None = None, extra: list[str] = ()) -> pd.DataFrame:
+    """Assign windows to splits by chromosome or genome fold, subsample, and write the window and count tables.
+
+    Windows on chromosomes in no split are dropped with reason `no_split`; with folds, windows that cross a fold
+    boundary are dropped with reason `crosses_fold`. Windows of the extra train species are all train. Every kept
+    window gets `row`, its position in its split's window store.
 
     Args:
         candidates: Table from `make_windows`.
         fai: Genome index (to check the chromosome names).
         out_windows: Output window table (candidates plus split and row).
         out_counts: Output count table.
-        train: Train chromosomes, or None for the rest.
-        val: Validation chromosomes.
-        test: Test chromosomes.
+        train: Train chromosomes, or None for the rest (chromosome holdout).
+        val: Validation chromosomes (chromosome holdout).
+        test: Test chromosomes (chromosome holdout).
         max_windows: Split → largest number of windows (None keeps all).
         seed: Seed of the subsampling.
+        folds: {k, val, test, ...} for a k-fold split instead of a chromosome holdout.
+        folds_tsv: Fold layout from `dnalm.folds.make_folds` (with `folds`).
+        extra: Candidate tables of the extra train species.
 
     Returns:
         The window table written.
     """
     windows = read_windows(candidates)
     genome = str(Path(fai).with_suffix(""))
-    assignment = chromosome_splits(read_fai(fai), train, val, test, genome)
-    windows["split"] = windows["chrom"].map(assignment).fillna("")
+    if folds is not None:
+        windows["split"] = fold_splits(windows, read_folds(folds_tsv), folds["val"], folds["test"])
+    else:
+        assignment = chromosome_splits(read_fai(fai), train, val or [], test or [], genome)
+        windows["split"] = windows["chrom"].map(assignment).fillna("")
     unassigned = (windows["split"] == "") & windows["kept"]
     windows.loc[unassigned, "reason"] = "no_split"
     windows.loc[unassigned, "kept"] = False
+    if extra:
+        windows = pd.concat([windows, extra_train_windows(list(extra))], ignore_index=True)
     windows = subsample(windows, max_windows, seed)
-    windows["row"] = -1
+    renumber_rows(windows)
     for split in SPLITS:
-        rows = (windows["split"] == split) & windows["kept"]
-        windows.loc[rows, "row"] = np.arange(int(rows.sum()))
-        if not rows.any():
-            raise ValueError(f"split {split!r} has no windows; check split.chromosomes and sites.min_reads")
+        if not ((windows["split"] == split) & windows["kept"]).any():
+            raise ValueError(f"split {split!r} has no windows; check split.chromosomes (or split.folds) and "
+                             "sites.min_reads")
     counts = count_table(windows)
     log.info("windows per split:\n%s", counts.to_string(index=False))
     write_tsv(windows, out_windows)

@@ -69,8 +69,34 @@ def window_targets(tracks: dict[str, pyBigWig.pyBigWig], targets: list[dict], ch
     return out[:, ::-1] if strand == "-" else out
 
 
+class _SpeciesSources:
+    """Genome and bigWig handles per species, opened on first use; unlisted species use the default ones."""
+
+    def __init__(self, fasta: str, tracks: dict[str, str], fastas: dict[str, str],
+                 species_tracks: dict[str, dict[str, str]]) -> None:
+        self.default = (fasta, tracks)
+        self.fastas, self.species_tracks = fastas, species_tracks
+        self.open: dict[str, tuple[pyfaidx.Fasta, dict[str, pyBigWig.pyBigWig]]] = {}
+
+    def get(self, species: str) -> tuple[pyfaidx.Fasta, dict[str, pyBigWig.pyBigWig]]:
+        if species not in self.open:
+            fasta = self.fastas.get(species, self.default[0])
+            tracks = self.species_tracks.get(species, self.default[1])
+            self.open[species] = (pyfaidx.Fasta(fasta, as_raw=True, sequence_always_upper=True),
+                                  {name: pyBigWig.open(path) for name, path in tracks.items()})
+        return self.open[species]
+
+    def close(self) -> None:
+        for genome, handles in self.open.values():
+            genome.close()
+            for handle in handles.values():
+                handle.close()
+        self.open.clear()
+
+
 def write_store(windows_tsv: str, split: str, fasta: str, tracks: dict[str, str], targets: list[dict],
-                out_seq: str, out_targets: str, out_meta: str, *, flank: int) -> int:
+                out_seq: str, out_targets: str, out_meta: str, *, flank: int, fastas: dict[str, str] | None = None,
+                species_tracks: dict[str, dict[str, str]] | None = None) -> int:
     """Write the sequence codes and targets of one split's kept windows into memory-mapped `.npy` files.
 
     Rows follow the window table's `row` column. Each row holds the window plus `flank` bases on each side,
@@ -86,6 +112,9 @@ def write_store(windows_tsv: str, split: str, fasta: str, tracks: dict[str, str]
         out_targets: Output float32 array (N, channels, length + 2 flank).
         out_meta: Output JSON: channels, rc permutation, flank, length, window ids.
         flank: Extra bases on each side.
+        fastas: Species → genome FASTA when the table holds windows of several species (extra train species);
+            windows of a species not listed read `fasta`.
+        species_tracks: Species → {track name: bigWig} likewise; species not listed read `tracks`.
 
     Returns:
         Number of windows written.
@@ -98,10 +127,13 @@ def write_store(windows_tsv: str, split: str, fasta: str, tracks: dict[str, str]
     seq_tmp, tgt_tmp = _tmp(out_seq), _tmp(out_targets)
     seq = np.lib.format.open_memmap(seq_tmp, mode="w+", dtype=np.uint8, shape=(len(table), width))
     tgt = np.lib.format.open_memmap(tgt_tmp, mode="w+", dtype=np.float32, shape=(len(table), len(channels), width))
-    genome = pyfaidx.Fasta(fasta, as_raw=True, sequence_always_upper=True)
-    handles = {name: pyBigWig.open(path) for name, path in tracks.items()}
+    sources = _SpeciesSources(fasta, tracks, fastas or {}, species_tracks or {})
     try:
-        for i, (chrom, start, end, strand) in enumerate(table[["chrom", "start", "end", "strand"]].itertuples(index=False)):
+        if "species" not in table:
+            table = table.assign(species="")
+        rows = table[["species", "chrom", "start", "end", "strand"]].itertuples(index=False)
+        for i, (species, chrom, start, end, strand) in enumerate(rows):
+            genome, handles = sources.get(species)
             lo, hi = int(start) - flank, int(end) + flank
             codes = encode(genome[chrom][lo:hi])
             seq[i] = COMPLEMENT[codes[::-1]] if strand == "-" else codes
@@ -109,9 +141,7 @@ def write_store(windows_tsv: str, split: str, fasta: str, tracks: dict[str, str]
         seq.flush()
         tgt.flush()
     finally:
-        genome.close()
-        for handle in handles.values():
-            handle.close()
+        sources.close()
     del seq, tgt
     meta = {"split": split, "n": len(table), "length": length, "flank": flank, "channels": channels,
             "rc_perm": perm, "ids": table["id"].tolist()}

@@ -1,0 +1,116 @@
+"""Write config/examples/fungal_lm_165.yaml: study 2's corpus shape (SEEDS.md §2), R64 plus 164 genomes by URL.
+
+The 164 genomes are placeholders: well-formed https URLs under genomes.example.org and md5 sums derived from their
+names, so the config validates and `snakemake -n` builds the full DAG (~500 QC jobs, pretraining, 8-fold tasks), but
+nothing can be downloaded. Replace them with real assemblies (e.g. NCBI Saccharomycetales RefSeq genomes) to run it.
+
+Usage: python benchmarks/make_fungal_lm_165.py  (from the repository root)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "config" / "examples" / "fungal_lm_165.yaml"
+N_OTHER = 164
+
+HEADER = """\
+# Study 2 of SEEDS.md at the scale of its largest corpus: a fungal DNA language model pretrained on R64 plus 164
+# Saccharomycetales genomes (16 kb windows), fine-tuned on R64 with 8-fold contiguous genome folds (two of the eight
+# fold choices shown as two tasks sharing the species and tracks), with homology-filtered splits and corpus.
+# Written by benchmarks/make_fungal_lm_165.py. The 164 genomes and the R64 tracks are placeholders (genomes.example.org,
+# md5s derived from their names): the config builds its DAG (`snakemake -n`, benchmarks/bench_dryrun.py) but does not
+# download; put real URLs and md5s in their place to run it, on a GPU cluster.
+"""
+
+
+def md5_of(name: str) -> str:
+    return hashlib.md5(name.encode()).hexdigest()
+
+
+def source(url: str) -> dict:
+    return {"url": url, "md5": md5_of(url)}
+
+
+def species() -> dict:
+    out = {
+        "scer": {
+            "token": "saccharomyces_cerevisiae",
+            "reference": True,
+            "genome": {"url": "file://resources/demo/scer/Saccharomyces_cerevisiae.R64-1-1.dna.toplevel.fa.gz",
+                       "md5": "103245e292833b928981d7bf813f615a"},
+            "annotation": {"url": "file://resources/demo/scer/Saccharomyces_cerevisiae.R64-1-1.96.gtf.gz",
+                           "md5": "d1d9c504025611758a46c2266284f8ef"},
+            "tracks": {name: source(f"https://tracks.example.org/r64/{name}.bw")
+                       for name in ("rnaseq_plus", "rnaseq_minus")},
+        }
+    }
+    for i in range(1, N_OTHER + 1):
+        sid = f"sacch{i:03d}"
+        out[sid] = {
+            "token": f"saccharomycetales_{i:03d}",
+            "genome": source(f"https://genomes.example.org/saccharomycetales/GCA_9{i:08d}.1/{sid}_genomic.fna.gz"),
+        }
+    return out
+
+
+def task(val: int, test: int) -> dict:
+    return {
+        "type": "profile",
+        "species": "scer",
+        "targets": [{"name": "rnaseq", "plus": "rnaseq_plus", "minus": "rnaseq_minus"}],
+        "sites": {"min_reads": 10},
+        "window": {"length": 16384, "max_offset": 2048, "flank": 64},
+        "split": {
+            "folds": {"k": 8, "val": val, "test": test, "min_gap": 100},
+            "homology": {"enabled": True, "preset": "asm20", "min_identity": 0.95, "min_coverage": 0.5},
+        },
+        "seed": 0,
+    }
+
+
+def config() -> dict:
+    homology = {"enabled": True, "preset": "asm20", "min_identity": 0.95, "min_coverage": 0.5}
+    return {
+        "species": species(),
+        "tasks": {"rnaseq_fold0": task(0, 1), "rnaseq_fold2": task(2, 3)},
+        "pretrain": {
+            "fungal_lm_165": {
+                "corpus": None,
+                "tokenizer": "kmer6_species",
+                "window": 16384,
+                "stride": 16384,
+                "layers": 8,
+                "hidden": 512,
+                "heads": 8,
+                "steps": 200000,
+                "batch_size": 32,
+                "lr": 0.0005,
+                "eval_every": 2000,
+                "val_windows": 512,
+                "homology": homology,
+            }
+        },
+        "models": {
+            "bpnet": {"arch": "bpnet", "bpnet": {"filters": 64, "layers": 9}, "train": {"epochs": 30, "jitter": 64}},
+            "lm_lora": {
+                "arch": "lm",
+                "lm": {"backbone": "fungal_lm_165", "finetune": "lora", "head": "bpnet"},
+                "train": {"epochs": 20, "batch_size": 8, "lr": 0.0002, "jitter": 64},
+            },
+        },
+        "qc": {"busco": {"lineage": None}, "gene_window": 16384},
+    }
+
+
+def main() -> None:
+    OUT.write_text(HEADER + "\n" + yaml.safe_dump(config(), sort_keys=False, width=120))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+import logging
+import sys
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+from dnalm.folds import make_folds
+
+make_folds(snakemake.input.fasta, snakemake.input.fai, snakemake.output.folds, **snakemake.params.folds)
