@@ -71,7 +71,7 @@ write_config() { # prints 1 when the config changed
   mkdir -p "$D"/etc "$D"/state "$D"/spool "$D"/log "$D"/run
   local i gres=""
   for ((i = 0; i < DNALM_SLURM_GPUS; i++)); do   # each the same device as /dev/null: a "GPU" Slurm can hand out
-    [ -c "$D/fakegpu$i" ] || mknod "$D/fakegpu$i" c 1 3
+    [ -c "$D/fakegpu$i" ] || mknod "$D/fakegpu$i" c 1 3 2>/dev/null || ln -sfn /dev/null "$D/fakegpu$i"
     gres+="NodeName=$host Name=gpu File=$D/fakegpu$i"$'\n'
   done
   hw=$(slurmd -C | head -n1)   # NodeName=x CPUs=2 Boards=1 SocketsPerBoard=1 CoresPerSocket=2 ... RealMemory=24105
