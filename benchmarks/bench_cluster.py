@@ -45,10 +45,12 @@ def main(runs: int = 3, init_seconds: int | None = None) -> None:
     if reason:
         raise SystemExit(reason)
     env = slurm_setup.start()
-    settings = {} if init_seconds is None else {"slurm-init-seconds-before-status-checks": init_seconds}
+    shipped = yaml.safe_load((slurm_setup.REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    key = "slurm-init-seconds-before-status-checks"
+    settings = {key: shipped[key] if init_seconds is None else init_seconds}
     profile_dir = Path(tempfile.mkdtemp(prefix="bench_profile_"))
     profile = slurm_setup.cluster_profile(profile_dir, **settings)
-    init = yaml.safe_load((profile / "config.yaml").read_text())["slurm-init-seconds-before-status-checks"]
+    init = settings[key]
     modes = {"--cores 2": lambda w: ["--cores", "2"], "--profile profiles/slurm": lambda w: ["--profile", str(profile)]}
     times: dict[str, list[float]] = {mode: [] for mode in modes}
     try:

@@ -5,11 +5,14 @@
 # writes a one-node config (CPUs and memory from `slurmd -C`; partitions `cpu` (default) and `gpu`; two fake GPUs as
 # gres on dummy character devices) and starts munged, slurmctld and slurmd without systemd. It prints
 # `export SLURM_CONF=...` last: clients (sbatch, squeue, snakemake's slurm plugin) find the cluster through it.
-# `stop` cancels the jobs and stops the daemons by their pid files. `env` prints the export line only.
+# `stop` cancels the jobs and stops the daemons by their pid files (munged only if `start` started it). `env` prints
+# the export line only.
 #
 # Everything lives under $DNALM_SLURM_DIR (default /var/lib/dnalm-slurm), nothing under /etc/slurm, and the daemons
 # listen on their own ports: an installed /etc/slurm/slurm.conf whose controller is down makes every snakemake call
-# ~9 s slower (the slurm plugin runs `scontrol show config` at start-up), and without one `scontrol` fails at once.
+# ~10 s slower (the slurm plugin runs `scontrol show config` at start-up), and without one `scontrol` fails at once.
+# While the cluster runs, slurmd (configless) caches the config in /run/slurm/conf for client commands inside jobs;
+# `stop` removes that cache again.
 set -euo pipefail
 
 : "${DNALM_SLURM_DIR:=/var/lib/dnalm-slurm}"
@@ -143,7 +146,9 @@ start() {
   local i
   for ((i = 0; i < 240; i++)); do
     node_ok && break
-    case "$(node_state)" in drain*|drng*|down*|inval*) scontrol update nodename="$(hostname -s)" state=resume 2>/dev/null || true;; esac
+    case "$(node_state)" in   # a node drained or down under an earlier configuration
+      drain*|drng*|down*|inval*) scontrol update nodename="$(hostname -s)" state=resume 2>/dev/null || true ;;
+    esac
     sleep 0.25
   done
   node_ok || { sinfo -N -l >&2; dump_logs; exit 1; }

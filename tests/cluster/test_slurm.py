@@ -1,4 +1,4 @@
-"""The Slurm profile on a real one-node Slurm cluster (Debian's slurmctld, slurmd, munge; one fake GPU).
+"""The Slurm profile on a real one-node Slurm cluster (Debian's slurmctld, slurmd, munge; two fake GPUs).
 
 One run of `snakemake --profile <profiles/slurm, edited for this node>` trains and evaluates a small BPNet on windows
 prepared by a local run. While it runs, the training job is cancelled with `scancel`; a second model, whose backbone
@@ -54,7 +54,7 @@ def cancel_training_once(env: dict[str, str], workdir: Path, proc: subprocess.Po
             subprocess.run(["scancel", str(job_id)], env=env, check=True)
             return job_id
         time.sleep(0.2)
-    raise AssertionError(f"the training job never ran:\n{proc.communicate()[0][-3000:] if proc.poll() is not None else ''}")
+    raise AssertionError(f"the training job never ran:\n{(workdir / 'snakemake.log').read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -75,21 +75,27 @@ def slurm_run(tmp_path_factory) -> dict:
                                   "train": {"epochs": 1, "max_batches_per_epoch": 1}}
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     stores = [f"results/windows/polya/{split}.json" for split in ("train", "val", "test")]
-    prep = subprocess.Popen([*slurm_setup.command(workdir), "--cores", "2", *stores], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    prep_log = workdir / "prep.log"
+    with prep_log.open("w") as log:
+        prep = subprocess.Popen([*slurm_setup.command(workdir), "--cores", "2", *stores], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = None
     try:
         env = slurm_setup.start()
-        assert prep.wait(timeout=300) == 0, prep.stderr.read()[-3000:]
+        assert prep.wait(timeout=300) == 0, prep_log.read_text()[-3000:]
         profile = slurm_setup.cluster_profile(workdir / "profile", retries=RETRIES)
-        proc = subprocess.Popen([*slurm_setup.command(workdir), "--profile", str(profile), "--keep-going", *TARGETS],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                stdin=subprocess.DEVNULL)
+        run_log = workdir / "snakemake.log"
+        with run_log.open("w") as log:
+            proc = subprocess.Popen([*slurm_setup.command(workdir), "--profile", str(profile), "--keep-going",
+                                     *TARGETS], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         cancelled = cancel_training_once(env, workdir, proc)
-        output, _ = proc.communicate(timeout=400)
-        yield {"workdir": workdir, "env": env, "returncode": proc.returncode, "output": output,
+        proc.wait(timeout=400)
+        yield {"workdir": workdir, "env": env, "returncode": proc.returncode, "output": run_log.read_text(),
                "cancelled": cancelled, "jobs": jobs(env, workdir)}
     finally:
-        prep.kill()
+        for process in (prep, proc):
+            if process is not None and process.poll() is None:
+                process.kill()
         slurm_setup.stop()
 
 
