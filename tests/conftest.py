@@ -12,9 +12,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `gpu` need CUDA; where there is none they are skipped with that reason."""
+    """Tests marked `gpu` need CUDA; where there is none they are skipped with that reason.
+
+    Tests marked `cluster` run last: they start a local Slurm cluster and stop it when they are done, so no other
+    test's snakemake call meets installed Slurm clients whose controller has gone (each would wait ~9 s).
+    """
     import pytest
     import torch
+
+    items.sort(key=lambda item: "cluster" in item.keywords)  # stable: the rest keep their order
 
     if torch.cuda.is_available():
         return

@@ -92,6 +92,18 @@ def get_model_tasks(model, cfg=config):
     return cfg["models"][model]["tasks"] or list(cfg["tasks"])
 
 
+def grow_on_retry(first):
+    """Resource callable: `first` (MB of memory, or minutes) on a job's first attempt, doubled on every retry.
+
+    A job that Slurm killed for running out of memory or time is resubmitted (`--retries`) with twice as much.
+    """
+
+    def resource(wildcards, attempt):
+        return first * 2 ** (attempt - 1)
+
+    return resource
+
+
 def get_source(kind):
     """Params function: the configured source (url or path) of a genome, annotation or track."""
 

@@ -1,3 +1,10 @@
+# Downloads run on the host that runs Snakemake, not as cluster jobs: compute nodes often have no internet access.
+localrules:
+    download_genome,
+    download_annotation,
+    download_track,
+
+
 rule download_genome:
     output:
         fasta="resources/{species}/genome.fa",

@@ -1,3 +1,8 @@
+# A few seconds of table work: run where Snakemake runs instead of waiting in a cluster queue.
+localrules:
+    compare_models,
+
+
 rule evaluate_model:
     input:
         best="results/models/{task}/{model}/best.ckpt",
@@ -14,7 +19,7 @@ rule evaluate_model:
         "../../envs/train.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=grow_on_retry(4000),
     params:
         site_threshold=get_site_threshold,
     script:

@@ -19,8 +19,8 @@ rule pretrain_lm:
     threads: 8
     resources:
         gpu=1,
-        mem_mb=16000,
-        runtime=1440,
+        mem_mb=grow_on_retry(16000),
+        runtime=grow_on_retry(1440),
     params:
         genomes=get_pretrain_genomes,
         species=get_species_tokens,
@@ -39,6 +39,6 @@ rule export_lm:
     conda:
         "../../envs/train.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=grow_on_retry(4000),
     script:
         "../scripts/export_lm.py"

@@ -2,6 +2,13 @@
 # Measures and thresholds: README "Genome QC"; the module: workflow/scripts/dnalm/qc.py.
 
 
+# Downloads need the internet (often missing on compute nodes); the Mash matrix and the gate take seconds.
+localrules:
+    download_proteins,
+    compare_genomes,
+    gate_genomes,
+
+
 rule download_proteins:
     output:
         fasta="resources/{species}/proteins.fa",
@@ -47,8 +54,8 @@ rule run_busco:
         "../../envs/qc.yaml"
     threads: 4
     resources:
-        mem_mb=8000,
-        runtime=480,
+        mem_mb=grow_on_retry(8000),
+        runtime=grow_on_retry(480),
     params:
         busco=get_busco_params,
         workdir="results/qc/busco/{species}",
@@ -66,7 +73,7 @@ rule assess_genome:
     conda:
         "../../envs/qc.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=grow_on_retry(4000),
     params:
         qc=get_qc_params,
     script:

@@ -21,8 +21,8 @@ rule train_model:
     threads: 8
     resources:
         gpu=1,
-        mem_mb=8000,
-        runtime=720,
+        mem_mb=grow_on_retry(8000),
+        runtime=grow_on_retry(720),
     params:
         hp=get_model_params,
     script:

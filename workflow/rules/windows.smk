@@ -51,7 +51,7 @@ rule build_window_store:
     conda:
         "../../envs/base.yaml"
     resources:
-        mem_mb=2000,
+        mem_mb=grow_on_retry(2000),
     params:
         tracks=get_task_tracks,
         targets=get_targets,
