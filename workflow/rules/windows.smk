@@ -14,9 +14,24 @@ rule make_windows:
         "../scripts/make_windows.py"
 
 
+rule tile_windows:
+    input:
+        unpack(get_genome),
+    output:
+        windows="results/windows/{task}/tiles.tsv",
+    log:
+        "logs/tile_windows/{task}.log",
+    conda:
+        "../../envs/base.yaml"
+    params:
+        window=get_tile_params,
+    script:
+        "../scripts/tile_windows.py"
+
+
 rule assign_splits:
     input:
-        windows="results/windows/{task}/candidates.tsv",
+        windows=get_candidate_windows,
         fai=get_genome_fai,
     output:
         windows="results/windows/{task}/windows.tsv",
@@ -55,5 +70,7 @@ rule build_window_store:
         tracks=get_task_tracks,
         targets=get_targets,
         flank=get_flank,
+        bins=get_bins_params,
+        species=get_task_species,
     script:
         "../scripts/build_window_store.py"

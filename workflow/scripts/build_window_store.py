@@ -16,4 +16,6 @@ write_store(
     snakemake.output.targets,
     snakemake.output.meta,
     flank=snakemake.params.flank,
+    bins=snakemake.params.bins,
+    species=snakemake.params.species,
 )
