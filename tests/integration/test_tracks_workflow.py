@@ -1,4 +1,4 @@
-"""End to end: a tracks task (tiled windows, binned bigWig targets, BPNet) on a reduced config/examples/yeast_tracks.yaml."""
+"""End to end: a tracks task (tiled windows, binned bigWig targets, BPNet) on a reduced yeast_tracks example."""
 
 from __future__ import annotations
 

@@ -93,19 +93,28 @@ def tile(chroms: dict[str, int], names: list[str], length: int, stride: int, fla
 
 def n_drop_reasons(windows: pd.DataFrame, fasta: str, flank: int, max_n_fraction: float,
                    gap_length: int) -> np.ndarray:
-    """Reason to drop each window (window plus flank): `gap` when it touches a run of at least `gap_length` N's
-    (an assembly gap), `too_many_n` when its fraction of non-ACGT bases exceeds `max_n_fraction`, else ''."""
+    """Reason to drop each window (window plus flank), '' to keep it.
+
+    `gap` when it overlaps a run of at least `gap_length` non-ACGT bases of its chromosome (an assembly gap, found
+    on the whole chromosome, so a window touching only the end of a gap is caught too); otherwise `too_many_n`
+    when its fraction of non-ACGT bases exceeds `max_n_fraction`. One pass per chromosome with cumulative N counts.
+    """
     reason = np.full(len(windows), "", dtype=object)
     gap = re.compile(f"[^ACGT]{{{gap_length},}}")
     genome = pyfaidx.Fasta(fasta, as_raw=True, sequence_always_upper=True)
     try:
-        for i, (chrom, start, end) in enumerate(windows[["chrom", "start", "end"]].itertuples(index=False)):
-            seq = genome[chrom][int(start) - flank : int(end) + flank]
-            n = len(seq) - sum(seq.count(b) for b in "ACGT")
-            if n and gap.search(seq):
-                reason[i] = "gap"
-            elif n > max_n_fraction * len(seq):
-                reason[i] = "too_many_n"
+        for chrom, rows in windows.groupby("chrom", sort=False).indices.items():
+            seq = genome[chrom][:]
+            is_n = ~np.isin(np.frombuffer(seq.encode("ascii"), dtype=np.uint8), np.frombuffer(b"ACGT", np.uint8))
+            cum = np.concatenate([[0], np.cumsum(is_n)])
+            lo = windows["start"].to_numpy()[rows] - flank
+            hi = windows["end"].to_numpy()[rows] + flank
+            too_many = cum[hi] - cum[lo] > max_n_fraction * (hi - lo)
+            spans = np.array([m.span() for m in gap.finditer(seq)], dtype=np.int64).reshape(-1, 2)
+            spans = np.vstack([spans, [[len(seq) + 1, len(seq) + 1]]])  # a sentinel so every lookup is defined
+            before = np.searchsorted(spans[:, 0], hi)  # gaps starting before each window's end
+            in_gap = (before > 0) & (spans[np.maximum(before - 1, 0), 1] > lo)
+            reason[rows] = np.where(in_gap, "gap", np.where(too_many, "too_many_n", ""))
     finally:
         genome.close()
     return reason

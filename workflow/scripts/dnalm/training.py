@@ -116,7 +116,10 @@ def predict_outputs(model, store: WindowStore, batch_size: int, device: torch.de
             x, y = store.batch(index)
             with autocast(device):
                 output = model(torch.from_numpy(x).to(device))
-            output = output.float().cpu() if isinstance(output, torch.Tensor) else tuple(o.float().cpu() for o in output)
+            if isinstance(output, torch.Tensor):
+                output = output.float().cpu()
+            else:
+                output = tuple(o.float().cpu() for o in output)
             yield index, output, torch.from_numpy(y)
     finally:
         model.train(was_training)
