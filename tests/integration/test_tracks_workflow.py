@@ -84,3 +84,13 @@ def test_training_and_evaluation_give_track_metrics(tracks_run: Path) -> None:
     table = pd.read_csv(tracks_run / "results/eval/coverage/comparison.tsv", sep="\t")
     assert table["model"].tolist() == ["bpnet"]
     assert {f"track_pearson/{name}" for name in CHANNELS} <= set(table.columns)
+
+
+def test_window_length_not_a_whole_number_of_bins_names_the_keys(tmp_path: Path) -> None:
+    config = reduced_config()
+    config["tasks"]["coverage"]["window"]["length"] = 2000
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run([*SNAKEMAKE, "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
+                           "-n"], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "tasks.coverage.window.length (2000) must be a multiple of tasks.coverage.bins.size (32)" in proc.stdout + proc.stderr
