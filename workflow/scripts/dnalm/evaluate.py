@@ -34,9 +34,11 @@ def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metr
     Args:
         checkpoint: `best.ckpt` of a model.
         store: Test windows.
-        out_predictions: HDF5 with observed and predicted signal (N, C, L), window ids and channel names.
-        out_metrics: JSON of test loss and the metrics of `dnalm.metrics.profile_metrics`.
-        site_threshold: Observed signal that makes a base a site (AUROC/AUPRC).
+        out_predictions: HDF5 with observed and predicted signal (N, C, L), window ids and channel names; for a
+            tracks store (N, C, bins) on the original scale (`evaluate_tracks`).
+        out_metrics: JSON of test loss and the metrics of `dnalm.metrics.profile_metrics` (tracks stores:
+            `dnalm.metrics.track_metrics` on both scales).
+        site_threshold: Observed signal that makes a base a site (AUROC/AUPRC; profile tasks only).
         out_counterfactual: TSV of `species_counterfactual` (None: not computed).
         batch_size: Windows per batch.
         threads: CPU threads.

@@ -149,7 +149,11 @@ def predicted_signal(output) -> torch.Tensor:
 
 
 def validate(model, store: WindowStore, batch_size: int, count_weight: float, device: torch.device) -> dict:
-    """Validation loss (total, profile, count, weighted by windows) and median per-window profile Pearson."""
+    """Validation loss (total, profile, count, weighted by windows) and median per-window Pearson.
+
+    For tracks stores the loss is the Poisson loss (count part 0) and the Pearson is over all tracks and bins of a
+    window, on the transformed scale.
+    """
     sums = np.zeros(3)
     pearsons = []
     for index, output, y in predict_outputs(model, store, batch_size, device):
