@@ -1,12 +1,13 @@
 """Window store: loader windows/s against a BPNet training step's samples/s, and peak RSS with 1x and 10x the windows.
 
 Builds two synthetic tracks stores of the yeast_tracks example's shape (16,384 bp windows + 64 bp flanks, 5 tracks in
-32 bp bins, float32) in a temporary directory, N and 10 N windows, then per size in a fresh subprocess reads random
-batches with `WindowStore.batch` (random bin-aligned shifts and reverse complements, as training does) and reports
-windows/s and the subprocess's peak RSS (ru_maxrss). The BPNet step is the example's model (32 filters x 8 layers,
+32 bp bins, float32) in a temporary directory, N and 10 N windows, then per size in a fresh subprocess reads one epoch (every
+window once, in random batches with bin-aligned shifts and reverse complements, as training does) with
+`WindowStore.batch`, and reports windows/s and the subprocess's peak RSS (VmHWM); once more with plain
+memory-map indexing, the store's former reads, for comparison. The BPNet step is the example's model (32 filters x 8 layers,
 binned output, Poisson loss) on one batch of the same shape.
 
-Usage: .venv/bin/python benchmarks/bench_store.py [--windows 1000] [--batches 100] [--batch 16] [--repeats 3]
+Usage: .venv/bin/python benchmarks/bench_store.py [--windows 1000] [--batch 16] [--repeats 3]
        [--threads 2] [--dir /tmp]
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -51,21 +51,37 @@ def make_store(directory: Path, n: int) -> list[str]:
     return paths
 
 
-def read_batches(paths: list[str], batches: int, batch: int) -> dict:
-    """In this process: read random batches as training does; windows/s and peak RSS in MiB."""
+def read_epoch(paths: list[str], batch: int, mode: str) -> dict:
+    """In this process: read one epoch (every window once, random order, shifts and flips) as training does.
+
+    mode `pread` is `WindowStore.batch`; `mmap` indexes the memory maps instead (the store's former reads), for
+    comparison. Returns windows/s and the peak RSS in MiB.
+    """
     from dnalm.store import WindowStore
 
     store = WindowStore(*paths)
     rng = np.random.default_rng(1)
     order = rng.permutation(len(store))
     t0 = time.perf_counter()
-    for b in range(batches):
-        index = order[(b * batch) % len(store) :][:batch]
+    for start in range(0, len(store), batch):
+        index = order[start : start + batch]
+        if mode == "mmap":
+            sorted_index = np.sort(index)
+            _ = store.seq[sorted_index], store.targets[sorted_index]  # fancy indexing reads the rows
+            continue
         shifts = rng.integers(-FLANK // BIN, FLANK // BIN + 1, size=len(index)) * BIN
         store.batch(index, shifts, rng.random(len(index)) < 0.5)
     seconds = time.perf_counter() - t0
-    return {"windows_per_s": batches * batch / seconds,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"windows_per_s": len(store) / seconds, "peak_rss_mib": peak_rss_mib()}
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set (VmHWM). Not ru_maxrss: Linux carries that over from the parent across
+    fork and exec, so a child would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def train_step_rate(batch: int, threads: int, steps: int = 3) -> float:
@@ -92,20 +108,19 @@ def train_step_rate(batch: int, threads: int, steps: int = 3) -> float:
     return batch / statistics.median(times)
 
 
-def child(paths: list[str], batches: int, batch: int) -> dict:
-    """Run `read_batches` in a fresh interpreter, so its peak RSS is that of this store size alone."""
+def child(paths: list[str], batch: int, mode: str = "pread") -> dict:
+    """Run `read_epoch` in a fresh interpreter, so its peak RSS is that of this store size alone."""
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2]);"
-            "from bench_store import read_batches;"
-            "print(json.dumps(read_batches(json.loads(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))))")
+            "from bench_store import read_epoch;"
+            "print(json.dumps(read_epoch(json.loads(sys.argv[3]), int(sys.argv[4]), sys.argv[5])))")
     out = subprocess.run([sys.executable, "-c", code, str(SCRIPTS), str(Path(__file__).parent), json.dumps(paths),
-                          str(batches), str(batch)], capture_output=True, text=True, check=True)
+                          str(batch), mode], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--windows", type=int, default=1000, help="windows of the 1x store (10x gets ten times)")
-    parser.add_argument("--batches", type=int, default=100)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -117,8 +132,8 @@ def main() -> None:
         gib = sum(Path(p).stat().st_size for p in stores["10x"][:2]) / 2**30
         print(f"stores: {sizes['1x']} and {sizes['10x']} windows of {LENGTH} bp + 2 x {FLANK} flank, "
               f"{CHANNELS} tracks x {(LENGTH + 2 * FLANK) // BIN} bins; 10x store {gib:.2f} GiB on disk")
-        results = {name: [child(paths, args.batches, args.batch) for _ in range(args.repeats)]
-                   for name, paths in stores.items()}
+        results = {name: [child(paths, args.batch) for _ in range(args.repeats)] for name, paths in stores.items()}
+        mmap = {name: child(paths, args.batch, "mmap") for name, paths in stores.items()}
     for name, runs in results.items():
         rates = [r["windows_per_s"] for r in runs]
         rss = [r["peak_rss_mib"] for r in runs]
@@ -128,6 +143,8 @@ def main() -> None:
     ratio = statistics.median(r["peak_rss_mib"] for r in results["10x"]) / statistics.median(
         r["peak_rss_mib"] for r in results["1x"])
     print(f"peak RSS 10x / 1x: {ratio:.3f} (goal <= 1.2)")
+    print(f"for comparison, memory-map indexing (the former reads): peak RSS MiB 1x {mmap['1x']['peak_rss_mib']:.0f}, "
+          f"10x {mmap['10x']['peak_rss_mib']:.0f}, ratio {mmap['10x']['peak_rss_mib'] / mmap['1x']['peak_rss_mib']:.2f}")
     step = train_step_rate(args.batch, args.threads)
     loader = statistics.median(r["windows_per_s"] for r in results["10x"])
     print(f"BPNet training step (32 filters x 8 layers, batch {args.batch} x {LENGTH} bp, {args.threads} threads): "
