@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,8 @@ log = logging.getLogger(__name__)
 WINDOW_COLUMNS = ["id", "species", "chrom", "start", "end", "strand", "site", "offset", "reads", "kept", "reason"]
 
 
-def check_track_chroms(path: str | Path, track_chroms, genome_chroms, species: str | None = None,
-                       needed=None) -> None:
+def check_track_chroms(path: str | Path, track_chroms: Iterable[str], genome_chroms: Iterable[str],
+                       species: str | None = None, needed: Iterable[str] | None = None) -> None:
     """Check that a bigWig's chromosome names are the genome's (after `chrom_aliases`).
 
     Args:
@@ -45,7 +46,7 @@ def check_track_chroms(path: str | Path, track_chroms, genome_chroms, species: s
     raise ValueError(
         f"{path}: bigWig chromosome names {unmatched} match neither the genome FASTA nor its aliases. "
         f"bigWig chromosomes: {', '.join(track)}; FASTA chromosomes: {', '.join(genome)}. "
-        f"Map each bigWig name to a FASTA name in {key} (e.g. {{{unmatched[0]}: {genome[0] if genome else 'I'}}}).")
+        f"Map each bigWig name to its FASTA name in {key}, as {{name in the bigWig: name in the FASTA}}.")
 
 
 def call_sites(plus: str | Path, minus: str | Path, min_reads: float, chroms: dict[str, int],
