@@ -151,15 +151,18 @@ def predicted_signal(output) -> torch.Tensor:
 def validate(model, store: WindowStore, batch_size: int, count_weight: float, device: torch.device) -> dict:
     """Validation loss (total, profile, count, weighted by windows) and median per-window Pearson.
 
-    For tracks stores the loss is the Poisson loss (count part 0) and the Pearson is over all tracks and bins of a
-    window, on the transformed scale.
+    For tracks stores the loss is the Poisson loss (count part 0) and the Pearson is over the bins of each window
+    and track (median over both), on the transformed scale: the test's `pearson_median_transformed`.
     """
     sums = np.zeros(3)
     pearsons = []
     for index, output, y in predict_outputs(model, store, batch_size, device):
         parts = task_loss(output, y, count_weight)
         sums += np.array([p.item() for p in parts]) * len(index)
-        pearsons.append(pearson_rows(predicted_signal(output).numpy(), y.numpy()))
+        signal, obs = predicted_signal(output).numpy(), y.numpy()
+        if isinstance(output, torch.Tensor):  # tracks: one Pearson per window and track, as in evaluation
+            signal, obs = signal.reshape(-1, signal.shape[-1]), obs.reshape(-1, obs.shape[-1])
+        pearsons.append(pearson_rows(signal, obs))
     total, profile, count = sums / max(len(store), 1)
     r = np.concatenate(pearsons) if pearsons else np.array([np.nan])
     return {"val_loss": total, "val_profile_loss": profile, "val_count_loss": count,
