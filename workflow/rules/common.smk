@@ -59,7 +59,10 @@ def check_config(cfg):
                         f"tasks.{task}.targets ({target['name']}).{key}: track {target[key]!r} is not under "
                         f"species.{spec['species']}.tracks (known: {sorted(tracks)})"
                     )
-        get_site_target(task, cfg)
+        if spec["type"] == "tracks":
+            check_tracks_task(task, spec, cfg)
+        else:
+            get_site_target(task, cfg)
     for model, spec in cfg["models"].items():
         for task in spec["tasks"]:
             if task not in cfg["tasks"]:
@@ -72,6 +75,57 @@ def check_config(cfg):
                 raise ValueError(
                     f"models.{model}.train.jitter ({spec['train']['jitter']}) exceeds tasks.{task}.window.flank ({flank})"
                 )
+
+
+def check_tracks_task(task, spec, cfg):
+    """Tracks-task cross-checks: window length and flank are whole bins, and only BPNet models train on it."""
+    size = spec["bins"]["size"]
+    for key in ("length", "flank"):
+        if spec["window"][key] % size:
+            raise ValueError(
+                f"tasks.{task}.window.{key} ({spec['window'][key]}) must be a multiple of tasks.{task}.bins.size ({size})"
+            )
+    for model, mspec in cfg["models"].items():
+        if task in get_model_tasks(model, cfg) and mspec["arch"] != "bpnet":
+            raise ValueError(
+                f"models.{model}.tasks: tracks task {task!r} supports arch bpnet only (models.{model}.arch is "
+                f"{mspec['arch']}); set models.{model}.tasks to its other tasks"
+            )
+
+
+def get_task_type(wildcards):
+    return config["tasks"][wildcards.task]["type"]
+
+
+def get_candidate_windows(wildcards):
+    """Input of assign_splits: tiled windows (tracks tasks) or site-centred windows (profile tasks)."""
+    name = "tiles" if get_task_type(wildcards) == "tracks" else "candidates"
+    return f"results/windows/{wildcards.task}/{name}.tsv"
+
+
+def get_tile_params(wildcards):
+    """Params of tile_windows: the split's chromosomes (None: the whole genome) and the window keys."""
+    spec = config["tasks"][wildcards.task]
+    chroms = spec["split"]["chromosomes"]
+    names = None
+    if chroms["train"] is not None:
+        names = list(dict.fromkeys(chroms["train"] + chroms["val"] + chroms["test"]))
+    window = spec["window"]
+    return {
+        "species": spec["species"],
+        "chromosomes": names,
+        "length": window["length"],
+        "stride": window["stride"],
+        "flank": window["flank"],
+        "max_n_fraction": window["max_n_fraction"],
+        "gap_length": window["gap_length"],
+    }
+
+
+def get_bins_params(wildcards):
+    """build_window_store's bins: the task's bins block for tracks tasks, None for profile tasks."""
+    spec = config["tasks"][wildcards.task]
+    return dict(spec["bins"]) if spec["type"] == "tracks" else None
 
 
 def get_site_target(task, cfg=config):
@@ -611,7 +665,7 @@ def get_split_inputs(wildcards):
     """assign_splits' inputs: candidates, the genome index, the fold layout (fold tasks), extra species' windows."""
     spec = config["tasks"][wildcards.task]
     inputs = {
-        "windows": f"results/windows/{wildcards.task}/candidates.tsv",
+        "windows": get_candidate_windows(wildcards),
         "fai": get_genome_fai(wildcards),
         "extra": [
             f"results/windows/{wildcards.task}/extra/{s}.tsv"

@@ -14,6 +14,21 @@ rule make_windows:
         "../scripts/make_windows.py"
 
 
+rule tile_windows:
+    input:
+        unpack(get_genome),
+    output:
+        windows="results/windows/{task}/tiles.tsv",
+    log:
+        "logs/tile_windows/{task}.log",
+    conda:
+        "../../envs/base.yaml"
+    params:
+        window=get_tile_params,
+    script:
+        "../scripts/tile_windows.py"
+
+
 rule assign_splits:
     input:
         unpack(get_split_inputs),
@@ -58,5 +73,7 @@ rule build_window_store:
         flank=get_flank,
         genomes=get_task_genome_map,
         species_tracks=get_species_track_map,
+        bins=get_bins_params,
+        species=get_task_species,
     script:
         "../scripts/build_window_store.py"

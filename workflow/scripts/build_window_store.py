@@ -18,4 +18,6 @@ write_store(
     flank=snakemake.params.flank,
     fastas=dict(snakemake.params.genomes),
     species_tracks={s: dict(t) for s, t in snakemake.params.species_tracks.items()},
+    bins=snakemake.params.bins,
+    species=snakemake.params.species,
 )

@@ -11,14 +11,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dnalm.losses import profile_count_loss
-from dnalm.metrics import pearson_rows, profile_metrics
+from dnalm.losses import profile_count_loss, task_loss
+from dnalm.metrics import pearson_rows, profile_metrics, track_metrics
 from dnalm.store import WindowStore
-from dnalm.training import autocast, expected_signal, load_model, pick_device, predict
+from dnalm.tracks import inverse_transform
+from dnalm.training import (autocast, expected_signal, load_model, pick_device, predict, predict_outputs,
+                            predicted_signal)
 
 log = logging.getLogger(__name__)
 
 METRICS = ["pearson_median", "pearson_mean", "auprc", "auroc", "test_loss", "count_pearson"]
+#: Tracks tasks' extra comparison.tsv columns (after n_windows): transformed-scale and per-track metrics.
+TRACK_METRIC_PREFIXES = ("pearson_median_transformed", "pearson_mean_transformed", "track_pearson",
+                         "window_pearson_median")
 
 
 def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metrics: str, *, site_threshold: float,
@@ -29,9 +34,11 @@ def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metr
     Args:
         checkpoint: `best.ckpt` of a model.
         store: Test windows.
-        out_predictions: HDF5 with observed and predicted signal (N, C, L), window ids and channel names.
-        out_metrics: JSON of test loss and the metrics of `dnalm.metrics.profile_metrics`.
-        site_threshold: Observed signal that makes a base a site (AUROC/AUPRC).
+        out_predictions: HDF5 with observed and predicted signal (N, C, L), window ids and channel names; for a
+            tracks store (N, C, bins) on the original scale (`evaluate_tracks`).
+        out_metrics: JSON of test loss and the metrics of `dnalm.metrics.profile_metrics` (tracks stores:
+            `dnalm.metrics.track_metrics` on both scales).
+        site_threshold: Observed signal that makes a base a site (AUROC/AUPRC; profile tasks only).
         out_counterfactual: TSV of `species_counterfactual` (None: not computed).
         batch_size: Windows per batch.
         threads: CPU threads.
@@ -43,29 +50,76 @@ def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metr
     torch.set_num_threads(threads)
     dev = pick_device(device)
     model, info = load_model(checkpoint, dev)
-    n, c, length = len(store), len(store.channels), store.length
+    if store.task_type == "tracks":
+        metrics = evaluate_tracks(model, info, store, out_predictions, batch_size, dev)
+    else:
+        metrics = evaluate_profiles(model, info, store, out_predictions, site_threshold, batch_size, dev)
+    metrics.update(arch=info["arch"], best_epoch=info["best_epoch"], trainable_params=info["trainable_params"])
+    Path(out_metrics).write_text(json.dumps(metrics, indent=2))
+    if out_counterfactual is not None:
+        table = species_counterfactual(model, store, batch_size, dev)
+        table.to_csv(out_counterfactual, sep="\t", index=False, float_format="%.5f")
+    log.info("test metrics: %s", metrics)
+    return metrics
+
+
+def _prediction_datasets(h5: h5py.File, store: WindowStore, width: int):
+    """Create the observed and predicted (N, C, width) datasets, window ids and channel names of predictions.h5."""
+    n, c = len(store), len(store.channels)
+    obs = h5.create_dataset("observed", (n, c, width), dtype="f4", chunks=(max(min(n, 256), 1), c, width))
+    pred = h5.create_dataset("predicted", (n, c, width), dtype="f4", chunks=(max(min(n, 256), 1), c, width))
+    h5.create_dataset("window_id", data=np.array(store.meta["ids"], dtype="S"))
+    h5.attrs["channels"] = store.channels
+    return obs, pred
+
+
+def evaluate_profiles(model, info: dict, store: WindowStore, out_predictions: str, site_threshold: float,
+                      batch_size: int, device: torch.device) -> dict:
+    """Profile tasks: write predictions.h5 (base resolution) and return loss and `profile_metrics`."""
     tmp = Path(out_predictions).with_name(f".{Path(out_predictions).name}.tmp")
     losses = np.zeros(3)
     with h5py.File(tmp, "w") as h5:
-        obs = h5.create_dataset("observed", (n, c, length), dtype="f4", chunks=(min(n, 256), c, length))
-        pred = h5.create_dataset("predicted", (n, c, length), dtype="f4", chunks=(min(n, 256), c, length))
-        h5.create_dataset("window_id", data=np.array(store.meta["ids"], dtype="S"))
-        h5.attrs["channels"] = store.channels
-        for index, logits, log_counts, y in predict(model, store, batch_size, dev):
+        obs, pred = _prediction_datasets(h5, store, store.length)
+        for index, logits, log_counts, y in predict(model, store, batch_size, device):
             parts = profile_count_loss(logits, log_counts, y, info["count_weight"])
             losses += np.array([p.item() for p in parts]) * len(index)
             obs[index[0] : index[-1] + 1] = y.numpy()
             pred[index[0] : index[-1] + 1] = expected_signal(logits, log_counts).numpy()
         metrics = profile_metrics(pred[:], obs[:], site_threshold)
     tmp.replace(out_predictions)
-    total, profile, count = losses / max(n, 1)
-    metrics.update(test_loss=total, profile_nll=profile, count_mse=count, arch=info["arch"],
-                   best_epoch=info["best_epoch"], trainable_params=info["trainable_params"])
-    Path(out_metrics).write_text(json.dumps(metrics, indent=2))
-    if out_counterfactual is not None:
-        table = species_counterfactual(model, store, batch_size, dev)
-        table.to_csv(out_counterfactual, sep="\t", index=False, float_format="%.5f")
-    log.info("test metrics: %s", metrics)
+    total, profile, count = losses / max(len(store), 1)
+    metrics.update(test_loss=total, profile_nll=profile, count_mse=count)
+    return metrics
+
+
+def evaluate_tracks(model, info: dict, store: WindowStore, out_predictions: str, batch_size: int,
+                    device: torch.device) -> dict:
+    """Tracks tasks: predictions and metrics on the original scale, and metrics on the transformed scale too.
+
+    The model predicts the transformed targets (the store's `transform`); `inverse_transform` takes predictions and
+    targets back to the bigWig's binned scale, where `pearson_*`, `track_pearson/*` and `count_pearson` are
+    computed; the `*_transformed` keys are the same metrics on the training scale. `test_loss` is the Poisson NLL on
+    the transformed scale (the training loss). predictions.h5 holds (N, tracks, bins) on the original scale.
+    """
+    tmp = Path(out_predictions).with_name(f".{Path(out_predictions).name}.tmp")
+    loss, n_bins = 0.0, store.length // store.bin_size
+    pred_t = np.empty((len(store), len(store.channels), n_bins), dtype=np.float32)
+    obs_t = np.empty_like(pred_t)
+    for index, output, y in predict_outputs(model, store, batch_size, device):
+        loss += task_loss(output, y, 0.0)[0].item() * len(index)
+        pred_t[index] = predicted_signal(output).numpy()
+        obs_t[index] = y.numpy()
+    pred, obs = inverse_transform(pred_t, store.transform), inverse_transform(obs_t, store.transform)
+    with h5py.File(tmp, "w") as h5:
+        obs_ds, pred_ds = _prediction_datasets(h5, store, n_bins)
+        obs_ds[:], pred_ds[:] = obs, pred
+        h5.attrs.update(bin_size=store.bin_size, transform=store.transform, scale="original")
+    tmp.replace(out_predictions)
+    metrics = {**track_metrics(pred, obs, store.channels),
+               **track_metrics(pred_t, obs_t, store.channels, suffix="_transformed"),
+               "auroc": float("nan"), "auprc": float("nan"), "test_loss": loss / max(len(store), 1),
+               "n_windows": len(store), "bin_size": store.bin_size, "transform": store.transform,
+               "metrics_scale": "original (inverse-transformed); *_transformed: training scale"}
     return metrics
 
 
@@ -124,6 +178,9 @@ def species_counterfactual(model, store: WindowStore, batch_size: int, device: t
 def compare_models(metric_files: list[str], out_tsv: str) -> pd.DataFrame:
     """One row per model from `results/eval/<task>/<model>/metrics.json` files, in the layout of SEEDS.md §1.
 
+    Tracks tasks add columns after n_windows: the transformed-scale Pearson and per-track metrics
+    (`track_pearson/<track>`, `window_pearson_median/<track>` and their `_transformed` forms).
+
     Args:
         metric_files: Metrics JSON paths (the model id is the parent directory's name).
         out_tsv: Output comparison table.
@@ -131,12 +188,14 @@ def compare_models(metric_files: list[str], out_tsv: str) -> pd.DataFrame:
     Returns:
         The table.
     """
-    rows = []
+    rows, extra = [], {}
     for path in metric_files:
         metrics = json.loads(Path(path).read_text())
+        tracks = {k: v for k, v in metrics.items() if k.startswith(TRACK_METRIC_PREFIXES)}
+        extra.update(dict.fromkeys(tracks))
         rows.append({"model": Path(path).parent.name, "arch": metrics["arch"], "n_seeds": 1,
-                     **{m: metrics[m] for m in METRICS}, "n_windows": metrics["n_windows"]})
-    table = pd.DataFrame(rows, columns=["model", "arch", "n_seeds", *METRICS, "n_windows"])
+                     **{m: metrics[m] for m in METRICS}, "n_windows": metrics["n_windows"], **tracks})
+    table = pd.DataFrame(rows, columns=["model", "arch", "n_seeds", *METRICS, "n_windows", *extra])
     table.to_csv(out_tsv, sep="\t", index=False, float_format="%.4f")
     return table
 

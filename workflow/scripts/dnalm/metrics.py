@@ -1,4 +1,4 @@
-"""Evaluation metrics: per-window profile Pearson, site-call AUROC/AUPRC, count Pearson."""
+"""Evaluation metrics: per-window profile Pearson, site-call AUROC/AUPRC, count Pearson, per-track Pearson."""
 
 from __future__ import annotations
 
@@ -52,3 +52,36 @@ def profile_metrics(pred: np.ndarray, obs: np.ndarray, site_threshold: float) ->
         "count_pearson": float(np.nanmean(count_r)),
         "n_windows": int(len(pred)),
     }
+
+
+def _nan_stat(values: np.ndarray, stat) -> float:
+    """`stat` over the finite values, NaN when there are none."""
+    finite = values[np.isfinite(values)]
+    return float(stat(finite)) if len(finite) else float("nan")
+
+
+def track_metrics(pred: np.ndarray, obs: np.ndarray, channels: list[str], suffix: str = "") -> dict[str, float]:
+    """Metrics of binned multi-track predictions over N windows (tracks tasks).
+
+    Args:
+        pred: (N, C, bins) predicted signal.
+        obs: (N, C, bins) observed signal, on the same scale.
+        channels: Names of the C tracks.
+        suffix: Appended to every key (e.g. `_transformed`).
+
+    Returns:
+        `pearson_median`/`pearson_mean`: Pearson over the bins of each window and track (windows with a flat track
+        left out), median/mean over windows and tracks; per track `window_pearson_median/<track>` (the same, one
+        track) and `track_pearson/<track>` (Pearson over all bins of all windows of that track); `count_pearson`:
+        Pearson across windows of log(1 + window total), mean over tracks.
+    """
+    n, c, _ = obs.shape
+    r = pearson_rows(pred.reshape(n * c, -1), obs.reshape(n * c, -1)).reshape(n, c)
+    out = {f"pearson_median{suffix}": _nan_stat(r, np.median), f"pearson_mean{suffix}": _nan_stat(r, np.mean)}
+    across = pearson_rows(pred.transpose(1, 0, 2), obs.transpose(1, 0, 2))
+    totals = pearson_rows(np.log1p(np.clip(pred, 0, None).sum(axis=2)).T, np.log1p(np.clip(obs, 0, None).sum(axis=2)).T)
+    out[f"count_pearson{suffix}"] = _nan_stat(totals, np.mean)
+    for i, name in enumerate(channels):
+        out[f"window_pearson_median{suffix}/{name}"] = _nan_stat(r[:, i], np.median)
+        out[f"track_pearson{suffix}/{name}"] = float(across[i])
+    return out

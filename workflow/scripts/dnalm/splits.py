@@ -10,6 +10,7 @@ import pandas as pd
 
 from dnalm.folds import read_folds, window_folds
 from dnalm.io import read_fai, write_tsv
+from dnalm.tracks import N_REASONS
 from dnalm.windows import read_windows
 
 log = logging.getLogger(__name__)
@@ -76,14 +77,15 @@ def subsample(windows: pd.DataFrame, max_windows: dict[str, int | None], seed: i
 
 
 def count_table(windows: pd.DataFrame) -> pd.DataFrame:
-    """Windows per species and split: sites, dropped for N's/bounds, dropped by subsampling, and kept."""
+    """Windows per species and split: sites (candidate windows), dropped for N's/gaps/bounds, dropped by subsampling,
+    and kept."""
     rows = []
     for (species, split), group in windows[windows["split"] != ""].groupby(["species", "split"], sort=False):
         rows.append({
             "species": species,
             "split": split,
             "sites": len(group),
-            "dropped_n": int(group["reason"].isin(["contains_n", "out_of_bounds"]).sum()),
+            "dropped_n": int(group["reason"].isin(["contains_n", "out_of_bounds", *N_REASONS]).sum()),
             "dropped_subsample": int((group["reason"] == "subsampled").sum()),
             "dropped_fold": int((group["reason"] == "crosses_fold").sum()),
             "windows": int(group["kept"].sum()),

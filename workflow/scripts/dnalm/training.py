@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dnalm.losses import profile_count_loss
+from dnalm.losses import task_loss
 from dnalm.metrics import pearson_rows
 from dnalm.models import build_model
 from dnalm.store import WindowStore
@@ -68,8 +68,7 @@ def fingerprint(arch: str, model_params: dict, train_params: dict, seed: int, st
 def auto_count_weight(store: WindowStore) -> float:
     """chrombpnet's rule: median total count per window and channel, divided by 10 (at least 1e-3)."""
     crop = slice(store.flank, store.flank + store.length)
-    totals = np.concatenate(
-        [store.targets[i : i + 4096, :, crop].sum(axis=-1).ravel() for i in range(0, len(store), 4096)])
+    totals = np.concatenate([chunk[:, :, crop].sum(axis=-1).ravel() for chunk in store.target_chunks(4096)])
     return max(float(np.median(totals)) / 10.0, 1e-3)
 
 
@@ -86,13 +85,14 @@ def run_epoch(model, store: WindowStore, optimizer, *, epoch: int, seed: int, ba
     losses = []
     for b in range(n_batches):
         index = order[b * batch_size : (b + 1) * batch_size]
-        shifts = rng.integers(-jitter, jitter + 1, size=len(index)) if jitter else None
+        step = store.bin_size  # binned targets move by whole bins
+        shifts = rng.integers(-(jitter // step), jitter // step + 1, size=len(index)) * step if jitter else None
         flips = rng.random(len(index)) < 0.5 if revcomp else None
         x, y = store.batch(index, shifts, flips)
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
         with autocast(device):
-            logits, log_counts = model(x)
-        loss, _, _ = profile_count_loss(logits, log_counts, y, count_weight)
+            output = model(x)
+        loss, _, _ = task_loss(output, y, count_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -101,11 +101,12 @@ def run_epoch(model, store: WindowStore, optimizer, *, epoch: int, seed: int, ba
 
 
 @torch.no_grad()
-def predict(model, store: WindowStore, batch_size: int, device: torch.device):
-    """Predict every window of a store (stored placement, no augmentation); restores the model's mode.
+def predict_outputs(model, store: WindowStore, batch_size: int, device: torch.device):
+    """Run the model on every window of a store (stored placement, no augmentation); restores the model's mode.
 
     Yields:
-        (index, profile logits, log counts, targets) per batch, as CPU tensors.
+        (index, output, targets) per batch: output is the model's (a tensor or a tuple of tensors) as float CPU
+        tensors.
     """
     was_training = model.training
     model.eval()
@@ -114,10 +115,24 @@ def predict(model, store: WindowStore, batch_size: int, device: torch.device):
             index = np.arange(start, min(start + batch_size, len(store)))
             x, y = store.batch(index)
             with autocast(device):
-                logits, log_counts = model(torch.from_numpy(x).to(device))
-            yield index, logits.float().cpu(), log_counts.float().cpu(), torch.from_numpy(y)
+                output = model(torch.from_numpy(x).to(device))
+            if isinstance(output, torch.Tensor):
+                output = output.float().cpu()
+            else:
+                output = tuple(o.float().cpu() for o in output)
+            yield index, output, torch.from_numpy(y)
     finally:
         model.train(was_training)
+
+
+def predict(model, store: WindowStore, batch_size: int, device: torch.device):
+    """`predict_outputs` for profile models.
+
+    Yields:
+        (index, profile logits, log counts, targets) per batch, as CPU tensors.
+    """
+    for index, (logits, log_counts), y in predict_outputs(model, store, batch_size, device):
+        yield index, logits, log_counts, y
 
 
 def expected_signal(logits: torch.Tensor, log_counts: torch.Tensor) -> torch.Tensor:
@@ -125,14 +140,29 @@ def expected_signal(logits: torch.Tensor, log_counts: torch.Tensor) -> torch.Ten
     return torch.softmax(logits, dim=-1) * torch.expm1(log_counts).clamp_min(0).unsqueeze(-1)
 
 
+def predicted_signal(output) -> torch.Tensor:
+    """Predicted signal of either task type: `expected_signal` of a profile output, exp(log-rate) of a tracks one
+    (on the store's transformed scale)."""
+    if isinstance(output, torch.Tensor):
+        return torch.exp(output)
+    return expected_signal(*output)
+
+
 def validate(model, store: WindowStore, batch_size: int, count_weight: float, device: torch.device) -> dict:
-    """Validation loss (total, profile, count, weighted by windows) and median per-window profile Pearson."""
+    """Validation loss (total, profile, count, weighted by windows) and median per-window Pearson.
+
+    For tracks stores the loss is the Poisson loss (count part 0) and the Pearson is over the bins of each window
+    and track (median over both), on the transformed scale: the test's `pearson_median_transformed`.
+    """
     sums = np.zeros(3)
     pearsons = []
-    for index, logits, log_counts, y in predict(model, store, batch_size, device):
-        parts = profile_count_loss(logits, log_counts, y, count_weight)
+    for index, output, y in predict_outputs(model, store, batch_size, device):
+        parts = task_loss(output, y, count_weight)
         sums += np.array([p.item() for p in parts]) * len(index)
-        pearsons.append(pearson_rows(expected_signal(logits, log_counts).numpy(), y.numpy()))
+        signal, obs = predicted_signal(output).numpy(), y.numpy()
+        if isinstance(output, torch.Tensor):  # tracks: one Pearson per window and track, as in evaluation
+            signal, obs = signal.reshape(-1, signal.shape[-1]), obs.reshape(-1, obs.shape[-1])
+        pearsons.append(pearson_rows(signal, obs))
     total, profile, count = sums / max(len(store), 1)
     r = np.concatenate(pearsons) if pearsons else np.array([np.nan])
     return {"val_loss": total, "val_profile_loss": profile, "val_count_loss": count,
@@ -193,9 +223,12 @@ def train(train_store: WindowStore, val_store: WindowStore, out_dir: str, *, arc
     tp = dict(train_params)
     if tp["jitter"] > train_store.flank:
         raise ValueError(f"train.jitter={tp['jitter']} exceeds the task's window.flank={train_store.flank}")
-    count_weight = tp["count_weight"] if tp["count_weight"] is not None else auto_count_weight(train_store)
+    tracks = train_store.task_type == "tracks"
+    count_weight = tp["count_weight"] if tp["count_weight"] is not None else (
+        0.0 if tracks else auto_count_weight(train_store))
+    bin_size = train_store.bin_size if tracks else None
     torch.manual_seed(seed)
-    model = build_model(arch, len(train_store.channels), model_params).to(dev)
+    model = build_model(arch, len(train_store.channels), model_params, bin_size).to(dev)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=tp["lr"], weight_decay=tp["weight_decay"])
     fp = fingerprint(arch, model_params, tp, seed, train_store)
@@ -210,7 +243,8 @@ def train(train_store: WindowStore, val_store: WindowStore, out_dir: str, *, arc
     summary = {"arch": arch, "model_params": model_params, "train_params": tp, "seed": seed,
                "count_weight": count_weight, "total_params": n_params, "trainable_params": n_train,
                "best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "device": str(dev),
-               "channels": train_store.channels, "length": train_store.length}
+               "channels": train_store.channels, "length": train_store.length, "bin_size": bin_size,
+               "transform": train_store.transform}
     save_atomic({**summary, "state_dict": state["best_state"]}, out / "best.ckpt")
     pd.DataFrame(state["history"], columns=HISTORY_COLUMNS).to_csv(out / "history.tsv", sep="\t", index=False)
     (out / "model.json").write_text(json.dumps(summary, indent=2))
@@ -247,7 +281,7 @@ def train_one(model, optimizer, train_store, val_store, state: dict, tp: dict, s
 def load_model(checkpoint: str, device: torch.device | None = None) -> tuple[torch.nn.Module, dict]:
     """Load a `best.ckpt` as an eval-mode model and its summary."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    model = build_model(ckpt["arch"], len(ckpt["channels"]), ckpt["model_params"])
+    model = build_model(ckpt["arch"], len(ckpt["channels"]), ckpt["model_params"], ckpt.get("bin_size"))
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     return model.to(device or torch.device("cpu")), {k: v for k, v in ckpt.items() if k != "state_dict"}

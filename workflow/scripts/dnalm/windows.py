@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,39 @@ log = logging.getLogger(__name__)
 WINDOW_COLUMNS = ["id", "species", "chrom", "start", "end", "strand", "site", "offset", "reads", "kept", "reason"]
 
 
-def call_sites(plus: str | Path, minus: str | Path, min_reads: float, chroms: dict[str, int]) -> pd.DataFrame:
+def check_track_chroms(path: str | Path, track_chroms: Iterable[str], genome_chroms: Iterable[str],
+                       species: str | None = None, needed: Iterable[str] | None = None) -> None:
+    """Check that a bigWig's chromosome names are the genome's (after `chrom_aliases`).
+
+    Args:
+        path: The bigWig, named in the error.
+        track_chroms: Its chromosome names.
+        genome_chroms: The genome FASTA's names.
+        species: Species id, for the config key in the error.
+        needed: Chromosomes the task reads. None: every track chromosome must be in the genome. Otherwise a track
+            chromosome missing from the genome is an error only when a needed chromosome is missing from the track
+            (a naming mismatch, e.g. `chr18` vs `NC_041771.1`); extra contigs are logged and ignored.
+
+    Raises:
+        ValueError: Listing both sets of names and pointing at `species.<id>.chrom_aliases`.
+    """
+    track, genome = list(track_chroms), list(genome_chroms)
+    unmatched = sorted(set(track) - set(genome))
+    if not unmatched:
+        return
+    absent = sorted(set(needed) - set(track)) if needed is not None else []
+    if needed is not None and not absent:
+        log.warning("%s: chromosomes %s are not in the genome and are ignored", path, unmatched)
+        return
+    key = f"species.{species or '<id>'}.chrom_aliases"
+    raise ValueError(
+        f"{path}: bigWig chromosome names {unmatched} match neither the genome FASTA nor its aliases. "
+        f"bigWig chromosomes: {', '.join(track)}; FASTA chromosomes: {', '.join(genome)}. "
+        f"Map each bigWig name to its FASTA name in {key}, as {{name in the bigWig: name in the FASTA}}.")
+
+
+def call_sites(plus: str | Path, minus: str | Path, min_reads: float, chroms: dict[str, int],
+               species: str | None = None) -> pd.DataFrame:
     """Call sites: every base whose signal reaches `min_reads`, per strand.
 
     Args:
@@ -25,6 +58,7 @@ def call_sites(plus: str | Path, minus: str | Path, min_reads: float, chroms: di
         minus: bigWig of the - strand signal.
         min_reads: Smallest signal of a site.
         chroms: Chromosome lengths of the genome; a track chromosome missing there is an error.
+        species: Species id, named in the chromosome-name error.
 
     Returns:
         Sites sorted by chromosome (genome order), position and strand: columns chrom, site (0-based), strand, reads.
@@ -32,9 +66,7 @@ def call_sites(plus: str | Path, minus: str | Path, min_reads: float, chroms: di
     frames = []
     for path, strand in ((plus, "+"), (minus, "-")):
         with pyBigWig.open(str(path)) as bw:
-            missing = sorted(set(bw.chroms()) - set(chroms))
-            if missing:
-                raise ValueError(f"{path}: chromosomes {missing} are not in the genome; fix chrom_aliases in the config")
+            check_track_chroms(path, bw.chroms(), chroms, species)
             for chrom in bw.chroms():
                 frames.append(_strand_sites(bw, chrom, strand, min_reads))
     sites = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["chrom", "site", "strand", "reads"])
@@ -134,7 +166,7 @@ def make_windows(fasta: str, fai: str, plus: str, minus: str, out_tsv: str, *, s
         The table written.
     """
     chroms = read_fai(fai)
-    sites = call_sites(plus, minus, min_reads, chroms)
+    sites = call_sites(plus, minus, min_reads, chroms, species)
     if sites.empty:
         raise ValueError(f"no base of {plus} or {minus} reaches sites.min_reads={min_reads}; lower it in the config")
     windows = check_windows(place_windows(sites, length, max_offset, seed), fasta, chroms, flank)

@@ -1,0 +1,155 @@
+"""Window store: loader windows/s against a BPNet training step's samples/s, and peak RSS with 1x and 10x the windows.
+
+Builds two synthetic tracks stores of the yeast_tracks example's shape (16,384 bp windows + 64 bp flanks, 5 tracks in
+32 bp bins, float32) in a temporary directory, N and 10 N windows, then per size in a fresh subprocess reads one epoch (every
+window once, in random batches with bin-aligned shifts and reverse complements, as training does) with
+`WindowStore.batch`, and reports windows/s and the subprocess's peak RSS (VmHWM); once more with plain
+memory-map indexing, the store's former reads, for comparison. The BPNet step is the example's model (32 filters x 8 layers,
+binned output, Poisson loss) on one batch of the same shape.
+
+Usage: .venv/bin/python benchmarks/bench_store.py [--windows 1000] [--batch 16] [--repeats 3]
+       [--threads 2] [--dir /tmp]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+LENGTH, FLANK, BIN, CHANNELS = 16384, 64, 32, 5
+
+
+def make_store(directory: Path, n: int) -> list[str]:
+    """Write a synthetic tracks store of n windows in chunks (memory of one chunk) and return its three paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [str(directory / f"train.{s}") for s in ("seq.npy", "targets.npy", "json")]
+    width = LENGTH + 2 * FLANK
+    seq = np.lib.format.open_memmap(paths[0], mode="w+", dtype=np.uint8, shape=(n, width))
+    tgt = np.lib.format.open_memmap(paths[1], mode="w+", dtype=np.float32, shape=(n, CHANNELS, width // BIN))
+    rng = np.random.default_rng(0)
+    for start in range(0, n, 500):
+        stop = min(start + 500, n)
+        seq[start:stop] = rng.integers(0, 4, size=(stop - start, width), dtype=np.uint8)
+        tgt[start:stop] = rng.gamma(1.0, 5.0, size=(stop - start, CHANNELS, width // BIN)).astype(np.float32)
+    seq.flush()
+    tgt.flush()
+    del seq, tgt
+    meta = {"split": "train", "n": n, "length": LENGTH, "flank": FLANK, "channels": [f"t{i}" for i in range(CHANNELS)],
+            "rc_perm": list(range(CHANNELS)), "ids": [f"w{i}" for i in range(n)], "task_type": "tracks",
+            "bin_size": BIN, "aggregate": "mean", "transform": "squash"}
+    Path(paths[2]).write_text(json.dumps(meta))
+    return paths
+
+
+def read_epoch(paths: list[str], batch: int, mode: str) -> dict:
+    """In this process: read one epoch (every window once, random order, shifts and flips) as training does.
+
+    mode `pread` is `WindowStore.batch`; `mmap` indexes the memory maps instead (the store's former reads), for
+    comparison. Returns windows/s and the peak RSS in MiB.
+    """
+    from dnalm.store import WindowStore
+
+    store = WindowStore(*paths)
+    rng = np.random.default_rng(1)
+    order = rng.permutation(len(store))
+    t0 = time.perf_counter()
+    for start in range(0, len(store), batch):
+        index = order[start : start + batch]
+        if mode == "mmap":
+            sorted_index = np.sort(index)
+            _ = store.seq[sorted_index], store.targets[sorted_index]  # fancy indexing reads the rows
+            continue
+        shifts = rng.integers(-FLANK // BIN, FLANK // BIN + 1, size=len(index)) * BIN
+        store.batch(index, shifts, rng.random(len(index)) < 0.5)
+    seconds = time.perf_counter() - t0
+    return {"windows_per_s": len(store) / seconds, "peak_rss_mib": peak_rss_mib()}
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set (VmHWM). Not ru_maxrss: Linux carries that over from the parent across
+    fork and exec, so a child would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def train_step_rate(batch: int, threads: int, steps: int = 3) -> float:
+    """Samples/s of a training step of the example's BPNet on one batch of the store's shape (median of steps)."""
+    import torch
+
+    from dnalm.losses import task_loss
+    from dnalm.models import build_model
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = build_model("bpnet", CHANNELS, {"filters": 32, "layers": 8, "profile_kernel": 25}, BIN)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (batch, LENGTH)), 4).float().transpose(1, 2)
+    y = torch.rand(batch, CHANNELS, LENGTH // BIN) * 10
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        loss = task_loss(model(x), y, 0.0)[0]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - t0)
+    return batch / statistics.median(times)
+
+
+def child(paths: list[str], batch: int, mode: str = "pread") -> dict:
+    """Run `read_epoch` in a fresh interpreter, so its peak RSS is that of this store size alone."""
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2]);"
+            "from bench_store import read_epoch;"
+            "print(json.dumps(read_epoch(json.loads(sys.argv[3]), int(sys.argv[4]), sys.argv[5])))")
+    out = subprocess.run([sys.executable, "-c", code, str(SCRIPTS), str(Path(__file__).parent), json.dumps(paths),
+                          str(batch), mode], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--windows", type=int, default=1000, help="windows of the 1x store (10x gets ten times)")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dir", default=None, help="where the temporary stores go (default: the system's)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        sizes = {"1x": args.windows, "10x": 10 * args.windows}
+        stores = {name: make_store(Path(tmp) / name, n) for name, n in sizes.items()}
+        gib = sum(Path(p).stat().st_size for p in stores["10x"][:2]) / 2**30
+        print(f"stores: {sizes['1x']} and {sizes['10x']} windows of {LENGTH} bp + 2 x {FLANK} flank, "
+              f"{CHANNELS} tracks x {(LENGTH + 2 * FLANK) // BIN} bins; 10x store {gib:.2f} GiB on disk")
+        results = {name: [child(paths, args.batch) for _ in range(args.repeats)] for name, paths in stores.items()}
+        mmap = {name: child(paths, args.batch, "mmap") for name, paths in stores.items()}
+    for name, runs in results.items():
+        rates = [r["windows_per_s"] for r in runs]
+        rss = [r["peak_rss_mib"] for r in runs]
+        print(f"{name} ({sizes[name]} windows): loader windows/s " + " ".join(f"{r:.0f}" for r in rates)
+              + f"  median {statistics.median(rates):.0f}; peak RSS MiB " + " ".join(f"{r:.0f}" for r in rss)
+              + f"  median {statistics.median(rss):.0f}")
+    ratio = statistics.median(r["peak_rss_mib"] for r in results["10x"]) / statistics.median(
+        r["peak_rss_mib"] for r in results["1x"])
+    print(f"peak RSS 10x / 1x: {ratio:.3f} (goal <= 1.2)")
+    print(f"for comparison, memory-map indexing (the former reads): peak RSS MiB 1x {mmap['1x']['peak_rss_mib']:.0f}, "
+          f"10x {mmap['10x']['peak_rss_mib']:.0f}, ratio {mmap['10x']['peak_rss_mib'] / mmap['1x']['peak_rss_mib']:.2f}")
+    step = train_step_rate(args.batch, args.threads)
+    loader = statistics.median(r["windows_per_s"] for r in results["10x"])
+    print(f"BPNet training step (32 filters x 8 layers, batch {args.batch} x {LENGTH} bp, {args.threads} threads): "
+          f"{step:.2f} samples/s; loader / step = {loader / step:.0f}x")
+
+
+if __name__ == "__main__":
+    main()

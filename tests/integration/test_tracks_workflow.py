@@ -1,0 +1,96 @@
+"""End to end: a tracks task (tiled windows, binned bigWig targets, BPNet) on a reduced yeast_tracks example."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pyBigWig
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
+CHANNELS = ["rna/+", "rna/-", "polii", "scc1", "mnase"]
+FILES = {"rna/+": "RNA.fwd.bw", "rna/-": "RNA.rev.bw", "polii": "PolII.bw", "scc1": "Scc1.bw", "mnase": "MNase.bw"}
+
+
+def reduced_config() -> dict:
+    """The example with 2 kb windows, few windows per split, a tiny BPNet and one epoch."""
+    config = yaml.safe_load((REPO / "config" / "examples" / "yeast_tracks.yaml").read_text())
+    task = config["tasks"]["coverage"]
+    task["window"].update(length=2048, stride=2048, flank=64)
+    task["max_windows"] = {"train": 48, "val": 16, "test": 16}
+    config["models"]["bpnet"] = {"arch": "bpnet", "bpnet": {"filters": 8, "layers": 3, "profile_kernel": 9},
+                                 "train": {"epochs": 2, "batch_size": 16, "jitter": 64, "patience": 2}}
+    return config
+
+
+@pytest.fixture(scope="module")
+def tracks_run(tmp_path_factory) -> Path:
+    """Run the reduced example up to the comparison table."""
+    workdir = tmp_path_factory.mktemp("tracks")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(reduced_config()))
+    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", "2",
+           "results/eval/coverage/comparison.tsv"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return workdir
+
+
+@pytest.mark.slow
+def test_store_targets_equal_pybigwig(tracks_run: Path) -> None:
+    meta = json.loads((tracks_run / "results/windows/coverage/test.json").read_text())
+    assert meta["task_type"] == "tracks" and meta["bin_size"] == 32 and meta["transform"] == "squash"
+    assert meta["channels"] == CHANNELS
+    targets = np.load(tracks_run / "results/windows/coverage/test.targets.npy")
+    assert targets.shape == (16, 5, (2048 + 2 * 64) // 32)
+    windows = pd.read_csv(tracks_run / "results/windows/coverage/windows.tsv", sep="\t")
+    row = windows[(windows["split"] == "test") & (windows["row"] == 7)].iloc[0]
+    assert row["chrom"] == "II"
+    lo, hi = int(row["start"]) - 64, int(row["end"]) + 64
+    for c, name in enumerate(CHANNELS):
+        with pyBigWig.open(str(REPO / "resources/demo/yeast_tracks" / FILES[name])) as bw:
+            values = np.nan_to_num(np.asarray(bw.values("II", lo, hi, numpy=True), dtype=np.float64))
+        expected = values.reshape(-1, 32).mean(axis=1) ** 0.75  # squash: y^(3/4), soft clip above 384
+        expected = np.where(expected > 384, 384 + np.sqrt(np.clip(expected - 384, 0, None)), expected)
+        np.testing.assert_allclose(targets[7, c], expected, rtol=1e-5, atol=1e-5)
+    counts = pd.read_csv(tracks_run / "results/splits/coverage/counts.tsv", sep="\t").set_index("split")
+    assert counts.loc["test", "windows"] == 16 and counts.loc["train", "windows"] == 48
+    # II is 813,184 bp: (813,184 - 2 × 64 - 2,048) // 2,048 + 1 = 397 tiles, none with an N
+    assert counts.loc["test", "sites"] == 397 and counts.loc["test", "dropped_n"] == 0
+
+
+@pytest.mark.slow
+def test_training_and_evaluation_give_track_metrics(tracks_run: Path) -> None:
+    history = pd.read_csv(tracks_run / "results/models/coverage/bpnet/history.tsv", sep="\t")
+    assert len(history) == 2 and np.isfinite(history["val_loss"]).all()
+    metrics = json.loads((tracks_run / "results/eval/coverage/bpnet/metrics.json").read_text())
+    assert metrics["n_windows"] == 16 and metrics["transform"] == "squash"
+    for name in CHANNELS:
+        assert -1 <= metrics[f"track_pearson/{name}"] <= 1
+        assert -1 <= metrics[f"track_pearson_transformed/{name}"] <= 1
+    assert np.isfinite(metrics["pearson_median"]) and np.isfinite(metrics["test_loss"])
+    with h5py.File(tracks_run / "results/eval/coverage/bpnet/predictions.h5") as h5:
+        assert h5["observed"].shape == (16, 5, 2048 // 32) and h5.attrs["scale"] == "original"
+        targets = np.load(tracks_run / "results/windows/coverage/test.targets.npy")[:, :, 2:-2]
+        # observed is the store's squashed targets taken back to the bigWig's scale
+        np.testing.assert_allclose(h5["observed"][:], (targets.astype(np.float64)) ** (4 / 3), rtol=1e-4, atol=1e-4)
+    table = pd.read_csv(tracks_run / "results/eval/coverage/comparison.tsv", sep="\t")
+    assert table["model"].tolist() == ["bpnet"]
+    assert {f"track_pearson/{name}" for name in CHANNELS} <= set(table.columns)
+
+
+def test_window_length_not_a_whole_number_of_bins_names_the_keys(tmp_path: Path) -> None:
+    config = reduced_config()
+    config["tasks"]["coverage"]["window"]["length"] = 2000
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = subprocess.run([*SNAKEMAKE, "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
+                           "-n"], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "tasks.coverage.window.length (2000) must be a multiple of tasks.coverage.bins.size (32)" in proc.stdout + proc.stderr

@@ -1,0 +1,168 @@
+"""Tracks tasks: windows tiled along the genome, N/gap checks, binning of bigWig signal and target transforms."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import pandas as pd
+import pyfaidx
+
+from dnalm.io import read_fai, write_tsv
+from dnalm.windows import WINDOW_COLUMNS
+
+log = logging.getLogger(__name__)
+
+#: Target transforms; each has an exact inverse (`inverse_transform`).
+TRANSFORMS = ("none", "log1p", "squash")
+#: Borzoi's squashed scale: y ** SQUASH_EXPONENT, then soft clip above SQUASH_CLIP.
+SQUASH_EXPONENT = 0.75
+SQUASH_CLIP = 384.0
+AGGREGATES = ("mean", "sum")
+#: Drop reasons of tiled windows that count as "dropped (N)" in the split counts.
+N_REASONS = ("too_many_n", "gap")
+
+
+def transform(y: np.ndarray, kind: str) -> np.ndarray:
+    """Transform non-negative binned signal.
+
+    `log1p`: log(1 + y). `squash` (Borzoi, Linder et al. 2025): z = y^(3/4), then above 384 the soft clip
+    z ← 384 + sqrt(z − 384), applied to the y^(3/4)-scaled value. `none`: y unchanged.
+
+    Raises:
+        ValueError: Negative values (neither transform is defined for them).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if kind == "none":
+        return y
+    if np.any(y < 0):
+        raise ValueError(f"transform {kind!r} needs non-negative signal; got a minimum of {y.min()}; "
+                         "use bins.transform: none for signed tracks")
+    if kind == "log1p":
+        return np.log1p(y)
+    if kind == "squash":
+        z = y ** SQUASH_EXPONENT
+        over = z > SQUASH_CLIP
+        z[over] = SQUASH_CLIP + np.sqrt(z[over] - SQUASH_CLIP)
+        return z
+    raise ValueError(f"unknown transform {kind!r}; known: {', '.join(TRANSFORMS)}")
+
+
+def inverse_transform(z: np.ndarray, kind: str) -> np.ndarray:
+    """Exact inverse of `transform` (values below the transform's range are clipped to its minimum, 0)."""
+    z = np.asarray(z, dtype=np.float64)
+    if kind == "none":
+        return z
+    if kind == "log1p":
+        return np.expm1(np.clip(z, 0, None))
+    if kind == "squash":
+        z = np.clip(z, 0, None)
+        over = z > SQUASH_CLIP
+        z = z.copy()
+        z[over] = SQUASH_CLIP + (z[over] - SQUASH_CLIP) ** 2
+        return z ** (1 / SQUASH_EXPONENT)
+    raise ValueError(f"unknown transform {kind!r}; known: {', '.join(TRANSFORMS)}")
+
+
+def bin_signal(values: np.ndarray, bin_size: int, aggregate: str) -> np.ndarray:
+    """Sum or average base-resolution signal (C, L) into bins (C, L // bin_size); L must be a multiple of bin_size."""
+    channels, length = values.shape
+    if length % bin_size:
+        raise ValueError(f"window length {length} is not a multiple of bins.size={bin_size}")
+    binned = values.reshape(channels, length // bin_size, bin_size).astype(np.float64)
+    if aggregate == "sum":
+        return binned.sum(axis=2)
+    if aggregate == "mean":
+        return binned.mean(axis=2)
+    raise ValueError(f"unknown bins.aggregate {aggregate!r}; known: {', '.join(AGGREGATES)}")
+
+
+def tile(chroms: dict[str, int], names: list[str], length: int, stride: int, flank: int) -> pd.DataFrame:
+    """Windows of `length` every `stride` bp along each named chromosome, window plus flank inside it.
+
+    Returns:
+        Columns chrom, start, end (0-based, half-open), in chromosome then position order.
+    """
+    frames = []
+    for name in names:
+        starts = np.arange(flank, chroms[name] - length - flank + 1, stride, dtype=np.int64)
+        frames.append(pd.DataFrame({"chrom": name, "start": starts, "end": starts + length}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["chrom", "start", "end"])
+
+
+def n_drop_reasons(windows: pd.DataFrame, fasta: str, flank: int, max_n_fraction: float,
+                   gap_length: int) -> np.ndarray:
+    """Reason to drop each window (window plus flank), '' to keep it.
+
+    `gap` when it overlaps a run of at least `gap_length` non-ACGT bases of its chromosome (an assembly gap, found
+    on the whole chromosome, so a window touching only the end of a gap is caught too); otherwise `too_many_n`
+    when its fraction of non-ACGT bases exceeds `max_n_fraction`. One pass per chromosome with cumulative N counts.
+    """
+    reason = np.full(len(windows), "", dtype=object)
+    gap = re.compile(f"[^ACGT]{{{gap_length},}}")
+    genome = pyfaidx.Fasta(fasta, as_raw=True, sequence_always_upper=True)
+    try:
+        for chrom, rows in windows.groupby("chrom", sort=False).indices.items():
+            seq = genome[chrom][:]
+            is_n = ~np.isin(np.frombuffer(seq.encode("ascii"), dtype=np.uint8), np.frombuffer(b"ACGT", np.uint8))
+            cum = np.concatenate([[0], np.cumsum(is_n)])
+            lo = windows["start"].to_numpy()[rows] - flank
+            hi = windows["end"].to_numpy()[rows] + flank
+            too_many = cum[hi] - cum[lo] > max_n_fraction * (hi - lo)
+            spans = np.array([m.span() for m in gap.finditer(seq)], dtype=np.int64).reshape(-1, 2)
+            spans = np.vstack([spans, [[len(seq) + 1, len(seq) + 1]]])  # a sentinel so every lookup is defined
+            before = np.searchsorted(spans[:, 0], hi)  # gaps starting before each window's end
+            in_gap = (before > 0) & (spans[np.maximum(before - 1, 0), 1] > lo)
+            reason[rows] = np.where(in_gap, "gap", np.where(too_many, "too_many_n", ""))
+    finally:
+        genome.close()
+    return reason
+
+
+def tile_windows(fasta: str, fai: str, out_tsv: str, *, species: str, chromosomes: list[str] | None, length: int,
+                 stride: int | None, flank: int, max_n_fraction: float, gap_length: int) -> pd.DataFrame:
+    """Tile a genome into windows, mark those over gaps or with too many N's as dropped, write the window table.
+
+    The table has the layout of `dnalm.windows.make_windows` (`WINDOW_COLUMNS`): every window is on the + strand,
+    `site` is its centre, `offset` 0 and `reads` 0, so splitting, subsampling and the store treat both task types
+    alike.
+
+    Args:
+        fasta: Genome FASTA.
+        fai: Its index.
+        out_tsv: Output table.
+        species: Species id written in the table.
+        chromosomes: Chromosomes to tile (the split's), or None for all of the genome.
+        length: Window length.
+        stride: Step between window starts (None: length).
+        flank: Extra stored bases on each side (kept inside the chromosome).
+        max_n_fraction: Largest fraction of non-ACGT bases in a kept window (plus flank).
+        gap_length: Shortest run of N's that makes an assembly gap; a window touching one is dropped.
+
+    Returns:
+        The table written.
+    """
+    chroms = read_fai(fai)
+    names = [c for c in chroms if chromosomes is None or c in set(chromosomes)]
+    missing = sorted(set(chromosomes or []) - set(chroms))
+    if missing:
+        raise ValueError(f"split chromosomes {missing} are not in {fasta} (it has {', '.join(chroms)}); "
+                         f"fix split.chromosomes or species.{species}.chrom_aliases")
+    windows = tile(chroms, names, length, stride or length, flank)
+    if windows.empty:
+        raise ValueError(f"no {length} bp window fits on chromosomes {names} of {fasta}; lower window.length")
+    windows["reason"] = n_drop_reasons(windows, fasta, flank, max_n_fraction, gap_length)
+    windows["kept"] = windows["reason"] == ""
+    windows["species"] = species
+    windows["strand"] = "+"
+    windows["site"] = (windows["start"] + windows["end"]) // 2
+    windows["offset"] = 0
+    windows["reads"] = 0.0
+    windows["id"] = [f"{species}:{c}:{s}-{e}" for c, s, e in zip(windows["chrom"], windows["start"], windows["end"])]
+    windows = windows[WINDOW_COLUMNS]
+    log.info("%d tiled windows of %d bp (stride %d) on %d chromosomes; %d kept, dropped: %s", len(windows), length,
+             stride or length, len(names), int(windows["kept"].sum()),
+             windows.loc[~windows["kept"], "reason"].value_counts().to_dict())
+    write_tsv(windows, out_tsv)
+    return windows
