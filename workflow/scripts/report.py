@@ -19,4 +19,5 @@ write_report(
     pretrain_histories=snakemake.input.pretrain_histories,  # noqa: F821
     pretrain_summaries=snakemake.input.pretrain_summaries,  # noqa: F821
     counterfactuals=snakemake.input.counterfactuals,  # noqa: F821
+    sweeps=snakemake.input.sweeps,  # noqa: F821
 )
