@@ -200,3 +200,15 @@ def test_sigterm_checkpoints_and_stops_and_a_damaged_checkpoint_is_skipped(refer
     assert f"ignoring damaged checkpoint {last}" in caplog.text
     assert f"resuming from {last}.prev after step {prev_step}" in caplog.text
     assert_same_weights_and_history(reference, out)
+
+
+@pytest.mark.gpu
+def test_cuda_pretraining_with_bf16_autocast_learns(genomes, tmp_path):
+    """On a GPU the same code path pretrains under bf16 autocast and the masked-LM loss still falls."""
+    torch.use_deterministic_algorithms(False)
+    try:
+        pretrain_lm(genomes, str(tmp_path / "cuda"), **{**RUN, "device": "cuda"})
+    finally:
+        torch.use_deterministic_algorithms(True)
+    history = pd.read_csv(tmp_path / "cuda" / "history.tsv", sep="\t")
+    assert history["val_loss"].iloc[-1] < 0.6 * history["val_loss"].iloc[0]
