@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -184,6 +185,8 @@ def test_sweep_and_seeds(demo_run: Path) -> None:
     best = sweep.loc[sweep["best"], "model"].item()
     assert f"Best point (lowest mean validation loss): {best}." in html
     assert "bpnet_tiny~lr0.01~seed1" in html  # every run is in the training section
+    # the report's comparison shows each point's metrics as mean ± sd
+    assert re.search(r'<td>bpnet_tiny~lr0\.01</td><td class="num">(<strong>)?-?[\d.,]+ ± [\d.,]+', html)
 
 
 @pytest.mark.slow
