@@ -122,7 +122,7 @@ def cases():
          lambda: lm_model(DEMO_LM), 32, profile_step, 30, True),
         ("LM 4 × 256 fine-tuning, all weights trained (study 1 example size), epoch of 30 steps × 32",
          lambda: lm_model(STUDY_LM), 32, profile_step, 30, True),
-        ("LM 2 × 64 masked-LM pretraining (demo), interval of 100 steps × 32",
+        ("LM 2 × 64 masked-LM pretraining (demo), 100 steps × 32 between evaluations",
          lambda: BertForMaskedLM(bert_config(len(vocab), DEMO_LM, {})), 32, mlm_step, 100, False),
     ]
 
@@ -134,7 +134,8 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where to write the checkpoints (default: a temporary dir)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"{args.threads} threads, median of {args.repeats}; fraction = (save or restore) / epoch")
+    print(f"{args.threads} threads, median of {args.repeats}; fraction = (save or restore) / epoch (pretraining: "
+          "the interval between evaluations)")
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for name, make, batch, make_step, steps, training in cases():
             torch.manual_seed(0)
@@ -143,8 +144,9 @@ def main() -> None:
             step = median_seconds(make_step(model, optimizer, batch), args.repeats)
             save, restore, mb = checkpoint_cost(model, optimizer, Path(tmp) / "last.ckpt", training, args.repeats)
             epoch = step * steps
-            print(f"{name}: step {step:.3f} s, epoch {epoch:.1f} s; checkpoint {mb:.1f} MB, save {save * 1e3:.0f} ms "
-                  f"({save / epoch:.2%} of an epoch), restore {restore * 1e3:.0f} ms ({restore / epoch:.2%})")
+            unit = "epoch" if training else "interval"
+            print(f"{name}: step {step:.3f} s, {unit} {epoch:.1f} s; checkpoint {mb:.1f} MB, save {save * 1e3:.0f} ms "
+                  f"({save / epoch:.2%} of an {unit}), restore {restore * 1e3:.0f} ms ({restore / epoch:.2%})")
 
 
 if __name__ == "__main__":
