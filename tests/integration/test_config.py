@@ -48,6 +48,8 @@ def edit(path: list[str], value) -> dict:
         (["tasks", "polya", "species"], "human", "'human'"),
         (["models", "bpnet", "train", "jitter"], 40, "jitter"),
         (["models", "bpnet", "tasks"], ["polyA"], "'polyA'"),
+        (["models", "bpnet", "sweep"], {"train.lrr": [0.1]}, "models.bpnet.sweep.train.lrr: 'lrr' is not a key"),
+        (["models", "bpnet", "sweep"], {"train.lr": [0.1, -1]}, "point bpnet~lr-1 sets train.lr to an invalid"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, path, value, expected) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,7 +34,11 @@ def reduced_config() -> dict:
                                            val_windows=16)
     lm = config["models"]["lm_lora_conv"]
     lm["train"] = {**lm["train"], "epochs": 2, "max_batches_per_epoch": 5}
-    config["models"] = {m: config["models"][m] for m in ("bpnet", "untrained", "lm_lora_conv")}
+    # A sweep of 2 learning rates × 2 seeds of a tiny BPNet: 4 training jobs, 2 models in the comparison.
+    config["models"]["bpnet_tiny"] = {"arch": "bpnet", "bpnet": {"filters": 8, "layers": 2}, "seeds": [0, 1],
+                                      "train": {"epochs": 1, "batch_size": 32, "max_batches_per_epoch": 3},
+                                      "sweep": {"train.lr": [0.001, 0.01]}}
+    config["models"] = {m: config["models"][m] for m in ("bpnet", "untrained", "lm_lora_conv", "bpnet_tiny")}
     return config
 
 
@@ -146,6 +151,42 @@ def test_language_model_path(demo_run: Path) -> None:
     own = counterfactual.set_index("species").loc["saccharomyces_cerevisiae"]
     assert bool(own["token_in_use"]) and own["mean_abs_delta_log_count"] == 0
     assert pd.read_csv(demo_run / "results/eval/polya/bpnet/counterfactual.tsv", sep="\t").empty
+
+
+@pytest.mark.slow
+def test_sweep_and_seeds(demo_run: Path) -> None:
+    """Each sweep point × seed is a run of its own; the comparison has one row per point with mean ± sd over seeds."""
+    points = {"bpnet_tiny~lr0.001": 0.001, "bpnet_tiny~lr0.01": 0.01}
+    table = pd.read_csv(demo_run / "results/eval/polya/comparison.tsv", sep="\t").set_index("model")
+    runs = pd.read_csv(demo_run / "results/eval/polya/runs.tsv", sep="\t")
+    for point, lr in points.items():
+        metrics = []
+        for seed in (0, 1):
+            run = f"{point}~seed{seed}"
+            info = json.loads((demo_run / f"results/models/polya/{run}/model.json").read_text())
+            assert (info["seed"], info["train_params"]["lr"], info["epochs_run"]) == (seed, lr, 1)
+            metrics.append(json.loads((demo_run / f"results/eval/polya/{run}/metrics.json").read_text()))
+        row = table.loc[point]
+        assert row["n_seeds"] == 2 and row["n_windows"] == 872
+        for column in ("pearson_median", "auroc", "test_loss"):
+            values = [m[column] for m in metrics]
+            assert row[column] == pytest.approx(sum(values) / 2, abs=1e-4)
+            assert row[f"{column}_sd"] == pytest.approx(abs(values[0] - values[1]) / 2**0.5, abs=1e-4)
+        assert row["test_loss_sd"] > 0  # the seeds gave different models
+        assert list(runs.loc[runs["model"] == point, "seed"]) == [0, 1]
+    assert table.loc["bpnet", "n_seeds"] == 1 and pd.isna(table.loc["bpnet", "pearson_median_sd"])
+    assert "bpnet_tiny" not in table.index  # the swept model itself is only its points
+
+    sweep = pd.read_csv(demo_run / "results/eval/polya/sweeps/bpnet_tiny.tsv", sep="\t")
+    assert list(sweep["model"]) == list(points) and list(sweep["train.lr"]) == list(points.values())
+    assert sweep["best"].sum() == 1
+    assert sweep.loc[sweep["best"], "val_loss"].item() == sweep["val_loss"].min()
+    html = (demo_run / "results/report.html").read_text()
+    best = sweep.loc[sweep["best"], "model"].item()
+    assert f"Best point (lowest mean validation loss): {best}." in html
+    assert "bpnet_tiny~lr0.01~seed1" in html  # every run is in the training section
+    # the report's comparison shows each point's metrics as mean ± sd
+    assert re.search(r'<td>bpnet_tiny~lr0\.01</td><td class="num">(<strong>)?-?[\d.,]+ ± [\d.,]+', html)
 
 
 @pytest.mark.slow

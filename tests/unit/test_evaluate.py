@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dnalm.evaluate import METRICS, compare_models, evaluate
+from dnalm.evaluate import METRICS, compare_models, evaluate, sweep_table
 from dnalm.losses import profile_count_loss
 from dnalm.metrics import profile_metrics
 from dnalm.store import WindowStore
@@ -107,7 +107,9 @@ def test_compare_models_one_row_per_metrics_file(tmp_path):
     table = compare_models(files, str(out))
 
     written = pd.read_csv(out, sep="\t")
-    assert list(written.columns) == ["model", "arch", "n_seeds", *METRICS, "n_windows"]
+    assert list(written.columns) == ["model", "arch", "n_seeds", *(c for m in METRICS for c in (m, f"{m}_sd")),
+                                     "n_windows"]
+    assert written[[f"{m}_sd" for m in METRICS]].isna().all().all()  # one run: no sd
     assert list(written["model"]) == ["bpnet_small", "bpnet_wide"]
     assert list(written["arch"]) == ["bpnet", "bpnet"]
     assert list(written["n_seeds"]) == [1, 1]
@@ -115,3 +117,52 @@ def test_compare_models_one_row_per_metrics_file(tmp_path):
     for j, m in enumerate(METRICS):
         np.testing.assert_allclose(written[m], [0.1 + 0.01 * j, 0.2 + 0.01 * j], atol=1e-9)
     assert len(table) == 2
+
+
+def write_metrics(root: Path, run: str, value: float) -> str:
+    """A metrics.json of a run whose every metric is `value`."""
+    path = root / run / "metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({**{m: value for m in METRICS}, "arch": "lm", "n_windows": 50}))
+    return str(path)
+
+
+def test_seeds_are_averaged_with_sd_and_n_and_every_run_is_listed(tmp_path):
+    values = {"m~seed0": 0.5, "m~seed1": 0.6, "m~seed2": 0.7, "b": 0.2}
+    files = [write_metrics(tmp_path, run, v) for run, v in values.items()]
+    runs = [{"run": f"m~seed{s}", "point": "m", "seed": s} for s in range(3)] + [{"run": "b", "point": "b", "seed": 4}]
+
+    table = compare_models(files, str(tmp_path / "comparison.tsv"), runs, str(tmp_path / "runs.tsv"))
+
+    written = pd.read_csv(tmp_path / "comparison.tsv", sep="\t").set_index("model")
+    assert list(written.index) == ["m", "b"] and list(written["n_seeds"]) == [3, 1]
+    assert written.loc["m", "pearson_median"] == pytest.approx(0.6)
+    assert written.loc["m", "pearson_median_sd"] == pytest.approx(0.1, abs=1e-4)  # sample sd (ddof 1)
+    assert np.isnan(written.loc["b", "auroc_sd"])
+    per_run = pd.read_csv(tmp_path / "runs.tsv", sep="\t")
+    assert list(per_run["run"]) == list(values) and list(per_run["model"]) == ["m", "m", "m", "b"]
+    assert list(per_run["seed"]) == [0, 1, 2, 4]
+    assert len(table) == 2
+
+
+def test_sweep_table_marks_the_point_with_the_lowest_validation_loss(tmp_path):
+    runs, files, histories = [], [], []
+    for dropout, val in [(0.1, [3.0, 2.5]), (0.5, [2.0, 1.8])]:
+        for seed, shift in enumerate([0.0, 0.2]):
+            point = f"m~dropout{dropout}"
+            run = f"{point}~seed{seed}"
+            runs.append({"run": run, "point": point, "seed": seed, "overrides": {"lm.lora.dropout": dropout}})
+            files.append(write_metrics(tmp_path / "eval", run, dropout + shift))
+            history = tmp_path / "models" / run / "history.tsv"
+            history.parent.mkdir(parents=True)
+            pd.DataFrame({"epoch": [1, 2], "val_loss": [v + shift for v in val]}).to_csv(history, sep="\t")
+            histories.append(str(history))
+
+    sweep_table(files, histories, runs, str(tmp_path / "sweep.tsv"))
+
+    table = pd.read_csv(tmp_path / "sweep.tsv", sep="\t")
+    assert list(table.columns[:3]) == ["model", "lm.lora.dropout", "n_seeds"]
+    assert list(table["lm.lora.dropout"]) == [0.1, 0.5] and list(table["n_seeds"]) == [2, 2]
+    assert list(table["val_loss"]) == pytest.approx([2.6, 1.9])  # best epoch of each run, mean over seeds
+    assert list(table["pearson_median"]) == pytest.approx([0.2, 0.6])
+    assert list(table["best"]) == [False, True]

@@ -1,32 +1,30 @@
-"""Tests for dnalm.pretrain: MLM learning on a structured corpus, masking rules, exact resume, loadable output."""
+"""Tests for dnalm.pretrain: MLM learning on a structured corpus, masking rules, exact resume after SIGKILL between
+evaluations and after SIGTERM, damaged checkpoints, loadable output."""
 
 from __future__ import annotations
 
 import json
-import os
+import logging
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import signal_when, start_python
 
 from dnalm import tokenize
 from dnalm.pretrain import HISTORY_COLUMNS, corpus_genomes, index_windows, mask_tokens, pretrain_lm
 
 torch.use_deterministic_algorithms(True)
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "workflow" / "scripts"
 UNIT = "TTGACAGCTAGT"
 N_START, N_END = 1000, 1003  # an N run in chr1 (train)
 RUN = {"tokenizer": "kmer6_species", "species": ["saccharomyces_cerevisiae", "candida_glabrata"], "window": 48,
        "stride": 8, "layers": 1, "hidden": 32, "heads": 2, "intermediate": 64, "steps": 40, "batch_size": 16,
        "lr": 5e-3, "warmup": 0.1, "mask_prob": 0.15, "eval_every": 4, "val_windows": 32, "seed": 0, "threads": 1,
-       "device": "cpu"}
+       "device": "cpu", "checkpoint_minutes": None}
 
 
 def structured(n: int, rng: np.random.Generator) -> str:
@@ -154,39 +152,67 @@ def test_corpus_genomes_applies_the_gate_and_holds_out_chromosomes(tmp_path):
         corpus_genomes(candidates, gate)
 
 
-RESUME_SCRIPT = """
-import json, sys
-sys.path.insert(0, sys.argv[1])
-import torch
-torch.use_deterministic_algorithms(True)
+PRETRAIN_CODE = """
 from dnalm.pretrain import pretrain_lm
-args = json.loads(sys.argv[2])
 pretrain_lm(args["genomes"], args["out"], **args["run"])
 """
 
 
-def test_resume_after_sigkill_gives_the_uninterrupted_result(reference, genomes, tmp_path):
+def assert_same_weights_and_history(a: Path, b: Path) -> None:
     from safetensors.torch import load_file
 
-    out = tmp_path / "lm"
-    args = {"genomes": genomes, "out": str(out), "run": RUN}
-    proc = subprocess.Popen([sys.executable, "-c", RESUME_SCRIPT, str(SCRIPTS), json.dumps(args)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    deadline = time.monotonic() + 120
-    while not (out / "last.ckpt").exists():
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline, "no checkpoint after 120 s"
-        time.sleep(0.001)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
-    killed_at = torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)["step"]
-    assert 1 <= killed_at < RUN["steps"] and not (out / "model.safetensors").exists()
-
-    pretrain_lm(genomes, str(out), **RUN)
-    a, b = load_file(str(reference / "model.safetensors")), load_file(str(out / "model.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    ha, hb = (pd.read_csv(p / "history.tsv", sep="\t").drop(columns="seconds") for p in (reference, out))
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    ha, hb = (pd.read_csv(p / "history.tsv", sep="\t").drop(columns="seconds") for p in (a, b))
     pd.testing.assert_frame_equal(ha, hb, check_exact=True)
+
+
+def ckpt(out: Path) -> dict:
+    return torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)
+
+
+def test_resume_after_sigkill_between_evaluations_gives_the_uninterrupted_result(reference, genomes, tmp_path):
+    out = tmp_path / "lm"
+    run = {**RUN, "checkpoint_minutes": 0}  # a checkpoint after every step
+    proc = start_python(PRETRAIN_CODE, {"genomes": genomes, "out": str(out), "run": run})
+    signal_when(proc, (out / "last.ckpt").exists, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    if not ckpt(out)["losses"]:  # (rare) the kill came just after an evaluation: resume from the checkpoint before it
+        (out / "last.ckpt").unlink()
+        (out / "last.ckpt.prev").rename(out / "last.ckpt")
+    killed = ckpt(out)
+    assert 1 <= killed["step"] < RUN["steps"] and not (out / "model.safetensors").exists()
+    evaluated = killed["history"][-1]["step"] if killed["history"] else 0
+    assert len(killed["losses"]) == killed["step"] - evaluated > 0  # a checkpoint between evaluations
+
+    pretrain_lm(genomes, str(out), **run)
+    assert_same_weights_and_history(reference, out)
+
+
+def test_sigterm_checkpoints_and_stops_and_a_damaged_checkpoint_is_skipped(reference, genomes, tmp_path, caplog):
+    out, last = tmp_path / "lm", tmp_path / "lm" / "last.ckpt"
+    proc = start_python(PRETRAIN_CODE, {"genomes": genomes, "out": str(out), "run": RUN})
+    stderr = signal_when(proc, last.exists, signal.SIGTERM)  # the first evaluation's checkpoint exists
+    stopped = ckpt(out)  # taken at the next step (or at the evaluation, when the signal came during one)
+    assert proc.returncode == 1 and f"stopped on SIGTERM; checkpoint {last} (step {stopped['step']}" in stderr, stderr
+    assert RUN["eval_every"] < stopped["step"] < RUN["steps"]
+    prev_step = torch.load(f"{last}.prev", map_location="cpu", weights_only=False)["step"]
+
+    last.write_bytes(last.read_bytes()[:-100])  # cut short: the run falls back to the checkpoint before it
+    with caplog.at_level(logging.INFO):
+        pretrain_lm(genomes, str(out), **RUN)
+    assert f"ignoring damaged checkpoint {last}" in caplog.text
+    assert f"resuming from {last}.prev after step {prev_step}" in caplog.text
+    assert_same_weights_and_history(reference, out)
+
+
+@pytest.mark.gpu
+def test_cuda_pretraining_with_bf16_autocast_learns(genomes, tmp_path):
+    """On a GPU the same code path pretrains under bf16 autocast and the masked-LM loss still falls."""
+    torch.use_deterministic_algorithms(False)
+    try:
+        pretrain_lm(genomes, str(tmp_path / "cuda"), **{**RUN, "device": "cuda"})
+    finally:
+        torch.use_deterministic_algorithms(True)
+    history = pd.read_csv(tmp_path / "cuda" / "history.tsv", sep="\t")
+    assert history["val_loss"].iloc[-1] < 0.6 * history["val_loss"].iloc[0]

@@ -318,3 +318,27 @@ def test_bad_path_layout_is_rejected(tmp_path: Path, report_inputs: dict[str, li
     report_inputs["comparisons"] = [_write(tmp_path / "comparison.tsv", COMPARISON)]
     with pytest.raises(ValueError, match="results/eval/{task}/comparison.tsv"):
         write_report(str(tmp_path / "report.html"), **report_inputs)
+
+
+SWEEP = """model\tlm.lora.dropout\ttrain.lr\tn_seeds\tval_loss\tval_loss_sd\tpearson_median\tpearson_median_sd\tauroc\tauroc_sd\tbest
+m~dropout0.1~lr0.001\t0.1\t0.001\t3\t2.5\t0.1\t0.61\t0.02\t0.90\t0.01\tFalse
+m~dropout0.5~lr0.001\t0.5\t0.001\t3\t2.1\t0.05\t0.66\t0.01\t0.92\t0.01\tTrue
+m~dropout0.1~lr0.01\t0.1\t0.01\t3\t2.9\t0.2\t0.55\t0.03\t0.88\t0.02\tFalse
+m~dropout0.5~lr0.01\t0.5\t0.01\t3\t2.7\t0.1\t0.57\t0.02\t0.89\t0.01\tFalse
+"""
+
+
+def test_sweep_section(tmp_path: Path, report_inputs: dict[str, list[str]]) -> None:
+    out = tmp_path / "report.html"
+    sweep = _write(tmp_path / "results" / "eval" / "polya" / "sweeps" / "m.tsv", SWEEP)
+    write_report(str(out), n_examples=0, **report_inputs, sweeps=[sweep])
+    section = _section(out.read_text(), "sweeps")
+    assert "Best point (lowest mean validation loss): m~dropout0.5~lr0.001." in section
+    assert section.count("<img") == 1  # metrics against each swept key, one figure
+    row = _parse_html(section).row("m~dropout0.5~lr0.001")
+    assert [cell for cell, _ in row][1:5] == ["0.5", "0.001", "3", "2.100 ± 0.050"]
+    assert all(bold for _, bold in row)  # the best point is bold
+    assert not any(bold for _, bold in _parse_html(section).row("m~dropout0.1~lr0.01"))
+
+    write_report(str(out), n_examples=0, **report_inputs)
+    assert "No model has a sweep" in _section(out.read_text(), "sweeps")

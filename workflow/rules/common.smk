@@ -1,4 +1,7 @@
+import copy
+import itertools
 import os
+import re
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -33,7 +36,7 @@ SPLITS = ["train", "val", "test"]
 wildcard_constraints:
     species=r"[A-Za-z][A-Za-z0-9_]*",
     task=r"[A-Za-z][A-Za-z0-9_]*",
-    model=r"[A-Za-z][A-Za-z0-9_]*",
+    model=r"[A-Za-z][A-Za-z0-9_]*(~[A-Za-z0-9_.+-]+)*",
     track=r"[A-Za-z][A-Za-z0-9_]*",
     lm=r"[A-Za-z][A-Za-z0-9_]*",
     split="train|val|test",
@@ -265,7 +268,7 @@ def get_split_params(wildcards):
 
 def get_model_params(wildcards):
     """Params of train_model: architecture, its config block, training config and seed."""
-    spec = config["models"][wildcards.model]
+    spec = get_run_spec(wildcards.model)
     if spec["arch"] == "lm":
         model_params = get_lm_params(wildcards.model, wildcards.task)
     else:
@@ -286,7 +289,7 @@ def get_species_tokens(wildcards=None):
 
 def get_backbone(model):
     """Backbone directory of an LM model: results/pretrain/<name> for a pretrain name, else the configured path."""
-    backbone = config["models"][model]["lm"]["backbone"]
+    backbone = get_run_spec(model)["lm"]["backbone"]
     if backbone in config["pretrain"]:
         return f"results/pretrain/{backbone}"
     if backbone is None or os.path.isabs(backbone) or os.path.exists(backbone):
@@ -296,7 +299,7 @@ def get_backbone(model):
 
 def get_lm_params(model, task):
     """The `lm` config block of a model as dnalm.models.lm.build_lm takes it, for one task."""
-    lm = config["models"][model]["lm"]
+    lm = get_run_spec(model)["lm"]
     species = config["tasks"][task]["species"]
     head = lm["head"]
     return {
@@ -314,7 +317,7 @@ def get_lm_params(model, task):
 
 def get_backbone_files(wildcards):
     """train_model's extra input: the weights of a backbone pretrained by this workflow (nothing otherwise)."""
-    spec = config["models"][wildcards.model]
+    spec = get_run_spec(wildcards.model)
     if spec["arch"] != "lm" or spec["lm"]["backbone"] not in config["pretrain"]:
         return []
     return [f"results/pretrain/{spec['lm']['backbone']}/model.safetensors"]
@@ -393,7 +396,8 @@ def get_store(split):
 
 
 def get_task_models(task):
-    return [m for m in config["models"] if task in get_model_tasks(m)]
+    """Training runs of a task: every run (sweep point × seed) of every model trained on it."""
+    return [r["run"] for r in get_task_runs(task)]
 
 
 def get_task_metrics(wildcards):
@@ -562,6 +566,11 @@ def get_report_inputs(wildcards):
         "pretrain_homology": [
             f"results/pretrain/{lm}/homology_excluded.tsv" for lm in config["pretrain"]
         ],
+        "sweeps": get_sweep_tables(),
+        # not read by the report: the per-run tables next to the comparisons
+        "run_tables": [
+            f"results/eval/{t}/runs.tsv" for t in config["tasks"] if get_task_models(t)
+        ],
     }
 
 
@@ -571,7 +580,7 @@ def get_lm_exports():
         f"results/models/{t}/{m}/hf"
         for t in config["tasks"]
         for m in get_task_models(t)
-        if config["models"][m]["arch"] == "lm"
+        if get_run_spec(m)["arch"] == "lm"
     ]
 
 
@@ -784,3 +793,201 @@ check_config(config)
 check_qc_config(config)
 check_lm_config(config)
 check_split_config(config)
+
+
+# ---------------------------------------------------------------------------------------- sweeps and repeated seeds
+
+RUN_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]*(~[A-Za-z0-9_.+-]+)*")
+
+
+def format_sweep_value(value):
+    """A swept value as it appears in run ids: numbers as written, lists joined with '-', booleans lower case."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "-".join(format_sweep_value(v) for v in value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def get_sweep_labels(keys):
+    """Short names of swept keys in run ids: the last part of the dotted key, or all of it ('.' → '_') when two
+    swept keys share their last part."""
+    last = [key.split(".")[-1] for key in keys]
+    return {
+        key: name if last.count(name) == 1 else key.replace(".", "_")
+        for key, name in zip(keys, last)
+    }
+
+
+def get_sweep_points(model, cfg=config):
+    """(point id, {dotted key: value}) for every point of a model's sweep grid; the model id alone without a sweep.
+
+    A point id is the model id followed by `~<label><value>` per swept key, with a `_` between label and value
+    when the value is not a number: lm_lora_conv~dropout0.3~lr0.001, lm~head_bpnet.
+    """
+    sweep = cfg["models"][model]["sweep"]
+    labels = get_sweep_labels(list(sweep))
+    points = []
+    for values in itertools.product(*sweep.values()):
+        name = model
+        for key, value in zip(sweep, values):
+            text = format_sweep_value(value)
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            name += f"~{labels[key]}{'' if numeric else '_'}{text}"
+        points.append((name, dict(zip(sweep, values))))
+    return points
+
+
+def get_model_runs(model, cfg=config):
+    """Training runs of a configured model: one per sweep point and seed of `seeds` (id suffix `~seed<N>`), or one
+    per point with the model's `seed` when `seeds` is not set. Dicts: run, point, model, seed, overrides.
+    """
+    seeds = cfg["models"][model]["seeds"]
+    runs = []
+    for point, overrides in get_sweep_points(model, cfg):
+        for seed in seeds if seeds is not None else [cfg["models"][model]["seed"]]:
+            run = f"{point}~seed{seed}" if seeds is not None else point
+            runs.append(
+                {
+                    "run": run,
+                    "point": point,
+                    "model": model,
+                    "seed": seed,
+                    "overrides": overrides,
+                }
+            )
+    return runs
+
+
+def get_run(run):
+    """The run dict of a run id (see get_model_runs)."""
+    model = run.split("~")[0]
+    if model not in config["models"]:
+        raise ValueError(f"{run!r} is not a run of a configured model")
+    for candidate in get_model_runs(model):
+        if candidate["run"] == run:
+            return candidate
+    raise ValueError(f"{run!r} is not a run of models.{model} (its sweep and seeds)")
+
+
+def set_dotted(spec, key, value):
+    """Set `a.b.c` in nested dicts (every level but the last must exist)."""
+    *parents, last = key.split(".")
+    node = spec
+    for part in parents:
+        node = node[part]
+    node[last] = copy.deepcopy(value)
+
+
+def apply_overrides(spec, overrides, seed):
+    """A model's config with swept values and the run's seed in place of its own."""
+    out = copy.deepcopy(spec)
+    for key, value in overrides.items():
+        set_dotted(out, key, value)
+    out["seed"] = seed
+    return out
+
+
+def get_run_spec(run):
+    """The model config of a run id: its model's config with the sweep point's values and the run's seed (a
+    configured model id gives its config as written)."""
+    if run in config["models"]:
+        return config["models"][run]
+    info = get_run(run)
+    return apply_overrides(
+        config["models"][info["model"]], info["overrides"], info["seed"]
+    )
+
+
+def get_task_runs(task):
+    """Run dicts of every model trained on a task, in config order."""
+    return [
+        r
+        for m in config["models"]
+        if task in get_model_tasks(m)
+        for r in get_model_runs(m)
+    ]
+
+
+def get_compare_runs(wildcards):
+    """Params of compare_models: run id → model (sweep point) and seed."""
+    return [
+        {"run": r["run"], "point": r["point"], "seed": r["seed"]}
+        for r in get_task_runs(wildcards.task)
+    ]
+
+
+def get_sweep_runs(wildcards):
+    """Params of summarize_sweep: the model's runs with their swept values."""
+    return get_model_runs(wildcards.model)
+
+
+def get_sweep_metrics(wildcards):
+    return [
+        f"results/eval/{wildcards.task}/{r['run']}/metrics.json"
+        for r in get_model_runs(wildcards.model)
+    ]
+
+
+def get_sweep_histories(wildcards):
+    return [
+        f"results/models/{wildcards.task}/{r['run']}/history.tsv"
+        for r in get_model_runs(wildcards.model)
+    ]
+
+
+def get_sweep_tables():
+    """results/eval/<task>/sweeps/<model>.tsv of every model with a sweep, per task it trains on."""
+    return [
+        f"results/eval/{t}/sweeps/{m}.tsv"
+        for m, spec in config["models"].items()
+        if spec["sweep"]
+        for t in get_model_tasks(m)
+    ]
+
+
+def check_sweep_config(cfg):
+    """Sweep and seed cross-checks: swept keys exist and their values fit the schema; run ids are unique and
+    filesystem-safe. Each error names the key."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(
+        (Path(workflow.basedir) / "schemas" / "config.schema.yaml").read_text()
+    )
+    model_schema = schema["properties"]["models"]["additionalProperties"]
+    for model, spec in cfg["models"].items():
+        for key in spec["sweep"]:
+            where = f"models.{model}.sweep.{key}"
+            block = key.split(".")[0]
+            if block not in ("train", spec["arch"]):
+                raise ValueError(
+                    f"{where}: model {model} is arch {spec['arch']}; sweep keys under {spec['arch']} or train"
+                )
+            node = spec
+            for part in key.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    raise ValueError(
+                        f"{where}: {part!r} is not a key of models.{model} (see the README key table)"
+                    )
+                node = node[part]
+        seen = set()
+        for run in get_model_runs(model, cfg):
+            resolved = apply_overrides(spec, run["overrides"], run["seed"])
+            error = jsonschema.exceptions.best_match(
+                jsonschema.Draft202012Validator(model_schema).iter_errors(resolved)
+            )
+            if error is not None:
+                path = ".".join(map(str, error.absolute_path))
+                raise ValueError(
+                    f"models.{model}.sweep: point {run['point']} sets {path} to an invalid value: {error.message}"
+                )
+            if not RUN_ID.fullmatch(run["run"]) or run["run"] in seen:
+                raise ValueError(
+                    f"models.{model}.sweep: run id {run['run']!r} is not unique or not filesystem-safe; use "
+                    "values of letters, digits, '.', '+', '-' and '_'"
+                )
+            seen.add(run["run"])
+
+
+check_sweep_config(config)

@@ -36,9 +36,33 @@ rule compare_models:
             category="Test metrics",
             labels={"task": "{task}"},
         ),
+        runs="results/eval/{task}/runs.tsv",
     log:
         "logs/compare_models/{task}.log",
     conda:
         "../../envs/base.yaml"
+    params:
+        runs=get_compare_runs,
     script:
         "../scripts/compare_models.py"
+
+
+rule summarize_sweep:
+    input:
+        metrics=get_sweep_metrics,
+        histories=get_sweep_histories,
+    output:
+        table=report(
+            "results/eval/{task}/sweeps/{model}.tsv",
+            caption="../report/sweep.rst",
+            category="Sweeps",
+            labels={"task": "{task}", "model": "{model}"},
+        ),
+    log:
+        "logs/summarize_sweep/{task}/{model}.log",
+    conda:
+        "../../envs/base.yaml"
+    params:
+        runs=get_sweep_runs,
+    script:
+        "../scripts/summarize_sweep.py"

@@ -6,4 +6,4 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 from dnalm.evaluate import compare_models
 
-compare_models(list(snakemake.input.metrics), snakemake.output.table)
+compare_models(list(snakemake.input.metrics), snakemake.output.table, snakemake.params.runs, snakemake.output.runs)

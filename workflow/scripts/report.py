@@ -21,4 +21,5 @@ write_report(
     counterfactuals=snakemake.input.counterfactuals,  # noqa: F821
     homology=snakemake.input.homology,  # noqa: F821
     pretrain_homology=snakemake.input.pretrain_homology,  # noqa: F821
+    sweeps=snakemake.input.sweeps,  # noqa: F821
 )

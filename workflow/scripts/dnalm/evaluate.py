@@ -175,27 +175,107 @@ def species_counterfactual(model, store: WindowStore, batch_size: int, device: t
     return pd.DataFrame(rows, columns=COUNTERFACTUAL_COLUMNS)
 
 
-def compare_models(metric_files: list[str], out_tsv: str) -> pd.DataFrame:
-    """One row per model from `results/eval/<task>/<model>/metrics.json` files, in the layout of SEEDS.md §1.
+RUN_COLUMNS = ["run", "model", "seed", "arch", *METRICS, "n_windows"]
+
+
+def run_metrics(metric_files: list[str], runs: list[dict] | None = None) -> pd.DataFrame:
+    """One row per training run from its `metrics.json` (the run id is the parent directory's name).
 
     Tracks tasks add columns after n_windows: the transformed-scale Pearson and per-track metrics
     (`track_pearson/<track>`, `window_pearson_median/<track>` and their `_transformed` forms).
 
     Args:
-        metric_files: Metrics JSON paths (the model id is the parent directory's name).
+        metric_files: Metrics JSON paths.
+        runs: Dicts with `run`, `point` (the model the run belongs to: the configured id, or a sweep point) and
+            `seed`; None (or a run not listed) makes each run its own model with an unknown seed.
+
+    Returns:
+        Columns `RUN_COLUMNS`, then the tracks metrics any run has.
+    """
+    known = {r["run"]: r for r in runs or []}
+    rows, extra = [], {}
+    for path in metric_files:
+        metrics = json.loads(Path(path).read_text())
+        run = Path(path).parent.name
+        info = known.get(run, {"point": run, "seed": None})
+        tracks = {k: v for k, v in metrics.items() if k.startswith(TRACK_METRIC_PREFIXES)}
+        extra.update(dict.fromkeys(tracks))
+        rows.append({"run": run, "model": info["point"], "seed": info["seed"], "arch": metrics["arch"],
+                     **{m: metrics[m] for m in METRICS}, "n_windows": metrics["n_windows"], **tracks})
+    return pd.DataFrame(rows, columns=[*RUN_COLUMNS, *extra])
+
+
+def summarize_runs(per_run: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Mean, sample sd (ddof 1; empty for a single run) and number of runs of `columns` per model, in input order.
+
+    Returns:
+        `model`, `arch`, `n_seeds`, then `<column>` and `<column>_sd` for each column, then `n_windows`.
+    """
+    groups = per_run.groupby("model", sort=False)
+    table = pd.DataFrame({"model": list(groups.groups), "arch": groups["arch"].first().to_numpy(),
+                          "n_seeds": groups.size().to_numpy()})
+    for column in columns:
+        values = groups[column]
+        table[column] = values.mean().to_numpy()
+        table[f"{column}_sd"] = values.std(ddof=1).to_numpy()
+    table["n_windows"] = groups["n_windows"].first().to_numpy()
+    for column in per_run.columns[len(RUN_COLUMNS):]:  # tracks tasks' per-track metrics, after n_windows
+        table[column] = groups[column].mean().to_numpy()
+    return table
+
+
+def compare_models(metric_files: list[str], out_tsv: str, runs: list[dict] | None = None,
+                   out_runs: str | None = None) -> pd.DataFrame:
+    """One row per model (mean ± sd over its seeds) from `results/eval/<task>/<run>/metrics.json` files.
+
+    The layout of SEEDS.md §1 with an sd column after every metric and the number of runs (`n_seeds`): repeated
+    seeds (`models.<id>.seeds`) are averaged, each sweep point is a model of its own.
+
+    Args:
+        metric_files: Metrics JSON paths (the run id is the parent directory's name).
         out_tsv: Output comparison table.
+        runs: Run → model and seed (see `run_metrics`).
+        out_runs: Output table of every run (`RUN_COLUMNS`), or None.
+
+    Returns:
+        The comparison table.
+    """
+    per_run = run_metrics(metric_files, runs)
+    table = summarize_runs(per_run, METRICS)
+    table.to_csv(out_tsv, sep="\t", index=False, float_format="%.4f")
+    if out_runs is not None:
+        per_run.to_csv(out_runs, sep="\t", index=False, float_format="%.4f")
+    return table
+
+
+def sweep_table(metric_files: list[str], history_files: list[str], runs: list[dict], out_tsv: str) -> pd.DataFrame:
+    """Summary of one model's sweep: a row per point with its parameter values, the best validation loss and test
+    metrics (mean ± sd over seeds), and `best` marking the point with the lowest mean validation loss.
+
+    The best point is chosen on validation loss, not on a test metric, so the test metrics stay an honest estimate.
+
+    Args:
+        metric_files: `metrics.json` of every run of the model.
+        history_files: `history.tsv` of the same runs (their minimum `val_loss`).
+        runs: Dicts with `run`, `point`, `seed` and `overrides` (dotted key → value).
+        out_tsv: Output table (`results/eval/<task>/sweeps/<model>.tsv`).
 
     Returns:
         The table.
     """
-    rows, extra = [], {}
-    for path in metric_files:
-        metrics = json.loads(Path(path).read_text())
-        tracks = {k: v for k, v in metrics.items() if k.startswith(TRACK_METRIC_PREFIXES)}
-        extra.update(dict.fromkeys(tracks))
-        rows.append({"model": Path(path).parent.name, "arch": metrics["arch"], "n_seeds": 1,
-                     **{m: metrics[m] for m in METRICS}, "n_windows": metrics["n_windows"], **tracks})
-    table = pd.DataFrame(rows, columns=["model", "arch", "n_seeds", *METRICS, "n_windows", *extra])
-    table.to_csv(out_tsv, sep="\t", index=False, float_format="%.4f")
+    per_run = run_metrics(metric_files, runs)
+    val = {Path(h).parent.name: pd.read_csv(h, sep="\t")["val_loss"].min() for h in history_files}
+    per_run["val_loss"] = per_run["run"].map(val)
+    table = summarize_runs(per_run, ["val_loss", *METRICS]).drop(columns="arch")
+    overrides = {r["point"]: r["overrides"] for r in runs}
+    keys = list(dict.fromkeys(k for r in runs for k in r["overrides"]))
+    for i, key in enumerate(keys):
+        table.insert(1 + i, key, [_cell(overrides[m].get(key)) for m in table["model"]])
+    table["best"] = table["val_loss"] == table["val_loss"].min()
+    table.to_csv(out_tsv, sep="\t", index=False, float_format="%.6g")
     return table
 
+
+def _cell(value):
+    """A swept value as a table cell (lists joined with commas)."""
+    return ",".join(map(str, value)) if isinstance(value, list) else value

@@ -14,8 +14,10 @@ every position from 5 before the body to its end, so every body token is selecte
 Nucleotide tokens are selected one by one.
 
 Resuming: `last.ckpt` (model, optimizer, history, fingerprint of the run) is written atomically after every
-evaluation; the batch, the masks and the dropout of step s depend only on (seed, s), so a run killed at any point
-and rerun ends with the same weights and history as an uninterrupted one (on the CPU).
+evaluation, every `checkpoint_minutes` of wall time in between (with the losses of the steps since the last
+evaluation), and on SIGTERM/SIGUSR1 before stopping (see `dnalm.checkpoint`); the batch, the masks and the dropout
+of step s depend only on (seed, s), so a run killed at any point and rerun ends with the same weights and history as
+an uninterrupted one (on the CPU).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +40,8 @@ from dnalm import tokenize
 from dnalm.io import read_fai
 from dnalm.models.lm import bert_config, quiet_transformers
 from dnalm.store import encode
-from dnalm.training import autocast, load_resume, pick_device, save_atomic
+from dnalm.checkpoint import Checkpointer, previous, save_atomic
+from dnalm.training import autocast, load_resume, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +297,7 @@ def pretrain_lm(genomes: list[dict], out_dir: str, *, tokenizer: str, species: l
                 layers: int, hidden: int, heads: int, intermediate: int | None = None, steps: int, batch_size: int,
                 lr: float, warmup: float = 0.05, mask_prob: float = 0.15, dropout: float = 0.1,
                 attention_dropout: float = 0.1, eval_every: int = 100, val_windows: int = 256, seed: int = 0,
-                threads: int = 1, device: str | None = None) -> dict:
+                checkpoint_minutes: float | None = 30.0, threads: int = 1, device: str | None = None) -> dict:
     """Pretrain a `BertForMaskedLM` and write it as a Hugging Face directory, resuming from `out_dir/last.ckpt`.
 
     Writes `config.json`, `model.safetensors`, tokenizer files (see `dnalm.tokenize.save_tokenizer`),
@@ -321,6 +325,8 @@ def pretrain_lm(genomes: list[dict], out_dir: str, *, tokenizer: str, species: l
         eval_every: Steps between evaluations and checkpoints.
         val_windows: Validation windows (a fixed random subset of the val chromosomes' windows).
         seed: Seed of initialisation, batches, masks and dropout.
+        checkpoint_minutes: Wall time between checkpoints within an evaluation interval (None: only at
+            evaluations; 0: after every step). Does not change the result.
         threads: CPU threads for torch.
         device: Device name, or None to choose automatically.
 
@@ -355,18 +361,33 @@ def pretrain_lm(genomes: list[dict], out_dir: str, *, tokenizer: str, species: l
     model = BertForMaskedLM(bert_config(len(vocab), arch, overrides)).to(dev)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, fused=True)
     fp = run_fingerprint(genomes, settings)
-    state = _load_state(out / "last.ckpt", fp, model, optimizer) or {"step": 0, "history": []}
+    last = out / "last.ckpt"
+    state = _load_state(last, fp, model, optimizer) or {"step": 0, "history": [], "losses": []}
     reader = WindowReader(genomes, window)
     context = {"reader": reader, "kind": tokenizer, "species_ids": species_ids, "mask_prob": mask_prob,
                "seed": seed, "device": dev}
+
+    def save(now: dict) -> None:
+        save_atomic({**now, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "fingerprint": fp},
+                    last, keep_previous=True)
+
     try:
-        while state["step"] < steps:
-            state = _train_until_eval(model, optimizer, state, train_index, val_index, val_rows, steps=steps,
-                                      lr=lr, warmup=warmup, batch_size=batch_size, eval_every=eval_every, **context)
-            save_atomic({**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "fingerprint": fp}, out / "last.ckpt")
+        with Checkpointer(None, checkpoint_minutes) as clock:
+
+            def on_step(now: dict) -> None:
+                if clock.step():
+                    save(now)
+                    clock.saved(f"{last} (step {now['step']}, between evaluations)")
+
+            while state["step"] < steps:
+                state = _train_until_eval(model, optimizer, state, train_index, val_index, val_rows, steps=steps,
+                                          lr=lr, warmup=warmup, batch_size=batch_size, eval_every=eval_every,
+                                          on_step=on_step, **context)
+                save(state)
+                clock.saved(f"{last} (step {state['step']})")
     finally:
         reader.close()
+    previous(last).unlink(missing_ok=True)  # the fallback is not needed once the run is complete
     corpus = [{"genome": g.get("id", g["fasta"]), "species": g["species"], "train_chroms": len(g["train_chroms"]),
                "val_chroms": len(g.get("val_chroms") or [])} for g in genomes]
     return _write_outputs(model, vocab, state, out, {**settings, "corpus": corpus}, train_index, val_index,
@@ -376,13 +397,17 @@ def pretrain_lm(genomes: list[dict], out_dir: str, *, tokenizer: str, species: l
 def _train_until_eval(model, optimizer, state: dict, train_index: WindowIndex, val_index: WindowIndex,
                       val_rows: np.ndarray, *, steps: int, lr: float, warmup: float, batch_size: int,
                       eval_every: int, reader: WindowReader, kind: str, species_ids: np.ndarray, mask_prob: float,
-                      seed: int, device: torch.device) -> dict:
-    """Train from `state['step']` to the next evaluation step, evaluate, and return the new state."""
+                      seed: int, device: torch.device, on_step: Callable[[dict], None] | None = None) -> dict:
+    """Train from `state['step']` to the next evaluation step, evaluate, and return the new state.
+
+    `on_step` gets the state after every step (step, history, the interval's losses so far) and may save it.
+    """
     t0 = time.perf_counter()
     model.train()
-    losses = []
+    losses = list(state.get("losses") or [])
     step = state["step"]
-    stop = min(steps, (step // eval_every + 1) * eval_every)
+    evaluated = state["history"][-1]["step"] if state["history"] else 0
+    stop = min(steps, evaluated + eval_every)
     while step < stop:
         rng = np.random.default_rng([seed, step])
         ids = batch_ids(reader, train_index, rng.integers(0, len(train_index), batch_size), kind, species_ids)
@@ -397,19 +422,22 @@ def _train_until_eval(model, optimizer, state: dict, train_index: WindowIndex, v
         optimizer.step()
         losses.append(loss.item())
         step += 1
+        if on_step is not None:
+            on_step({"step": step, "history": state["history"], "losses": list(losses)})
     val_loss, val_acc = evaluate(model, reader, val_index, val_rows, kind=kind, species_ids=species_ids,
                                  mask_prob=mask_prob, batch_size=batch_size, seed=seed, device=device)
     row = {"step": step, "train_loss": float(np.mean(losses)), "val_loss": val_loss, "val_accuracy": val_acc,
            "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
     log.info("step %d: train loss %.4f, val loss %.4f, val masked accuracy %.4f, %.1f s", step, row["train_loss"],
              val_loss, val_acc, row["seconds"])
-    return {"step": step, "history": state["history"] + [row]}
+    return {"step": step, "history": state["history"] + [row], "losses": []}
 
 
 def _load_state(path: Path, fp: str, model, optimizer) -> dict | None:
     """Resume state of the same run from `last.ckpt`, or None (absent, unreadable, or another run's)."""
     ckpt = load_resume(path, fp, model, optimizer)
-    return None if ckpt is None else {"step": ckpt["step"], "history": ckpt["history"]}
+    return None if ckpt is None else {"step": ckpt["step"], "history": ckpt["history"],
+                                      "losses": ckpt.get("losses", [])}
 
 
 def _write_outputs(model, vocab: dict, state: dict, out: Path, settings: dict, train_index: WindowIndex,

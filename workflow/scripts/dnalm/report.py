@@ -1,5 +1,5 @@
 """Self-contained HTML report: inputs, genome QC, splits, LM pretraining, training curves, test metrics,
-species-token counterfactuals and example tracks."""
+species-token counterfactuals, example tracks and sweep summaries."""
 
 from __future__ import annotations
 
@@ -81,6 +81,10 @@ _PATTERNS: dict[str, tuple[str, re.Pattern[str]]] = {
     "pretrain_homology": (
         "results/pretrain/{lm}/homology_excluded.tsv",
         re.compile(r"(?:^|/)results/pretrain/(?P<lm>[^/]+)/homology_excluded\.tsv$"),
+    ),
+    "sweep": (
+        "results/eval/{task}/sweeps/{model}.tsv",
+        re.compile(r"(?:^|/)results/eval/(?P<task>[^/]+)/sweeps/(?P<model>[^/]+)\.tsv$"),
     ),
 }
 
@@ -167,6 +171,7 @@ class ReportInputs:
     counterfactuals: dict[str, dict[str, str]] = field(default_factory=dict)
     homology: dict[str, str] = field(default_factory=dict)
     pretrain_homology: dict[str, str] = field(default_factory=dict)
+    sweeps: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def lms(self) -> list[str]:
         """Pretrained language models, in input order (pretrain.json first, then histories)."""
@@ -395,6 +400,7 @@ def _gather(
     counterfactuals: Sequence[str] = (),
     homology: Sequence[str] = (),
     pretrain_homology: Sequence[str] = (),
+    sweeps: Sequence[str] = (),
 ) -> ReportInputs:
     """Check and group all report inputs (see ``write_report`` for the arguments)."""
     if n_examples < 0:
@@ -403,6 +409,7 @@ def _gather(
         _parse("input", path)
     _check_exist([*inputs, *splits, *histories, *model_infos, *comparisons, *predictions, *qc, *pretrain_histories,
                   *pretrain_summaries, *counterfactuals, *homology, *pretrain_homology])
+                  *pretrain_summaries, *counterfactuals, *sweeps])
     preds: dict[str, dict[str, str]] = {}
     for (task, model), path in _by_model("prediction", predictions).items():
         preds.setdefault(task, {})[model] = path
@@ -424,6 +431,7 @@ def _gather(
         counterfactuals=swaps,
         homology=_by_task("homology", homology),
         pretrain_homology=_by_lm("pretrain_homology", pretrain_homology),
+        sweeps=_by_model("sweep", sweeps),
     )
     keys = [*data.splits, *data.homology, *(t for t, _ in data.model_infos), *(t for t, _ in data.histories)]
     tasks = list(dict.fromkeys([*keys, *data.comparisons, *data.predictions, *data.counterfactuals]))
@@ -1271,6 +1279,89 @@ def qc_section(data: ReportInputs) -> Section:
 # ------------------------------------------------------------------------------------------------------------- page
 
 # Add a section: write a builder taking ReportInputs and returning a Section, then append it here.
+# ------------------------------------------------------------------------------------------------------------ sweeps
+
+# Columns of dnalm.evaluate.sweep_table after the swept parameters, and the metrics shown against them.
+_SWEEP_FIXED = ("n_seeds", "val_loss", "val_loss_sd")
+_SWEEP_SHOWN = (("val_loss", "validation loss"), ("pearson_median", "test Pearson median"), ("auroc", "test AUROC"))
+
+
+def _sweep_params(df: pd.DataFrame) -> list[str]:
+    """The swept keys: the columns between ``model`` and ``n_seeds``."""
+    columns = list(df.columns)
+    return columns[1 : columns.index("n_seeds")]
+
+
+def _plot_sweep_panel(ax: Any, df: pd.DataFrame, param: str, others: list[str], metric: str, label: str) -> None:
+    """Mean ± sd of a metric against one swept key; one line per combination of the other keys."""
+    values = list(dict.fromkeys(df[param]))
+    numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values)
+    groups = df.groupby(others, sort=False) if others else [((), df)]
+    for key, group in groups:
+        x = group[param].astype(float) if numeric else [values.index(v) for v in group[param]]
+        name = ", ".join(f"{o}={v}" for o, v in zip(others, np.atleast_1d(key))) if others else None
+        ax.errorbar(x, group[metric], yerr=group[f"{metric}_sd"].fillna(0), marker="o", capsize=3, label=name)
+    best = df[df["best"].astype(bool)]
+    bx = best[param].astype(float) if numeric else [values.index(v) for v in best[param]]
+    ax.plot(bx, best[metric], "*", color="black", markersize=12, zorder=5)
+    if not numeric:
+        ax.set_xticks(range(len(values)), [str(v) for v in values])
+    ax.set_xlabel(param)
+    ax.set_ylabel(label)
+    if others and len(df) > len(values):
+        ax.legend(fontsize=7)
+
+
+def _sweep_figure(task: str, model: str, df: pd.DataFrame) -> str:
+    """A grid of panels: one row per metric, one column per swept key."""
+    params = _sweep_params(df)
+    fig = Figure(figsize=(4.0 * len(params), 2.8 * len(_SWEEP_SHOWN)), layout="constrained")
+    axes = fig.subplots(len(_SWEEP_SHOWN), len(params), squeeze=False)
+    for col, param in enumerate(params):
+        others = [q for q in params if q != param]
+        for row, (metric, label) in enumerate(_SWEEP_SHOWN):
+            _plot_sweep_panel(axes[row, col], df, param, others, metric, label)
+    return _figure_html(fig, f"Sweep of {model} on task {task}: mean ± sd over seeds against each swept key "
+                             "(★ = best point, lowest mean validation loss).")
+
+
+def _sweep_block(task: str, model: str, path: str) -> str:
+    """Figure, table and best point of one model's sweep on one task."""
+    df = _read_tsv(path, ["model", *_SWEEP_FIXED, *(m for m, _ in _SWEEP_SHOWN), "best"])
+    if df.empty:
+        return _p(f"The sweep table of {model} on task {task} is empty ({path}).")
+    params = _sweep_params(df)
+    rows = []
+    for _, row in df.iterrows():
+        metrics = [_fmt_num(row[m], row.get(f"{m}_sd")) for m, _ in _SWEEP_SHOWN]
+        cells = [_esc(row["model"]), *(_esc(row[q]) for q in params), _fmt_int(row["n_seeds"]), *map(_esc, metrics)]
+        rows.append([f"<strong>{c}</strong>" for c in cells] if bool(row["best"]) else cells)
+    header = ["point", *params, "n seeds", *(label for _, label in _SWEEP_SHOWN)]
+    best = df[df["best"].astype(bool)]
+    text = (f"Best point (lowest mean validation loss): {best['model'].iloc[0]}." if len(best)
+            else "No point has a validation loss.")
+    return (f"<h4>{_esc(model)}</h4>" + _sweep_figure(task, model, df)
+            + _table(header, rows, numeric=range(1 + len(params), len(header))) + _p(text, "meta"))
+
+
+def sweeps_section(data: ReportInputs) -> Section:
+    """Sweeps (models.<id>.sweep): per task and swept model, metrics against the swept values and the best point.
+
+    Args:
+        data: The grouped report inputs.
+
+    Returns:
+        The section.
+    """
+    if not data.sweeps:
+        return Section("sweeps", "Sweeps", _p("No model has a sweep (models.<id>.sweep)."))
+    tasks = list(dict.fromkeys(t for t, _ in data.sweeps))
+    body = "".join(
+        _task_block("sweeps", t, "".join(_sweep_block(t, m, p) for (tt, m), p in data.sweeps.items() if tt == t))
+        for t in tasks)
+    return Section("sweeps", "Sweeps", body)
+
+
 SECTIONS: tuple[SectionBuilder, ...] = (
     inputs_section,
     qc_section,
@@ -1281,6 +1372,7 @@ SECTIONS: tuple[SectionBuilder, ...] = (
     metrics_section,
     counterfactual_section,
     examples_section,
+    sweeps_section,
 )
 
 
@@ -1339,6 +1431,7 @@ def write_report(
     counterfactuals: Sequence[str] = (),
     homology: Sequence[str] = (),
     pretrain_homology: Sequence[str] = (),
+    sweeps: Sequence[str] = (),
     title: str = "dnalm report",
 ) -> None:
     """Write the self-contained HTML report.
@@ -1364,6 +1457,7 @@ def write_report(
             header-only files of models without a species token are skipped).
         homology: ``results/splits/{task}/summary.tsv`` files (windows before and after the homology filter).
         pretrain_homology: ``results/pretrain/{lm}/homology_excluded.tsv`` files (corpus windows left out).
+        sweeps: ``results/eval/{task}/sweeps/{model}.tsv`` files (written by ``dnalm.evaluate.sweep_table``).
         title: Page title.
 
     Raises:
@@ -1372,6 +1466,7 @@ def write_report(
     """
     data = _gather(inputs, splits, histories, model_infos, comparisons, predictions, n_examples, qc,
                    pretrain_histories, pretrain_summaries, counterfactuals, homology, pretrain_homology)
+                   pretrain_histories, pretrain_summaries, counterfactuals, sweeps)
     sections = [build(data) for build in SECTIONS]
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     _write_atomic(path, render_page(title, sections, generated))

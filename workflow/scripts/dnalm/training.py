@@ -6,8 +6,8 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dnalm.checkpoint import Checkpointer, load_verified, previous, resume_candidates, save_atomic
 from dnalm.losses import task_loss
 from dnalm.metrics import pearson_rows
 from dnalm.models import build_model
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_profile_loss", "val_count_loss", "val_pearson_median",
                    "lr", "seconds", "best", "trainable_params", "total_params"]
+#: Train settings that decide only when checkpoints are written, not the result (left out of the fingerprint).
+CHECKPOINT_KEYS = ("checkpoint_every", "checkpoint_minutes")
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -38,17 +41,6 @@ def autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()
-
-
-def save_atomic(obj: dict, path: str | Path) -> None:
-    """torch.save to a temp file, fsync, then rename: a half-written checkpoint is never at `path`."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        torch.save(obj, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
 
 
 def fingerprint(arch: str, model_params: dict, train_params: dict, seed: int, store: WindowStore) -> str:
@@ -73,17 +65,27 @@ def auto_count_weight(store: WindowStore) -> float:
 
 
 def run_epoch(model, store: WindowStore, optimizer, *, epoch: int, seed: int, batch_size: int, jitter: int,
-              revcomp: bool, max_batches: int | None, count_weight: float, device: torch.device) -> float:
-    """Train one epoch; batch order, jitter, flips and dropout are seeded by (seed, epoch). Returns the mean loss."""
+              revcomp: bool, max_batches: int | None, count_weight: float, device: torch.device,
+              progress: dict | None = None, on_batch: Callable[[Callable[[], dict]], None] | None = None) -> float:
+    """Train one epoch; batch order, jitter, flips and dropout are seeded by (seed, epoch). Returns the mean loss.
+
+    Args:
+        progress: Where a mid-epoch checkpoint of this epoch left off (see `epoch_progress`), or None to start it.
+        on_batch: Called after every batch with a function that returns the epoch's progress so far; it may save
+            it (and then raise to stop).
+    """
     rng = np.random.default_rng([seed, epoch])
     torch.manual_seed(seed * 100003 + epoch)
     order = rng.permutation(len(store))
     n_batches = math.ceil(len(order) / batch_size)
     if max_batches is not None:
         n_batches = min(n_batches, max_batches)
+    losses, start = [], 0
+    if progress is not None:
+        losses, start = list(progress["losses"]), progress["batch"]
+        restore_rng(rng, progress, device)
     model.train()
-    losses = []
-    for b in range(n_batches):
+    for b in range(start, n_batches):
         index = order[b * batch_size : (b + 1) * batch_size]
         step = store.bin_size  # binned targets move by whole bins
         shifts = rng.integers(-(jitter // step), jitter // step + 1, size=len(index)) * step if jitter else None
@@ -97,7 +99,25 @@ def run_epoch(model, store: WindowStore, optimizer, *, epoch: int, seed: int, ba
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        if on_batch is not None:
+            on_batch(lambda: epoch_progress(epoch, b + 1, losses, rng, device))
     return float(np.mean(losses)) if losses else float("nan")
+
+
+def epoch_progress(epoch: int, batch: int, losses: list[float], rng: np.random.Generator,
+                   device: torch.device) -> dict:
+    """Everything a mid-epoch checkpoint needs to continue the epoch exactly: position, losses, random states."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return {"epoch": epoch, "batch": batch, "losses": list(losses), "rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(), "cuda_rng": cuda}
+
+
+def restore_rng(rng: np.random.Generator, progress: dict, device: torch.device) -> None:
+    """Put the augmentation and dropout generators back where `epoch_progress` found them."""
+    rng.bit_generator.state = progress["rng"]
+    torch.set_rng_state(progress["torch_rng"])
+    if device.type == "cuda" and progress.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(progress["cuda_rng"], device)
 
 
 @torch.no_grad()
@@ -173,34 +193,57 @@ def initial_state(model, optimizer) -> dict:
     """Training state before the first epoch."""
     return {"epoch": 0, "history": [], "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0,
             "best_state": {k: v.detach().clone() for k, v in model.state_dict().items()},
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "done": False}
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "done": False, "progress": None}
 
 
 def load_resume(path: Path, fp: str, model, optimizer) -> dict | None:
-    """Load a resumable checkpoint of the same run, or None (absent, unreadable, or another run's)."""
-    if not path.exists():
-        return None
+    """Load a resumable checkpoint of the same run, or None (absent, damaged, or another run's).
+
+    Tries `path`, then the copy `save_atomic` kept of the one before (`<path>.prev`). A file that fails its checksum
+    or does not fit the model is skipped with a warning naming it; the model and optimizer are left untouched then.
+    """
+    for candidate in resume_candidates(path):
+        if not candidate.exists():
+            continue
+        try:
+            state = load_verified(candidate)
+        except Exception as err:  # CorruptCheckpoint, or a file torch cannot read
+            log.warning("ignoring damaged checkpoint %s (%s)", candidate, err)
+            continue
+        if state.get("fingerprint") != fp:
+            log.info("checkpoint %s belongs to another configuration; not resuming from it", candidate)
+            continue
+        if _load_states(candidate, state, model, optimizer):
+            unit = "epoch" if "epoch" in state else "step"
+            where = f" (mid-epoch, {state['progress']['batch']} batches into epoch {state['epoch'] + 1})" \
+                if state.get("progress") else ""
+            log.info("resuming from %s after %s %d%s", candidate, unit, state[unit], where)
+            return state
+    return None
+
+
+def _load_states(path: Path, state: dict, model, optimizer) -> bool:
+    """Load model and optimizer state; on a mismatch restore both, warn naming the file and return False."""
+    model_before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    optimizer_before = optimizer.state_dict()
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # a checkpoint from a crashed write of an older version: start over
-        log.warning("ignoring unreadable checkpoint %s (%s)", path, err)
-        return None
-    if state.get("fingerprint") != fp:
-        log.info("checkpoint %s belongs to another configuration; starting over", path)
-        return None
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    unit = "epoch" if "epoch" in state else "step"
-    log.info("resuming from %s after %s %d", path, unit, state[unit])
-    return state
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (KeyError, RuntimeError, ValueError) as err:
+        log.warning("ignoring checkpoint %s: it does not fit the model (%s)", path, err)
+        model.load_state_dict(model_before)
+        optimizer.load_state_dict(optimizer_before)
+        return False
+    return True
 
 
 def train(train_store: WindowStore, val_store: WindowStore, out_dir: str, *, arch: str, model_params: dict,
           train_params: dict, seed: int, threads: int = 1, device: str | None = None) -> dict:
     """Train a model with early stopping on validation loss, resuming from `out_dir/last.ckpt` when present.
 
-    Writes `last.ckpt` (resumable state) after every epoch, and at the end `best.ckpt` (weights of the best epoch),
-    `history.tsv` and `model.json`.
+    Writes `last.ckpt` (resumable state) after every epoch and, within an epoch, every `train.checkpoint_every`
+    batches, every `train.checkpoint_minutes` of wall time and on SIGTERM/SIGUSR1 (then raising
+    `TrainingInterrupted`); at the end `best.ckpt` (weights of the best epoch), `history.tsv` and `model.json`.
 
     Args:
         train_store: Training windows.
@@ -231,15 +274,27 @@ def train(train_store: WindowStore, val_store: WindowStore, out_dir: str, *, arc
     model = build_model(arch, len(train_store.channels), model_params, bin_size).to(dev)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=tp["lr"], weight_decay=tp["weight_decay"])
-    fp = fingerprint(arch, model_params, tp, seed, train_store)
-    state = load_resume(out / "last.ckpt", fp, model, optimizer) or initial_state(model, optimizer)
+    fp = fingerprint(arch, model_params, {k: v for k, v in tp.items() if k not in CHECKPOINT_KEYS}, seed,
+                     train_store)
+    last = out / "last.ckpt"
+    state = load_resume(last, fp, model, optimizer) or initial_state(model, optimizer)
     n_params = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in trainable)
     log.info("%s: %d parameters (%d trainable) on %s; count weight %.4g", arch, n_params, n_train, dev, count_weight)
-    while not state["done"] and state["epoch"] < tp["epochs"]:
-        state = train_one(model, optimizer, train_store, val_store, state, tp, seed, count_weight, dev)
-        state["history"][-1].update(trainable_params=n_train, total_params=n_params)
-        save_atomic({**state, "fingerprint": fp}, out / "last.ckpt")
+    with Checkpointer(tp.get("checkpoint_every"), tp.get("checkpoint_minutes")) as clock:
+
+        def on_batch(progress: Callable[[], dict]) -> None:
+            if clock.step():
+                now = progress()
+                save_atomic({**state, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "progress": now, "fingerprint": fp}, last, keep_previous=True)
+                clock.saved(f"{last} ({now['batch']} batches into epoch {now['epoch']})")
+
+        while not state["done"] and state["epoch"] < tp["epochs"]:
+            state = train_one(model, optimizer, train_store, val_store, state, tp, seed, count_weight, dev, on_batch)
+            state["history"][-1].update(trainable_params=n_train, total_params=n_params)
+            save_atomic({**state, "fingerprint": fp}, last, keep_previous=True)
+            clock.saved(f"{last} (end of epoch {state['epoch']})")
     summary = {"arch": arch, "model_params": model_params, "train_params": tp, "seed": seed,
                "count_weight": count_weight, "total_params": n_params, "trainable_params": n_train,
                "best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "device": str(dev),
@@ -248,17 +303,20 @@ def train(train_store: WindowStore, val_store: WindowStore, out_dir: str, *, arc
     save_atomic({**summary, "state_dict": state["best_state"]}, out / "best.ckpt")
     pd.DataFrame(state["history"], columns=HISTORY_COLUMNS).to_csv(out / "history.tsv", sep="\t", index=False)
     (out / "model.json").write_text(json.dumps(summary, indent=2))
+    previous(last).unlink(missing_ok=True)  # the fallback is not needed once the run is complete
     return summary
 
 
 def train_one(model, optimizer, train_store, val_store, state: dict, tp: dict, seed: int, count_weight: float,
-              device: torch.device) -> dict:
-    """Run one epoch and validation; update history, best weights and early-stopping counters."""
+              device: torch.device, on_batch: Callable | None = None) -> dict:
+    """Run one epoch (or its rest, after a mid-epoch checkpoint) and validation; update history, best weights and
+    early-stopping counters."""
     epoch = state["epoch"] + 1
     t0 = time.perf_counter()
     train_loss = run_epoch(model, train_store, optimizer, epoch=epoch, seed=seed, batch_size=tp["batch_size"],
                            jitter=tp["jitter"], revcomp=tp["revcomp"], max_batches=tp["max_batches_per_epoch"],
-                           count_weight=count_weight, device=device)
+                           count_weight=count_weight, device=device, progress=state.get("progress"),
+                           on_batch=on_batch)
     val = validate(model, val_store, tp["batch_size"], count_weight, device)
     improved = val["val_loss"] < state["best_val"]
     row = {"epoch": epoch, "train_loss": train_loss, **val, "lr": tp["lr"], "seconds": time.perf_counter() - t0,
@@ -266,7 +324,7 @@ def train_one(model, optimizer, train_store, val_store, state: dict, tp: dict, s
     log.info("epoch %d: train %.3f, val %.3f, val Pearson %.3f, %.1f s%s", epoch, train_loss, val["val_loss"],
              val["val_pearson_median"], row["seconds"], " (best)" if improved else "")
     new = dict(state, epoch=epoch, history=state["history"] + [row], model=model.state_dict(),
-               optimizer=optimizer.state_dict())
+               optimizer=optimizer.state_dict(), progress=None)
     if improved:
         new.update(best_val=val["val_loss"], best_epoch=epoch, bad_epochs=0,
                    best_state={k: v.detach().clone() for k, v in model.state_dict().items()})

@@ -1,0 +1,43 @@
+"""Helpers shared by the tests: run Python code in a real subprocess and signal it at a chosen moment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
+
+#: Prelude of `start_python`: the package importable, deterministic torch, arguments as JSON in `args`.
+_PRELUDE = f"""
+import json, sys
+sys.path.insert(0, {str(SCRIPTS)!r})
+import torch
+torch.use_deterministic_algorithms(True)
+args = json.loads(sys.argv[1])
+"""
+
+
+def start_python(code: str, args: dict) -> subprocess.Popen:
+    """Start `code` in a new Python process (with the prelude above); stderr is captured for error messages."""
+    return subprocess.Popen([sys.executable, "-c", _PRELUDE + code, json.dumps(args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def signal_when(proc: subprocess.Popen, ready: Callable[[], bool], sig: int, timeout: float = 120.0) -> str:
+    """Send `sig` to a running process as soon as `ready()` holds, wait for it to end, and return its stderr.
+
+    Fails the test when the process ends first (showing its stderr) or `ready` stays false for `timeout` s.
+    """
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, f"not ready after {timeout} s"
+        time.sleep(0.001)
+    os.kill(proc.pid, sig)
+    _, err = proc.communicate()
+    return err.decode()

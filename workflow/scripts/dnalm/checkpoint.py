@@ -1,0 +1,165 @@
+"""Checkpoint files that are never half-read, and the clock and signals that decide when a run writes one.
+
+A checkpoint is `torch.save`'s output followed by a trailer: the SHA-256 of everything before it and a magic
+string. `torch.load` ignores the trailer (so the files stay ordinary torch checkpoints), and `load_verified` refuses
+a file whose trailer is missing or does not match: a truncated copy, a flipped bit or a write cut short by a kill is
+never loaded. Files are written to a temporary name, fsynced and renamed; the file they replace is kept as
+`<name>.prev`, the fallback when the newest one turns out unreadable.
+
+`Checkpointer` tells a training loop when to save between its regular checkpoints: every `every_steps` steps,
+every `minutes` of wall time, and at the next step after SIGTERM or SIGUSR1 (what Slurm sends at cancel, at the time
+limit, or before it with `--signal`); after that save the loop raises `TrainingInterrupted`, so the job exits
+non-zero and Snakemake or Slurm runs it again from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"DNALMCK1"
+_TRAILER = 32 + len(MAGIC)
+_BLOCK = 1 << 22
+#: Signals that ask a run to checkpoint and stop: Slurm's cancel/time limit (TERM) and a chosen early warning.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised after the checkpoint written on a stop signal; the job exits non-zero to be run again."""
+
+
+class CorruptCheckpoint(ValueError):
+    """A checkpoint whose checksum trailer is missing or wrong."""
+
+
+def _digest(path: Path, size: int) -> bytes:
+    """SHA-256 of the first `size` bytes of a file, read in blocks."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while size > 0:
+            block = handle.read(min(_BLOCK, size))
+            if not block:
+                break
+            sha.update(block)
+            size -= len(block)
+    return sha.digest()
+
+
+def save_atomic(obj: dict, path: str | Path, keep_previous: bool = False) -> None:
+    """torch.save with a checksum trailer to a temp file, fsync, then rename: `path` is never half-written.
+
+    Args:
+        obj: What to save.
+        path: Destination.
+        keep_previous: Move the file being replaced to `<path>.prev` first (the fallback of `load_verified`).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        torch.save(obj, handle)
+        handle.flush()
+    size = tmp.stat().st_size
+    with open(tmp, "ab") as handle:
+        handle.write(_digest(tmp, size) + MAGIC)
+        handle.flush()
+        os.fsync(handle.fileno())
+    if keep_previous and path.exists():
+        path.replace(previous(path))
+    tmp.replace(path)
+
+
+def previous(path: str | Path) -> Path:
+    """Where `save_atomic(..., keep_previous=True)` keeps the file it replaced."""
+    path = Path(path)
+    return path.with_name(path.name + ".prev")
+
+
+def load_verified(path: str | Path) -> dict:
+    """torch.load a checkpoint after checking its trailer.
+
+    Raises:
+        CorruptCheckpoint: when the trailer is missing (truncated, or not written by `save_atomic`) or the checksum
+            does not match the content.
+    """
+    path = Path(path)
+    size = path.stat().st_size - _TRAILER
+    with open(path, "rb") as handle:
+        handle.seek(max(size, 0))
+        trailer = handle.read()
+    if size <= 0 or trailer[32:] != MAGIC:
+        raise CorruptCheckpoint(f"{path} has no checksum trailer (truncated, or not written by dnalm)")
+    if _digest(path, size) != trailer[:32]:
+        raise CorruptCheckpoint(f"{path} does not match its checksum (damaged or half-written)")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def resume_candidates(path: str | Path) -> list[Path]:
+    """The newest checkpoint and its kept predecessor, in the order to try them."""
+    return [Path(path), previous(path)]
+
+
+class Checkpointer:
+    """When to write a checkpoint between the regular ones, and whether a stop signal arrived.
+
+    Use as a context manager around the training loop: it installs handlers for SIGTERM and SIGUSR1 (in the main
+    thread only) that just record the signal, and restores the previous handlers on exit.
+
+    Args:
+        every_steps: Save after this many steps since the last save (None: never by count).
+        minutes: Save when this much wall time passed since the last save (None: never by time; 0: every step).
+    """
+
+    def __init__(self, every_steps: int | None = None, minutes: float | None = None):
+        self.every_steps = every_steps
+        self.minutes = minutes
+        self.signal: int | None = None
+        self._steps = 0
+        self._last = time.monotonic()
+        self._saved: dict = {}
+
+    def __enter__(self) -> Checkpointer:
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._saved[sig] = signal.signal(sig, self._record)
+        self._last = time.monotonic()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+        self._saved.clear()
+
+    def _record(self, signum: int, frame) -> None:
+        log.warning("received %s: checkpointing at the next step, then stopping", signal.Signals(signum).name)
+        self.signal = signum
+
+    def step(self) -> bool:
+        """Count one step; True when a checkpoint is due (by count, by time, or for a stop signal)."""
+        self._steps += 1
+        if self.signal is not None:
+            return True
+        if self.every_steps is not None and self._steps >= self.every_steps:
+            return True
+        return self.minutes is not None and time.monotonic() - self._last >= 60 * self.minutes
+
+    def saved(self, where: str) -> None:
+        """Note a written checkpoint; raise `TrainingInterrupted` if a stop signal asked for it.
+
+        Args:
+            where: The checkpoint and position, for the messages.
+        """
+        self._steps = 0
+        self._last = time.monotonic()
+        if self.signal is not None:
+            name = signal.Signals(self.signal).name
+            log.error("stopped on %s after writing %s; run the job again to resume", name, where)
+            raise TrainingInterrupted(f"stopped on {name}; checkpoint {where} written; run again to resume")
