@@ -408,8 +408,7 @@ def _gather(
     for path in inputs:
         _parse("input", path)
     _check_exist([*inputs, *splits, *histories, *model_infos, *comparisons, *predictions, *qc, *pretrain_histories,
-                  *pretrain_summaries, *counterfactuals, *homology, *pretrain_homology])
-                  *pretrain_summaries, *counterfactuals, *sweeps])
+                  *pretrain_summaries, *counterfactuals, *homology, *pretrain_homology, *sweeps])
     preds: dict[str, dict[str, str]] = {}
     for (task, model), path in _by_model("prediction", predictions).items():
         preds.setdefault(task, {})[model] = path
@@ -1465,8 +1464,7 @@ def write_report(
         ValueError: If a path does not follow its layout or a table lacks a column.
     """
     data = _gather(inputs, splits, histories, model_infos, comparisons, predictions, n_examples, qc,
-                   pretrain_histories, pretrain_summaries, counterfactuals, homology, pretrain_homology)
-                   pretrain_histories, pretrain_summaries, counterfactuals, sweeps)
+                   pretrain_histories, pretrain_summaries, counterfactuals, homology, pretrain_homology, sweeps)
     sections = [build(data) for build in SECTIONS]
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     _write_atomic(path, render_page(title, sections, generated))
