@@ -789,10 +789,6 @@ def check_lm_config(cfg):
                 )
 
 
-check_config(config)
-check_qc_config(config)
-check_lm_config(config)
-check_split_config(config)
 
 
 # ---------------------------------------------------------------------------------------- sweeps and repeated seeds
@@ -990,4 +986,9 @@ def check_sweep_config(cfg):
             seen.add(run["run"])
 
 
+# Cross-checks of the validated config, after every function they use is defined; each error names the key.
+check_config(config)
+check_qc_config(config)
+check_lm_config(config)
+check_split_config(config)
 check_sweep_config(config)
