@@ -19,4 +19,6 @@ write_report(
     pretrain_histories=snakemake.input.pretrain_histories,  # noqa: F821
     pretrain_summaries=snakemake.input.pretrain_summaries,  # noqa: F821
     counterfactuals=snakemake.input.counterfactuals,  # noqa: F821
+    interpretations=snakemake.input.interpretations,  # noqa: F821
+    interpret_examples=snakemake.params.interpret_examples,  # noqa: F821
 )

@@ -74,6 +74,11 @@ _PATTERNS: dict[str, tuple[str, re.Pattern[str]]] = {
         "results/eval/{task}/{model}/counterfactual.tsv",
         re.compile(r"(?:^|/)results/eval/(?P<task>[^/]+)/(?P<model>[^/]+)/counterfactual\.tsv$"),
     ),
+    "interpretation": (
+        "results/interpret/{task}/{model}/attributions.npz, motifs.tsv or modisco.{output}.h5",
+        re.compile(r"(?:^|/)results/interpret/(?P<task>[^/]+)/(?P<model>[^/]+)/"
+                   r"(?P<file>attributions\.npz|motifs\.tsv|modisco\.(?:count|profile)\.h5)$"),
+    ),
 }
 
 _SPLIT_ORDER = ("train", "val", "test")
@@ -157,6 +162,8 @@ class ReportInputs:
     pretrain_histories: dict[str, str] = field(default_factory=dict)
     pretrain_summaries: dict[str, str] = field(default_factory=dict)
     counterfactuals: dict[str, dict[str, str]] = field(default_factory=dict)
+    interpretations: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    interpret_examples: int = 3
 
     def lms(self) -> list[str]:
         """Pretrained language models, in input order (pretrain.json first, then histories)."""
@@ -383,6 +390,8 @@ def _gather(
     pretrain_histories: Sequence[str] = (),
     pretrain_summaries: Sequence[str] = (),
     counterfactuals: Sequence[str] = (),
+    interpretations: Sequence[str] = (),
+    interpret_examples: int = 3,
 ) -> ReportInputs:
     """Check and group all report inputs (see ``write_report`` for the arguments)."""
     if n_examples < 0:
@@ -390,7 +399,7 @@ def _gather(
     for path in inputs:
         _parse("input", path)
     _check_exist([*inputs, *splits, *histories, *model_infos, *comparisons, *predictions, *qc, *pretrain_histories,
-                  *pretrain_summaries, *counterfactuals])
+                  *pretrain_summaries, *counterfactuals, *interpretations])
     preds: dict[str, dict[str, str]] = {}
     for (task, model), path in _by_model("prediction", predictions).items():
         preds.setdefault(task, {})[model] = path
@@ -410,6 +419,8 @@ def _gather(
         pretrain_histories=_by_lm("pretrain_history", pretrain_histories),
         pretrain_summaries=_by_lm("pretrain_summary", pretrain_summaries),
         counterfactuals=swaps,
+        interpretations=_interpretation_files(interpretations),
+        interpret_examples=interpret_examples,
     )
     keys = [*data.splits, *(t for t, _ in data.model_infos), *(t for t, _ in data.histories)]
     tasks = list(dict.fromkeys([*keys, *data.comparisons, *data.predictions, *data.counterfactuals]))
@@ -1207,6 +1218,29 @@ def qc_section(data: ReportInputs) -> Section:
     return Section("qc", "Genome QC", body + _genes_window_figure(genomes))
 
 
+# ---------------------------------------------------------------------------------------------------- interpretation
+
+
+def _interpretation_files(paths: Sequence[str]) -> dict[tuple[str, str], dict[str, str]]:
+    """Interpretation outputs by (task, model), keyed attributions, motifs and modisco.<output>."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for path in paths:
+        groups = _parse("interpretation", path)
+        name = groups["file"].rsplit(".", 1)[0]
+        out.setdefault((groups["task"], groups["model"]), {})[name] = str(path)
+    for key, files in out.items():
+        if "motifs" not in files:
+            raise ValueError(f"interpretation of task {key[0]!r}, model {key[1]!r} has no motifs.tsv: {files}")
+    return out
+
+
+def interpretation_section(data: ReportInputs) -> Section:
+    """TF-MoDISco patterns, known-motif matches and attribution logos (built in dnalm.report_interpret)."""
+    from dnalm.report_interpret import interpretation_section as build
+
+    return build(data)
+
+
 # ------------------------------------------------------------------------------------------------------------- page
 
 # Add a section: write a builder taking ReportInputs and returning a Section, then append it here.
@@ -1219,6 +1253,7 @@ SECTIONS: tuple[SectionBuilder, ...] = (
     metrics_section,
     counterfactual_section,
     examples_section,
+    interpretation_section,
 )
 
 
@@ -1275,6 +1310,8 @@ def write_report(
     pretrain_histories: Sequence[str] = (),
     pretrain_summaries: Sequence[str] = (),
     counterfactuals: Sequence[str] = (),
+    interpretations: Sequence[str] = (),
+    interpret_examples: int = 3,
     title: str = "dnalm report",
 ) -> None:
     """Write the self-contained HTML report.
@@ -1298,6 +1335,9 @@ def write_report(
         pretrain_summaries: ``results/pretrain/{lm}/pretrain.json`` files (pretraining summaries).
         counterfactuals: ``results/eval/{task}/{model}/counterfactual.tsv`` files (species-token swaps;
             header-only files of models without a species token are skipped).
+        interpretations: ``results/interpret/{task}/{model}/`` files (``attributions.npz``, ``motifs.tsv``,
+            ``modisco.{output}.h5``); none leaves the interpretation section empty.
+        interpret_examples: Example windows drawn as attribution logos per task.
         title: Page title.
 
     Raises:
@@ -1305,7 +1345,7 @@ def write_report(
         ValueError: If a path does not follow its layout or a table lacks a column.
     """
     data = _gather(inputs, splits, histories, model_infos, comparisons, predictions, n_examples, qc,
-                   pretrain_histories, pretrain_summaries, counterfactuals)
+                   pretrain_histories, pretrain_summaries, counterfactuals, interpretations, interpret_examples)
     sections = [build(data) for build in SECTIONS]
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     _write_atomic(path, render_page(title, sections, generated))
