@@ -211,3 +211,24 @@ def test_lm_kmer_lookup_without_the_multilinear_extension_is_not_complete(monkey
 def test_lm_rejects_deeplift():
     with pytest.raises(ValueError, match="use method 'ig'"):
         attribute(tiny_lm("nucleotide"), onehot(1, 30).numpy(), method="deeplift")
+
+
+def test_inplace_and_smooth_activations_are_complete():
+    """In-place ReLUs keep their inputs intact for the rule; Softplus uses the generic (torch) Rescale path."""
+
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv1d(4, 8, 5, padding="same"), nn.Conv1d(8, 8, 3, padding="same")
+            self.act1, self.act2 = nn.ReLU(inplace=True), nn.Softplus()
+            self.count = nn.Linear(8, 1)
+
+        def forward(self, x):
+            h = self.act2(self.conv2(self.act1(self.conv1(x) * 3)) * 3)
+            return h, self.count(h.mean(-1))
+
+    torch.manual_seed(0)
+    model, x = Mixed(), onehot(3, 40, seed=7)
+    attr, _ = attribute(model, x.numpy(), n_shuffles=4, seed=2)
+    gaps = completeness_gap(model, x.numpy(), attr, make_references(x, 4, 2).numpy())
+    assert (gaps < 1e-4).all(), gaps

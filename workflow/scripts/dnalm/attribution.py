@@ -202,9 +202,11 @@ class _RescaleHooks:
             del module.forward
 
     def forward(self, module: nn.Module, original, z: torch.Tensor) -> torch.Tensor:
+        inplace = getattr(module, "inplace", False)  # an in-place activation would overwrite the input we keep
         if self.mode == "record":
+            zx = z.detach().clone() if inplace else z.detach().contiguous()
             out = original(z)
-            self.saved.append((z.detach().contiguous(), out.detach()))
+            self.saved.append((zx, out.detach()))
             return out
         zx, ox = self.saved[self.calls]
         self.calls += 1
@@ -215,7 +217,7 @@ class _RescaleHooks:
             _relu_rescale(zx.view(b, -1).numpy(), zr.view(b, zr.shape[0] // b, -1).numpy(),
                           out.view(b, zr.shape[0] // b, -1).numpy(), m.view(b, zr.shape[0] // b, -1).numpy())
         else:
-            out = original(zr)
+            out = original(zr.clone() if inplace else zr)
             m = _multiplier(module, zx, ox, zr, out)
         return _Multiply.apply(z, out, m)
 
