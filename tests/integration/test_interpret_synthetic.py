@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from dnalm.synthetic import DECOYS, PLANTED, write_synthetic
+from dnalm.synthetic import PLANTED, synthetic_decoys, write_synthetic
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
@@ -20,7 +20,7 @@ TOP_PATTERNS = 6
 
 def synthetic_config(data: dict[str, Path]) -> dict:
     """A small task on the synthetic genome, a small BPNet and a k-mer LM from scratch, reduced modisco settings."""
-    train = {"epochs": 12, "batch_size": 32, "lr": 0.004, "patience": 12, "jitter": 8}
+    train = {"epochs": 8, "batch_size": 32, "lr": 0.002, "patience": 8, "jitter": 8}
     return {
         "species": {"synth": {"genome": {"path": str(data["genome"])},
                               "tracks": {"pa_plus": {"path": str(data["plus"])},
@@ -36,7 +36,7 @@ def synthetic_config(data: dict[str, Path]) -> dict:
                                              "architecture": {"layers": 1, "hidden": 64, "heads": 4}, "head": "conv"},
                         "train": {**train, "lr": 0.002}},
         },
-        "interpret": {"windows": 200, "n_shuffles": 5, "motifs": [str(data["motifs"])],
+        "interpret": {"windows": 400, "n_shuffles": 5, "motifs": [str(data["motifs"])],
                       "modisco": {"max_seqlets": 1000, "n_leiden_runs": 1, "min_metacluster_size": 50,
                                   "final_min_cluster_size": 15}},
     }
@@ -60,7 +60,7 @@ def recovered(table: pd.DataFrame) -> tuple[set[str], set[str]]:
     """(planted motifs that are the significant best match of a top pattern, decoys that any pattern matches)."""
     top = table.sort_values("n_seqlets", ascending=False).groupby("output").head(TOP_PATTERNS)
     hits = set(top.loc[top["significant"], "best_match"])
-    decoys = set(table.loc[table["significant"], "best_match"]) & set(DECOYS)
+    decoys = set(table.loc[table["significant"], "best_match"]) & set(synthetic_decoys())
     return hits & set(PLANTED), decoys
 
 

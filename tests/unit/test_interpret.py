@@ -12,7 +12,7 @@ import pytest
 
 from dnalm.interpret import match_motifs, read_patterns, run_modisco, save_npz_atomic, select_windows
 from dnalm.motifs import bh_qvalues, consensus_ppm, read_meme, read_motif_files, write_meme
-from dnalm.synthetic import DECOYS, PLANTED, write_synthetic
+from dnalm.synthetic import DECOYS, PLANTED, synthetic_decoys, write_synthetic
 
 REPO = Path(__file__).resolve().parents[2]
 POLYA = REPO / "resources" / "motifs" / "polya_yeast.meme"
@@ -129,14 +129,78 @@ def test_synthetic_genome_plants_motifs_where_it_says(tmp_path: Path) -> None:
             seq = genome[s.chrom]
             up = seq[s.site - 60:s.site + 1] if s.strand == "+" else seq[s.site:s.site + 61][::-1].translate(rc)
             assert up.endswith("TTTCA")  # the site is the A of the cleavage element's CA
-            assert up[-1 - s.positioning_distance - 5:len(up) - s.positioning_distance] == "AATAAA"
+            if not pd.isna(s.positioning_distance):
+                d = int(s.positioning_distance)
+                assert up[-1 - d - 5:len(up) - d] == "AATAAA"
             if not pd.isna(s.efficiency_distance):
                 d = int(s.efficiency_distance)
                 assert up[-1 - d - 5:len(up) - d] == "TATATA"
             bw = plus if s.strand == "+" else minus
             values = np.nan_to_num(bw.values(s.chrom, s.site - 1, s.site + 2, numpy=True))
             assert values[1] == values.max() > 0
-    efficient = sites["efficiency_distance"].notna()
-    assert sites.loc[efficient, "reads"].median() > 2.5 * sites.loc[~efficient, "reads"].median()
+    for column, factor in (("efficiency_distance", 4), ("positioning_distance", 3)):
+        with_element = sites[column].notna()
+        assert 0.3 < with_element.mean() < 0.9
+        assert sites.loc[with_element, "reads"].median() > 0.6 * factor * sites.loc[~with_element, "reads"].median()
     motifs = read_meme(paths["motifs"])
-    assert set(motifs) == set(PLANTED) | set(DECOYS)
+    assert set(motifs) == set(PLANTED) | set(synthetic_decoys())
+    # a decoy that holds a planted element on either strand is not a decoy: Ste12's TGAAACA is TGTTTCA reversed
+    assert "Ste12_PRE_TGAAACA" in DECOYS and "Ste12_PRE_TGAAACA" not in motifs
+
+
+def fake_modisco(path: Path, consensus: dict[str, tuple[str, int]]) -> None:
+    """A file in modisco-lite's layout: one positive pattern per (consensus, seqlets), with 3 random flank bases."""
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as handle:
+        group = handle.create_group("pos_patterns")
+        for i, (seq, n) in enumerate(consensus.values()):
+            ppm = onehot("CGC" + seq + "GCG").T * 0.9 + 0.025
+            cwm = onehot("CGC" + seq + "GCG").T * np.r_[[0.01] * 3, [1.0] * len(seq), [0.01] * 3][:, None]
+            p = group.create_group(f"pattern_{i}")
+            p["sequence"], p["contrib_scores"], p["hypothetical_contribs"] = ppm, cwm, cwm + rng.normal(0, .01, cwm.shape)
+            p.create_group("seqlets")["n_seqlets"] = np.array([n])
+
+
+def test_report_section_side_by_side(tmp_path: Path) -> None:
+    from dnalm.report import write_report
+
+    motifs = [str(POLYA), str(TF)]
+    files = []
+    for model, patterns in {"bpnet": {"a": ("AATAAA", 120), "b": ("TATATA", 40)},
+                            "lm": {"a": ("AATAAA", 60), "c": ("GGGCCCGGGCCC", 30)}}.items():
+        root = tmp_path / "results" / "interpret" / "polya" / model
+        root.mkdir(parents=True)
+        fake_modisco(root / "modisco.count.h5", patterns)
+        match_motifs({"count": str(root / "modisco.count.h5")}, motifs, str(root / "motifs.tsv"))
+        x = np.stack([onehot("ACGT" * 25)] * 4)
+        save_npz_atomic(root / "attributions.npz", onehot=x, window_ids=np.array([f"w{i}" for i in range(4)]),
+                        count_attr=x * np.arange(1, 5)[:, None, None], count_hyp=x)
+        files += [str(root / n) for n in ("attributions.npz", "modisco.count.h5", "motifs.tsv")]
+    out = tmp_path / "report.html"
+    empty = {k: [] for k in ("inputs", "splits", "histories", "model_infos", "comparisons", "predictions")}
+    write_report(str(out), **empty, interpretations=files, interpret_examples=2)
+    text = out.read_text()
+    section = text[text.index('<section id="interpretation">'):]
+    table = section[:section.index("</table>")]
+    assert "<th>bpnet</th><th>lm</th>" in table  # models side by side
+    assert "positioning_AATAAA" in table and "efficiency_TATATA" in table
+    row = table[table.index("efficiency_TATATA"):]
+    assert row.index("40 seqlets") < row.index("not found")  # bpnet found it, the LM did not
+    assert "GGGCCCGGGCCC" in section  # an unmatched pattern is listed too
+    # 4 patterns × one logo figure each, plus 2 example windows
+    assert section.count('src="data:image/png;base64,') == 6
+    assert "Window w3" in section and "Window w2" in section and "Window w0" not in section
+    assert 'src="http' not in text
+
+
+def test_report_without_interpretation(tmp_path: Path) -> None:
+    from dnalm.report import write_report
+
+    empty = {k: [] for k in ("inputs", "splits", "histories", "model_infos", "comparisons", "predictions")}
+    write_report(str(tmp_path / "r.html"), **empty)
+    assert "No model was interpreted" in (tmp_path / "r.html").read_text()
+    lone = tmp_path / "results/interpret/t/m/attributions.npz"
+    lone.parent.mkdir(parents=True)
+    lone.write_bytes(b"")
+    with pytest.raises(ValueError, match="task 't', model 'm' has no motifs.tsv"):
+        write_report(str(tmp_path / "r.html"), **empty, interpretations=[str(lone)])

@@ -87,8 +87,8 @@ def _crop(length: int, window: int | None) -> slice:
 
 
 def run_modisco(npz: str, output: str, out_h5: str, *, max_seqlets: int, window: int | None = None,
-                sliding_window_size: int = 20, flank_size: int = 5, trim_to_window_size: int = 20,
-                initial_flank_to_add: int = 5, final_flank_to_add: int = 0, n_leiden_runs: int = 2,
+                sliding_window_size: int = 10, flank_size: int = 3, trim_to_window_size: int = 12,
+                initial_flank_to_add: int = 3, final_flank_to_add: int = 0, n_leiden_runs: int = 2,
                 target_seqlet_fdr: float = 0.05, min_metacluster_size: int = 100,
                 final_min_cluster_size: int = 20) -> dict:
     """TF-MoDISco (modisco-lite) on one output's hypothetical contributions; writes its HDF5 file atomically.

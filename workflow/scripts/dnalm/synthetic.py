@@ -1,10 +1,11 @@
 """Synthetic poly(A) ground truth: a genome whose stranded 3'-end signal is caused by planted motifs at known places.
 
-Every site gets, on its strand, a positioning element (AATAAA) 14–22 bp upstream of the cleavage site and a
-cleavage element (TTTCA, the site being the A of CA); half of the sites also get the efficiency element (TATATA)
-32–48 bp upstream, which multiplies the site's reads by four. Reads fall on the site (70%) and its two neighbours.
-The rest of the genome is random with yeast's base composition. Interpretation must find the three planted elements
-and none of the decoys (yeast transcription-factor consensus sites that were not planted).
+Every site gets, on its strand, a cleavage element (TTTCA, the site being the A of CA); 70% of the sites also get a
+positioning element (AATAAA) 14–22 bp upstream of the site, which multiplies the site's reads by three, and half of
+the sites the efficiency element (TATATA) 32–48 bp upstream, which multiplies them by four. Reads fall on the site
+(70%) and its two neighbours. The rest of the genome is random with yeast's base composition. Interpretation must
+find the three planted elements and none of the decoys (yeast transcription-factor consensus sites that were not
+planted and do not contain a planted element on either strand).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyBigWig
 
-from dnalm.motifs import consensus_ppm, write_meme
+from dnalm.motifs import IUPAC, consensus_ppm, write_meme
 
 #: Planted elements: name -> consensus (the site is the last base of the cleavage element).
 PLANTED = {"positioning_AATAAA": "AATAAA", "efficiency_TATATA": "TATATA", "cleavage_TTTCA": "TTTCA"}
@@ -32,15 +33,30 @@ DECOYS = {
     "Pdr1_PDRE_TCCGCGGA": "TCCGCGGA", "Gcr1_CTTCC": "CTTCC", "Gal4_CGGN11CCG": "CGGNNNNNNNNNNNCCG",
     "Hac1_UPRE_CAGCGTG": "CAGCGTG", "Ino2_ICRE_TTCACATGC": "TTCACATGC", "Met31_AAACTGTGG": "AAACTGTGG",
 }
+def _expand(consensus: str) -> set[str]:
+    """Every string an IUPAC consensus stands for (both strands); N stays N (it matches no element's base)."""
+    seqs = {""}
+    for code in consensus:
+        seqs = {s + b for s in seqs for b in ("N" if code == "N" else IUPAC[code])}
+    return seqs | {s[::-1].translate(str.maketrans("ACGTN", "TGCAN")) for s in seqs}
+
+
+def synthetic_decoys() -> dict[str, str]:
+    """The decoys of the synthetic genome: DECOYS that hold no planted element on either strand."""
+    planted = list(PLANTED.values())
+    return {name: c for name, c in DECOYS.items()
+            if not any(p in s for s in _expand(c) for p in planted)}
+
+
 BASE_FREQ = np.array([0.31, 0.19, 0.19, 0.31])  # A C G T, yeast-like
-
-
-def _random_seq(rng: np.random.Generator, n: int) -> np.ndarray:
-    return rng.choice(np.array(list("ACGT")), size=n, p=BASE_FREQ)
 
 
 def _revcomp(seq: str) -> str:
     return seq[::-1].translate(str.maketrans("ACGT", "TGCA"))
+
+
+def _random_seq(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.choice(np.array(list("ACGT")), size=n, p=BASE_FREQ)
 
 
 def _plant(chrom: np.ndarray, site: int, strand: str, motif: str, distance: int) -> tuple[int, int]:
@@ -73,15 +89,17 @@ def make_chromosome(rng: np.random.Generator, name: str, length: int, spacing: i
     rows = []
     for site, strand in _sites(rng, length, spacing, margin=200):
         d_pos, d_eff = int(rng.integers(14, 23)), int(rng.integers(32, 49))
-        efficient = bool(rng.random() < 0.5)
+        positioned, efficient = bool(rng.random() < 0.7), bool(rng.random() < 0.5)
         _plant(chrom, site, strand, PLANTED["cleavage_TTTCA"], 0)
-        _plant(chrom, site, strand, PLANTED["positioning_AATAAA"], d_pos)
+        if positioned:
+            _plant(chrom, site, strand, PLANTED["positioning_AATAAA"], d_pos)
         if efficient:
             _plant(chrom, site, strand, PLANTED["efficiency_TATATA"], d_eff)
-        reads = base_reads * (4.0 if efficient else 1.0) * rng.lognormal(0.0, 0.3)
+        reads = base_reads * (3.0 if positioned else 1.0) * (4.0 if efficient else 1.0) * rng.lognormal(0.0, 0.3)
         for offset, share in ((-1, 0.15), (0, 0.7), (1, 0.15)):
             signal[strand][site + offset] += round(reads * share)
-        rows.append({"chrom": name, "site": site, "strand": strand, "positioning_distance": d_pos,
+        rows.append({"chrom": name, "site": site, "strand": strand,
+                     "positioning_distance": d_pos if positioned else None,
                      "efficiency_distance": d_eff if efficient else None, "reads": reads})
     return "".join(chrom), rows, signal
 
@@ -123,7 +141,7 @@ def write_synthetic(out_dir: str | Path, *, n_chroms: int = 6, length: int = 60_
     _write_bigwig(paths["plus"], sizes, plus)
     _write_bigwig(paths["minus"], sizes, minus)
     pd.DataFrame(rows).to_csv(paths["sites"], sep="\t", index=False)
-    motifs = {name: consensus_ppm(c) for name, c in {**PLANTED, **DECOYS}.items()}
+    motifs = {name: consensus_ppm(c) for name, c in {**PLANTED, **synthetic_decoys()}.items()}
     write_meme(paths["motifs"], motifs, tuple(BASE_FREQ))
     return paths
 
