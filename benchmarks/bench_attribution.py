@@ -80,20 +80,27 @@ def main() -> None:
     for length in args.lengths:
         x = torch.nn.functional.one_hot(torch.randint(0, 4, (args.n, length)), 4).float().transpose(1, 2).contiguous()
         ours(model, x[:2], args.refs, args.batch)  # warm up (numba compiles the shuffle)
-        rates, results = {m: [] for m in args.methods}, {}
+        rates, cpu, results = {m: [] for m in args.methods}, {m: [] for m in args.methods}, {}
         for _ in range(args.repeats):
             for name in args.methods:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 results[name] = METHODS[name](model, x, args.refs, args.batch)
                 rates[name].append(args.n / (time.perf_counter() - t0))
+                cpu[name].append(time.process_time() - c0)
         print(f"{args.n} x {length} bp (load average now {os.getloadavg()[0]:.1f}):")
         for name, values in rates.items():
             print(f"  {name:11s} windows/s: " + " ".join(f"{v:.2f}" for v in values)
-                  + f"  median {statistics.median(values):.2f}  ({args.n / statistics.median(values):.1f} s)")
+                  + f"  median {statistics.median(values):.2f}  ({args.n / statistics.median(values):.1f} s); "
+                  f"CPU s: " + " ".join(f"{v:.1f}" for v in cpu[name]))
+        first = args.methods[0]
         for name in args.methods[1:]:
-            ratio = statistics.median(rates[args.methods[0]]) / statistics.median(rates[name])
-            diff = np.abs(results[args.methods[0]].sum(1) - results[name].sum(1)).max()
-            print(f"  {args.methods[0]} / {name}: {ratio:.2f}x  (max |difference| of per-position sums {diff:.1e})")
+            paired = [a / b for a, b in zip(rates[first], rates[name])]
+            cpu_ratio = [b / a for a, b in zip(cpu[first], cpu[name])]
+            diff = np.abs(results[first].sum(1) - results[name].sum(1)).max()
+            print(f"  {first} / {name}: {statistics.median(rates[first]) / statistics.median(rates[name]):.2f}x "
+                  f"(ratio of medians); per run " + " ".join(f"{r:.2f}" for r in paired)
+                  + f", median {statistics.median(paired):.2f}x; CPU time median {statistics.median(cpu_ratio):.2f}x"
+                  f"  (max |difference| of per-position sums {diff:.1e})")
 
 
 if __name__ == "__main__":

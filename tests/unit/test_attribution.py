@@ -161,6 +161,8 @@ def test_model_state_is_restored_and_bad_input_rejected():
         attribute(model, onehot(1, 30)[:, :3].numpy())
     with pytest.raises(ValueError, match="unknown attribution output"):
         attribute(model, onehot(1, 30).numpy(), output="counts")
+    with pytest.raises(ValueError, match=r"references must have shape \(N, R, 4, L\) = \(2, R, 4, 30\)"):
+        attribute(model, onehot(2, 30).numpy(), references=make_references(onehot(1, 30), 3, 0))
 
 
 # ---------------------------------------------------------------------------------------------- language models

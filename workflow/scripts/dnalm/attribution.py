@@ -119,8 +119,8 @@ def scalar_output(outputs, output: str, weights: torch.Tensor | None = None):
 
 def _check_args(onehot: np.ndarray, output: str, method: str, n_shuffles: int) -> np.ndarray:
     x = np.asarray(onehot, dtype=np.float32)
-    if x.ndim != 3 or x.shape[1] != 4:
-        raise ValueError(f"expected one-hot windows of shape (N, 4, L), got {x.shape}")
+    if x.ndim != 3 or x.shape[1] != 4 or len(x) == 0:
+        raise ValueError(f"expected one-hot windows of shape (N, 4, L) with N > 0, got {x.shape}")
     if output not in OUTPUTS:
         raise ValueError(f"unknown attribution output {output!r}; known: {', '.join(OUTPUTS)}")
     if method not in METHODS:
@@ -382,19 +382,22 @@ def attribute(model: nn.Module, onehot: np.ndarray, *, output: str = "count", n_
     given = kw.pop("references", None)
     if kw:
         raise TypeError(f"attribute() got unexpected keyword arguments {sorted(kw)}")
-    device = pick_device(device)
+    if given is not None and (np.ndim(given) != 4 or np.shape(given)[0] != len(x_all)
+                              or tuple(np.shape(given)[2:]) != x_all.shape[1:]):
+        raise ValueError(f"references must have shape (N, R, 4, L) = ({len(x_all)}, R, 4, {x_all.shape[2]}), "
+                         f"got {tuple(np.shape(given))}")
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    n_refs = n_shuffles if given is None else given.shape[1]
+    n_refs = n_shuffles if given is None else np.shape(given)[1]
     per_pass = max(1, batch_size // n_refs) if method == "deeplift" else max(1, batch_size // (n_refs * steps))
     hyp, gaps = np.zeros_like(x_all), []
+    device = pick_device(device)
     with _frozen(model, device), _soft_kmer_embeddings() if method == "ig" else contextlib.nullcontext():
         hooks = _RescaleHooks(model) if method == "deeplift" else None
         try:
             for start in range(0, len(x_all), per_pass):
-                x = torch.from_numpy(x_all[start : start + per_pass])
-                refs = make_references(x, n_shuffles, seed + start) if given is None else \
-                    torch.as_tensor(given[start : start + per_pass], dtype=torch.float32)
-                x, refs = x.to(device), refs.to(device)
+                x = torch.from_numpy(x_all[start : start + per_pass]).to(device)
+                refs = (make_references(x.cpu(), n_shuffles, seed + start) if given is None
+                        else torch.as_tensor(given[start : start + per_pass], dtype=torch.float32)).to(device)
                 if method == "deeplift":
                     m, fx, fr = _deeplift_pairs(model, hooks, x, refs, output)
                 else:
