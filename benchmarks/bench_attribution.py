@@ -70,12 +70,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32, help="window-reference pairs per pass (ours and tangermeme)")
+    parser.add_argument("--our-batch", type=int, default=None, help="pairs per pass for dnalm (default --batch)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = BPNet(2, filters=64, layers=8).eval()
-    print(f"BPNet 64 filters x 8 layers, count head, {args.refs} references, {args.threads} threads, "
+    print(f"BPNet 64 filters x 8 layers, count head, {args.refs} references, {args.threads} threads, batch "
+          f"{args.batch} (dnalm {args.our_batch or args.batch}), "
           f"load average {os.getloadavg()[0]:.1f}")
     for length in args.lengths:
         x = torch.nn.functional.one_hot(torch.randint(0, 4, (args.n, length)), 4).float().transpose(1, 2).contiguous()
@@ -84,7 +86,8 @@ def main() -> None:
         for _ in range(args.repeats):
             for name in args.methods:
                 t0, c0 = time.perf_counter(), time.process_time()
-                results[name] = METHODS[name](model, x, args.refs, args.batch)
+                batch = args.our_batch if name == "dnalm" and args.our_batch else args.batch
+                results[name] = METHODS[name](model, x, args.refs, batch)
                 rates[name].append(args.n / (time.perf_counter() - t0))
                 cpu[name].append(time.process_time() - c0)
         print(f"{args.n} x {length} bp (load average now {os.getloadavg()[0]:.1f}):")

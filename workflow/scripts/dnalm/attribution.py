@@ -353,7 +353,7 @@ def hypothetical(multipliers: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:
 
 
 def attribute(model: nn.Module, onehot: np.ndarray, *, output: str = "count", n_shuffles: int = 10, seed: int = 0,
-              batch_size: int = 32, device: str | None = None, method: str = "auto",
+              batch_size: int = 64, device: str | None = None, method: str = "auto",
               **kw) -> tuple[np.ndarray, np.ndarray]:
     """Attributions and hypothetical contributions of windows, averaged over dinucleotide-shuffled references.
 
@@ -364,8 +364,9 @@ def attribute(model: nn.Module, onehot: np.ndarray, *, output: str = "count", n_
         output: `count` or `profile` (see the module docstring).
         n_shuffles: References per window (window i's are `make_references` with seed `seed + i`).
         seed: Seed of the references.
-        batch_size: Window-reference pairs per pass (`deeplift`; at least one window with all its references) or
-            interpolated inputs per pass (`ig`).
+        batch_size: Window-reference pairs per pass (`deeplift`; at least one window with all its references;
+            64 was faster than 32 on 2 cores, `benchmarks/bench_attribution.py`) or interpolated inputs per pass
+            (`ig`; with 6-mer tokens each holds a (L, 4096) weight matrix, ~16 MB per 1 kb input).
         device: Torch device (default CUDA when available, else CPU).
         method: `deeplift`, `ig` or `auto` (`ig` for language models, else `deeplift`).
         **kw: `steps` (integrated-gradient quadrature nodes, default 20); `references` (N, R, 4, L) to use instead
