@@ -48,6 +48,8 @@ def edit(path: list[str], value) -> dict:
         (["tasks", "polya", "species"], "human", "'human'"),
         (["models", "bpnet", "train", "jitter"], 40, "jitter"),
         (["models", "bpnet", "tasks"], ["polyA"], "'polyA'"),
+        (["interpret", "models"], ["nope"], "interpret.models: 'nope' is not under models"),
+        (["interpret", "motifs"], ["missing.meme"], "interpret.motifs[0]: MEME file 'missing.meme' not found"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, path, value, expected) -> None:
