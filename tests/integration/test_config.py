@@ -50,6 +50,8 @@ def edit(path: list[str], value) -> dict:
         (["models", "bpnet", "tasks"], ["polyA"], "'polyA'"),
         (["models", "bpnet", "sweep"], {"train.lrr": [0.1]}, "models.bpnet.sweep.train.lrr: 'lrr' is not a key"),
         (["models", "bpnet", "sweep"], {"train.lr": [0.1, -1]}, "point bpnet~lr-1 sets train.lr to an invalid"),
+        (["interpret", "models"], ["nope"], "interpret.models: 'nope' is not under models"),
+        (["interpret", "motifs"], ["missing.meme"], "interpret.motifs[0]: MEME file 'missing.meme' not found"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, path, value, expected) -> None:

@@ -39,6 +39,7 @@ def reduced_config() -> dict:
                                       "train": {"epochs": 1, "batch_size": 32, "max_batches_per_epoch": 3},
                                       "sweep": {"train.lr": [0.001, 0.01]}}
     config["models"] = {m: config["models"][m] for m in ("bpnet", "untrained", "lm_lora_conv", "bpnet_tiny")}
+    config["interpret"].update(models=["bpnet"], windows=100)  # the whole interpretation path, on fewer windows
     return config
 
 
@@ -127,6 +128,7 @@ def test_report(demo_run: Path) -> None:
     html = (demo_run / "results/report.html").read_text()
     assert "103245e292833b928981d7bf813f615a" in html
     assert "Pearson median" in html and "untrained" in html
+    assert "Interpretation: motifs" in html and "Known motifs found, side by side" in html
     assert html.count('src="data:image/png;base64,') >= 3
     assert 'src="http' not in html and 'href="http' not in html
 

@@ -571,6 +571,7 @@ def get_report_inputs(wildcards):
         "run_tables": [
             f"results/eval/{t}/runs.tsv" for t in config["tasks"] if get_task_models(t)
         ],
+        "interpretations": get_interpret_results(),
     }
 
 
@@ -986,9 +987,90 @@ def check_sweep_config(cfg):
             seen.add(run["run"])
 
 
+
+
+def get_interpret_models(cfg=config):
+    """Models to interpret: interpret.models, or every model when it is null."""
+    models = cfg["interpret"]["models"]
+    return list(cfg["models"]) if models is None else models
+
+
+def get_interpret_pairs(cfg=config):
+    """(task, model) pairs to interpret: each interpreted model on every task it trains on."""
+    return [(t, m) for m in get_interpret_models(cfg) for t in get_model_tasks(m, cfg)]
+
+
+def get_interpret_outputs_list(wildcards=None):
+    return list(config["interpret"]["outputs"])
+
+
+def get_motif_files(cfg=config):
+    """Absolute paths of interpret.motifs (the working directory first, then the repository)."""
+    paths = []
+    for i, name in enumerate(cfg["interpret"]["motifs"]):
+        candidates = [name] if os.path.isabs(name) else [name, os.path.join(REPO, name)]
+        found = [c for c in candidates if os.path.isfile(c)]
+        if not found:
+            raise ValueError(
+                f"interpret.motifs[{i}]: MEME file {name!r} not found (tried {', '.join(candidates)})"
+            )
+        paths.append(os.path.abspath(found[0]))
+    return paths
+
+
+def get_attribute_params(wildcards):
+    spec = config["interpret"]
+    return {
+        "n_windows": spec["windows"],
+        "outputs": list(spec["outputs"]),
+        "n_shuffles": spec["n_shuffles"],
+        "seed": spec["seed"],
+    }
+
+
+def get_modisco_params(wildcards):
+    return dict(config["interpret"]["modisco"])
+
+
+def get_match_inputs(wildcards):
+    """modisco results of every interpreted output, and the known-motif files."""
+    prefix = f"results/interpret/{wildcards.task}/{wildcards.model}"
+    return {
+        "modisco": [f"{prefix}/modisco.{o}.h5" for o in get_interpret_outputs_list()],
+        "motifs": get_motif_files(),
+    }
+
+
+def get_interpret_results(wildcards=None):
+    """Every interpretation output the report reads."""
+    files = []
+    for task, model in get_interpret_pairs():
+        prefix = f"results/interpret/{task}/{model}"
+        files += [f"{prefix}/attributions.npz", f"{prefix}/motifs.tsv"]
+        files += [f"{prefix}/modisco.{o}.h5" for o in get_interpret_outputs_list()]
+    return files
+
+
+def check_interpret_config(cfg):
+    """Interpretation cross-checks: named models exist; motif files exist and parse (errors name file and line)."""
+    import sys
+
+    sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
+    from dnalm.motifs import read_motif_files
+
+    for model in cfg["interpret"]["models"] or []:
+        if model not in cfg["models"]:
+            raise ValueError(
+                f"interpret.models: {model!r} is not under models (known: {sorted(cfg['models'])})"
+            )
+    if get_interpret_pairs(cfg):
+        read_motif_files(get_motif_files(cfg))
+
+
 # Cross-checks of the validated config, after every function they use is defined; each error names the key.
 check_config(config)
 check_qc_config(config)
 check_lm_config(config)
 check_split_config(config)
 check_sweep_config(config)
+check_interpret_config(config)

@@ -13,5 +13,6 @@ rule report:
         "../../envs/base.yaml"
     params:
         n_examples=config["report"]["examples"],
+        interpret_examples=config["interpret"]["examples"],
     script:
         "../scripts/report.py"

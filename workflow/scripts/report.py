@@ -22,4 +22,6 @@ write_report(
     homology=snakemake.input.homology,  # noqa: F821
     pretrain_homology=snakemake.input.pretrain_homology,  # noqa: F821
     sweeps=snakemake.input.sweeps,  # noqa: F821
+    interpretations=snakemake.input.interpretations,  # noqa: F821
+    interpret_examples=snakemake.params.interpret_examples,  # noqa: F821
 )

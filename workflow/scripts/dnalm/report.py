@@ -86,6 +86,11 @@ _PATTERNS: dict[str, tuple[str, re.Pattern[str]]] = {
         "results/eval/{task}/sweeps/{model}.tsv",
         re.compile(r"(?:^|/)results/eval/(?P<task>[^/]+)/sweeps/(?P<model>[^/]+)\.tsv$"),
     ),
+    "interpretation": (
+        "results/interpret/{task}/{model}/attributions.npz, motifs.tsv or modisco.{output}.h5",
+        re.compile(r"(?:^|/)results/interpret/(?P<task>[^/]+)/(?P<model>[^/]+)/"
+                   r"(?P<file>attributions\.npz|motifs\.tsv|modisco\.(?:count|profile)\.h5)$"),
+    ),
 }
 
 _SPLIT_ORDER = ("train", "val", "test")
@@ -172,6 +177,8 @@ class ReportInputs:
     homology: dict[str, str] = field(default_factory=dict)
     pretrain_homology: dict[str, str] = field(default_factory=dict)
     sweeps: dict[tuple[str, str], str] = field(default_factory=dict)
+    interpretations: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    interpret_examples: int = 3
 
     def lms(self) -> list[str]:
         """Pretrained language models, in input order (pretrain.json first, then histories)."""
@@ -401,6 +408,8 @@ def _gather(
     homology: Sequence[str] = (),
     pretrain_homology: Sequence[str] = (),
     sweeps: Sequence[str] = (),
+    interpretations: Sequence[str] = (),
+    interpret_examples: int = 3,
 ) -> ReportInputs:
     """Check and group all report inputs (see ``write_report`` for the arguments)."""
     if n_examples < 0:
@@ -408,7 +417,8 @@ def _gather(
     for path in inputs:
         _parse("input", path)
     _check_exist([*inputs, *splits, *histories, *model_infos, *comparisons, *predictions, *qc, *pretrain_histories,
-                  *pretrain_summaries, *counterfactuals, *homology, *pretrain_homology, *sweeps])
+                  *pretrain_summaries, *counterfactuals, *homology, *pretrain_homology, *sweeps,
+                  *interpretations])
     preds: dict[str, dict[str, str]] = {}
     for (task, model), path in _by_model("prediction", predictions).items():
         preds.setdefault(task, {})[model] = path
@@ -431,6 +441,8 @@ def _gather(
         homology=_by_task("homology", homology),
         pretrain_homology=_by_lm("pretrain_homology", pretrain_homology),
         sweeps=_by_model("sweep", sweeps),
+        interpretations=_interpretation_files(interpretations),
+        interpret_examples=interpret_examples,
     )
     keys = [*data.splits, *data.homology, *(t for t, _ in data.model_infos), *(t for t, _ in data.histories)]
     tasks = list(dict.fromkeys([*keys, *data.comparisons, *data.predictions, *data.counterfactuals]))
@@ -1275,6 +1287,29 @@ def qc_section(data: ReportInputs) -> Section:
     return Section("qc", "Genome QC", body + _genes_window_figure(genomes))
 
 
+# ---------------------------------------------------------------------------------------------------- interpretation
+
+
+def _interpretation_files(paths: Sequence[str]) -> dict[tuple[str, str], dict[str, str]]:
+    """Interpretation outputs by (task, model), keyed attributions, motifs and modisco.<output>."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for path in paths:
+        groups = _parse("interpretation", path)
+        name = groups["file"].rsplit(".", 1)[0]
+        out.setdefault((groups["task"], groups["model"]), {})[name] = str(path)
+    for key, files in out.items():
+        if "motifs" not in files:
+            raise ValueError(f"interpretation of task {key[0]!r}, model {key[1]!r} has no motifs.tsv: {files}")
+    return out
+
+
+def interpretation_section(data: ReportInputs) -> Section:
+    """TF-MoDISco patterns, known-motif matches and attribution logos (built in dnalm.report_interpret)."""
+    from dnalm.report_interpret import interpretation_section as build
+
+    return build(data)
+
+
 # ------------------------------------------------------------------------------------------------------------- page
 
 # Add a section: write a builder taking ReportInputs and returning a Section, then append it here.
@@ -1372,6 +1407,7 @@ SECTIONS: tuple[SectionBuilder, ...] = (
     counterfactual_section,
     examples_section,
     sweeps_section,
+    interpretation_section,
 )
 
 
@@ -1431,6 +1467,8 @@ def write_report(
     homology: Sequence[str] = (),
     pretrain_homology: Sequence[str] = (),
     sweeps: Sequence[str] = (),
+    interpretations: Sequence[str] = (),
+    interpret_examples: int = 3,
     title: str = "dnalm report",
 ) -> None:
     """Write the self-contained HTML report.
@@ -1457,6 +1495,9 @@ def write_report(
         homology: ``results/splits/{task}/summary.tsv`` files (windows before and after the homology filter).
         pretrain_homology: ``results/pretrain/{lm}/homology_excluded.tsv`` files (corpus windows left out).
         sweeps: ``results/eval/{task}/sweeps/{model}.tsv`` files (written by ``dnalm.evaluate.sweep_table``).
+        interpretations: ``results/interpret/{task}/{model}/`` files (``attributions.npz``, ``motifs.tsv``,
+            ``modisco.{output}.h5``); none leaves the interpretation section empty.
+        interpret_examples: Example windows drawn as attribution logos per task.
         title: Page title.
 
     Raises:
@@ -1464,7 +1505,8 @@ def write_report(
         ValueError: If a path does not follow its layout or a table lacks a column.
     """
     data = _gather(inputs, splits, histories, model_infos, comparisons, predictions, n_examples, qc,
-                   pretrain_histories, pretrain_summaries, counterfactuals, homology, pretrain_homology, sweeps)
+                   pretrain_histories, pretrain_summaries, counterfactuals, homology, pretrain_homology, sweeps,
+                   interpretations, interpret_examples)
     sections = [build(data) for build in SECTIONS]
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     _write_atomic(path, render_page(title, sections, generated))

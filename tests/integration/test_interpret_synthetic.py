@@ -1,0 +1,110 @@
+"""Planted ground truth: BPNet and a k-mer language model trained on a synthetic genome whose poly(A)-like signal is
+caused by planted motifs; attribute -> modisco -> TOMTOM must recover every planted motif and no decoy.
+
+Status (see the README, "Interpretation"): BPNet recovers the positioning (AATAAA) and cleavage (TTTCA) elements
+but not the efficiency element (TATATA), and a weak negative count pattern matches a decoy; those two checks are
+marked xfail (strict, so a fix shows up). The k-mer LM check has not yet been seen to finish on the development
+machine (its training alone took over 30 minutes there under load)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from dnalm.synthetic import PLANTED, synthetic_decoys, write_synthetic
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
+TOP_PATTERNS = 6
+
+
+def synthetic_config(data: dict[str, Path]) -> dict:
+    """A small task on the synthetic genome, BPNet and a k-mer LM from scratch, reduced modisco settings."""
+    train = {"epochs": 15, "batch_size": 32, "lr": 0.002, "patience": 15, "jitter": 8}
+    return {
+        "species": {"synth": {"genome": {"path": str(data["genome"])},
+                              "tracks": {"pa_plus": {"path": str(data["plus"])},
+                                         "pa_minus": {"path": str(data["minus"])}}}},
+        "tasks": {"synth": {"species": "synth", "targets": [{"name": "polya", "plus": "pa_plus", "minus": "pa_minus"}],
+                            "sites": {"min_reads": 10}, "window": {"length": 200, "max_offset": 30, "flank": 8},
+                            "split": {"chromosomes": {"train": ["chr1", "chr2", "chr3", "chr4"], "val": ["chr5"],
+                                                      "test": ["chr6"]}}}},
+        "models": {
+            "bpnet": {"arch": "bpnet", "bpnet": {"filters": 64, "layers": 4, "input_kernel": 15, "profile_kernel": 25},
+                      "train": train},
+            "kmer_lm": {"arch": "lm", "lm": {"backbone": None, "finetune": "scratch", "tokenizer": "kmer6_species",
+                                             "architecture": {"layers": 1, "hidden": 64, "heads": 4}, "head": "conv"},
+                        "train": {**train, "epochs": 8, "patience": 8}},
+        },
+        "interpret": {"windows": 400, "n_shuffles": 5, "motifs": [str(data["motifs"])],
+                      "modisco": {"max_seqlets": 1000, "n_leiden_runs": 1, "min_metacluster_size": 50,
+                                  "final_min_cluster_size": 15}},
+    }
+
+
+def run_model(workdir: Path, model: str) -> pd.DataFrame:
+    """Generate the synthetic data (once per directory), run the workflow to a model's motifs.tsv, return it."""
+    config = workdir / "config.yaml"
+    if not config.exists():
+        data = write_synthetic(workdir / "data", seed=0)
+        config.write_text(yaml.safe_dump(synthetic_config(data)))
+    target = f"results/interpret/synth/{model}/motifs.tsv"
+    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config), "--cores", "2", target]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    table = pd.read_csv(workdir / target, sep="\t")
+    table["significant"] = table["significant"].astype(str).str.lower() == "true"
+    return table
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("synthetic")
+
+
+@pytest.fixture(scope="module")
+def bpnet(workdir: Path) -> pd.DataFrame:
+    return run_model(workdir, "bpnet")
+
+
+def recovered(table: pd.DataFrame) -> set[str]:
+    """Planted motifs that are the significant best match of one of the top patterns (by seqlets) of an output."""
+    top = table.sort_values("n_seqlets", ascending=False, kind="stable").groupby("output").head(TOP_PATTERNS)
+    return set(top.loc[top["significant"], "best_match"]) & set(PLANTED)
+
+
+def decoys_matched(table: pd.DataFrame) -> set[str]:
+    """Decoys that are the significant best match of any pattern."""
+    return set(table.loc[table["significant"], "best_match"]) & set(synthetic_decoys())
+
+
+@pytest.mark.slow
+def test_bpnet_recovers_positioning_and_cleavage_elements(bpnet: pd.DataFrame) -> None:
+    found = recovered(bpnet)
+    assert {"positioning_AATAAA", "cleavage_TTTCA"} <= found, bpnet.to_string()
+    top_profile = bpnet[bpnet["output"] == "profile"].iloc[0]
+    assert top_profile["best_match"] == "cleavage_TTTCA" and top_profile["strand"] == "+"
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="BPNet's count attributions do not yet yield a TATATA pattern (README)")
+def test_bpnet_recovers_the_efficiency_element(bpnet: pd.DataFrame) -> None:
+    assert "efficiency_TATATA" in recovered(bpnet), bpnet.to_string()
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="a weak negative count pattern of BPNet matches a decoy (README)")
+def test_bpnet_matches_no_decoy(bpnet: pd.DataFrame) -> None:
+    assert not decoys_matched(bpnet), bpnet.to_string()
+
+
+@pytest.mark.slow
+def test_kmer_lm_recovers_planted_motifs_and_no_decoy(workdir: Path) -> None:
+    table = run_model(workdir, "kmer_lm")
+    assert recovered(table) == set(PLANTED), table.to_string()
+    assert not decoys_matched(table), table.to_string()

@@ -1,0 +1,236 @@
+"""Tests for dnalm.attribution: shuffles, DeepLIFT/SHAP against tangermeme and captum, completeness, LM attributions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dnalm import tokenize
+from dnalm.attribution import (attribute, completeness_gap, dinucleotide_shuffle, make_references,
+                               multilinear_kmer_embeddings, resolve_method)
+from dnalm.models.bpnet import BPNet
+from dnalm.models.lm import build_lm, kmer_embeddings
+
+torch.use_deterministic_algorithms(True)
+
+LM_ARCH = {"layers": 2, "hidden": 32, "heads": 2, "intermediate": 64}
+
+
+def onehot(n: int, length: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return F.one_hot(torch.randint(0, 4, (n, length), generator=g), 4).float().transpose(1, 2).contiguous()
+
+
+def small_bpnet(seed: int = 0) -> BPNet:
+    torch.manual_seed(seed)
+    model = BPNet(2, filters=16, layers=4, input_kernel=7, profile_kernel=9)
+    with torch.no_grad():  # larger weights than the default init, so the activations switch between inputs
+        for p in model.parameters():
+            p.mul_(3)
+    return model
+
+
+class CountOutput(nn.Module):
+    """(B, 1) summed log counts, the shape tangermeme and captum attribute."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)[1].sum(-1, keepdim=True)
+
+
+def dinucleotide_counts(x: torch.Tensor) -> np.ndarray:
+    """5 × 5 counts of adjacent letter pairs of a (4, L) one-hot sequence, N (all-zero column) as letter 4."""
+    letters = torch.where(x.sum(0) > 0, x.argmax(0), 4).numpy()
+    counts = np.zeros((5, 5), dtype=int)
+    np.add.at(counts, (letters[:-1], letters[1:]), 1)
+    return counts
+
+
+# ----------------------------------------------------------------------------------------------------- shuffles
+def test_shuffles_preserve_dinucleotide_counts_and_ns():
+    x = onehot(1, 120, seed=3)[0]
+    x[:, 40:43] = 0  # a run of Ns
+    x[:, 90] = 0
+    shuffles = dinucleotide_shuffle(x.numpy(), 8, seed=1)
+    assert shuffles.shape == (8, 4, 120) and shuffles.dtype == torch.float32
+    assert set(shuffles.sum(1).unique().tolist()) <= {0.0, 1.0}
+    for s in shuffles:
+        assert (dinucleotide_counts(s) == dinucleotide_counts(x)).all()
+        assert (s.sum(1) == x.sum(1)).all()
+        assert torch.equal(s[:, 0], x[:, 0]) and torch.equal(s[:, -1], x[:, -1])
+    assert len({tuple(s.argmax(0).tolist()) for s in shuffles}) == 8  # different shuffles
+    assert not torch.equal(shuffles[0], x)
+    assert torch.equal(dinucleotide_shuffle(x, 8, seed=1), shuffles)
+    assert not torch.equal(dinucleotide_shuffle(x, 8, seed=2), shuffles)
+
+
+def test_references_are_per_window_seeded():
+    x = onehot(3, 50)
+    refs = make_references(x, 4, seed=10)
+    assert refs.shape == (3, 4, 4, 50)
+    assert torch.equal(refs[2], dinucleotide_shuffle(x[2], 4, seed=12))
+
+
+# -------------------------------------------------------------------------------------------------------- DeepLIFT
+def test_deeplift_matches_tangermeme_and_captum():
+    from captum.attr import DeepLiftShap
+    from tangermeme.deep_lift_shap import deep_lift_shap
+
+    model, x = small_bpnet(), onehot(5, 150, seed=1)
+    refs = make_references(x, 6, seed=0)
+    attr, hyp = attribute(model, x.numpy(), n_shuffles=6, seed=0, device="cpu")
+    theirs = deep_lift_shap(CountOutput(model), x, references=refs, device="cpu", batch_size=12)
+    theirs_hyp = deep_lift_shap(CountOutput(model), x, references=refs, device="cpu", hypothetical=True)
+    scale = np.abs(attr).max()
+    np.testing.assert_allclose(attr, theirs.numpy(), atol=1e-4 * scale, rtol=0)
+    np.testing.assert_allclose(hyp, theirs_hyp.numpy(), atol=1e-4 * scale, rtol=0)
+    captum = torch.cat([DeepLiftShap(CountOutput(model)).attribute(x[i : i + 1], baselines=refs[i], target=0)
+                        for i in range(len(x))]).detach().numpy()
+    np.testing.assert_allclose(attr.sum(1), captum.sum(1), atol=1e-4 * scale, rtol=0)
+    # not the plain gradient × input: the rule matters on this model
+    xg = x.clone().requires_grad_()
+    grad = torch.autograd.grad(CountOutput(model)(xg).sum(), xg)[0]
+    assert np.abs((grad * x).numpy() - attr).max() > 0.05 * scale
+
+
+@pytest.mark.parametrize("output", ["count", "profile"])
+def test_deeplift_completeness(output):
+    model, x = small_bpnet(), onehot(4, 120, seed=2)
+    attr, hyp = attribute(model, x.numpy(), output=output, n_shuffles=5, seed=3, batch_size=10)
+    assert attr.shape == hyp.shape == (4, 4, 120)
+    np.testing.assert_array_equal(attr, hyp * x.numpy())
+    gaps = completeness_gap(model, x.numpy(), attr, make_references(x, 5, 3).numpy(), output=output)
+    assert gaps.shape == (4,) and (gaps < 1e-4).all(), gaps
+    # other references → the gap of these attributions is no longer small
+    other = completeness_gap(model, x.numpy(), attr, make_references(x, 5, 99).numpy(), output=output)
+    assert other.max() > 1e-2
+
+
+def test_hypothetical_contributions_are_substitution_effects_of_a_linear_model():
+    class Linear(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(4, 2, 5, padding="same")
+            self.count = nn.Linear(2, 2)
+
+        def forward(self, x):
+            h = self.conv(x)
+            return h, self.count(h.mean(-1))
+
+    torch.manual_seed(0)
+    model, x = Linear(), onehot(1, 30, seed=4)
+    attr, hyp = attribute(model, x.numpy(), n_shuffles=3)
+    f = lambda z: model(z)[1].sum().item()  # noqa: E731
+    base = x[0].argmax(0)
+    for pos in (0, 7, 29):
+        for c in range(4):
+            mutant = x.clone()
+            mutant[0, :, pos] = 0
+            mutant[0, c, pos] = 1
+            assert hyp[0, c, pos] - hyp[0, base[pos], pos] == pytest.approx(f(mutant) - f(x), abs=1e-5)
+    assert (attr[0][x[0].numpy() == 0] == 0).all()
+
+
+def test_functional_relu_warns_about_completeness():
+    class Functional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(4, 8, 5, padding="same")
+            self.count = nn.Linear(8, 1)
+
+        def forward(self, x):
+            h = F.relu(self.conv(x) * 3)
+            return h, self.count(h.mean(-1))
+
+    torch.manual_seed(0)
+    with pytest.warns(RuntimeWarning, match="no rule"):
+        attribute(Functional(), onehot(2, 40).numpy(), n_shuffles=3)
+
+
+def test_model_state_is_restored_and_bad_input_rejected():
+    model = small_bpnet().train()
+    attribute(model, onehot(1, 30).numpy(), n_shuffles=2)
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    with pytest.raises(ValueError, match=r"\(N, 4, L\)"):
+        attribute(model, onehot(1, 30)[:, :3].numpy())
+    with pytest.raises(ValueError, match="unknown attribution output"):
+        attribute(model, onehot(1, 30).numpy(), output="counts")
+    with pytest.raises(ValueError, match=r"references must have shape \(N, R, 4, L\) = \(2, R, 4, 30\)"):
+        attribute(model, onehot(2, 30).numpy(), references=make_references(onehot(1, 30), 3, 0))
+
+
+# ---------------------------------------------------------------------------------------------- language models
+def tiny_lm(kind: str):
+    torch.manual_seed(0)
+    model = build_lm(2, {"backbone": None, "finetune": "scratch", "tokenizer": kind, "architecture": LM_ARCH,
+                         "head": "conv", "species": "yeast"}).eval()
+    with torch.no_grad():  # outputs that vary between sequences more than a fresh head's
+        for p in model.head.parameters():
+            p.mul_(3)
+    return model
+
+
+def test_multilinear_kmer_embeddings_equal_the_lookup_on_onehot():
+    model = tiny_lm("kmer6_species")
+    weight = model.bert.get_input_embeddings().weight.detach()
+    x = onehot(2, 20, seed=5)
+    x[1, :, 7] = 0  # an N: its six 6-mers are [UNK]
+    torch.testing.assert_close(multilinear_kmer_embeddings(x, weight), kmer_embeddings(x, weight))
+
+
+@pytest.mark.parametrize("kind", tokenize.KINDS)
+@pytest.mark.parametrize("output", ["count", "profile"])
+def test_lm_integrated_gradients_are_complete(kind, output):
+    """With 32 steps the gap is ~1% (the head's ReLU kinks limit the quadrature); 5% is the tolerance."""
+    model, x = tiny_lm(kind), onehot(2, 30, seed=6)
+    assert resolve_method(model) == "ig"
+    attr, hyp = attribute(model, x.numpy(), output=output, n_shuffles=3, seed=1, steps=32, batch_size=64)
+    assert attr.shape == hyp.shape == (2, 4, 30)
+    assert np.abs(hyp).max() > 0 and (attr[x.numpy() == 0] == 0).all()
+    gaps = completeness_gap(model, x.numpy(), attr, make_references(x, 3, 1).numpy(), output=output)
+    assert (gaps < 0.05).all(), gaps
+
+
+def test_lm_kmer_lookup_without_the_multilinear_extension_is_not_complete(monkeypatch):
+    """The reason for `multilinear_kmer_embeddings`: the model's own embedding is flat between one-hot inputs."""
+    import contextlib
+
+    from dnalm import attribution
+
+    monkeypatch.setattr(attribution, "_soft_kmer_embeddings", contextlib.nullcontext)
+    model, x = tiny_lm("kmer6_species"), onehot(2, 30, seed=6)
+    attr, _ = attribute(model, x.numpy(), n_shuffles=3, seed=1, steps=32, batch_size=64)
+    gaps = completeness_gap(model, x.numpy(), attr, make_references(x, 3, 1).numpy())
+    assert (gaps > 0.3).all(), gaps
+
+
+def test_lm_rejects_deeplift():
+    with pytest.raises(ValueError, match="use method 'ig'"):
+        attribute(tiny_lm("nucleotide"), onehot(1, 30).numpy(), method="deeplift")
+
+
+def test_inplace_and_smooth_activations_are_complete():
+    """In-place ReLUs keep their inputs intact for the rule; Softplus uses the generic (torch) Rescale path."""
+
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv1d(4, 8, 5, padding="same"), nn.Conv1d(8, 8, 3, padding="same")
+            self.act1, self.act2 = nn.ReLU(inplace=True), nn.Softplus()
+            self.count = nn.Linear(8, 1)
+
+        def forward(self, x):
+            h = self.act2(self.conv2(self.act1(self.conv1(x) * 3)) * 3)
+            return h, self.count(h.mean(-1))
+
+    torch.manual_seed(0)
+    model, x = Mixed(), onehot(3, 40, seed=7)
+    attr, _ = attribute(model, x.numpy(), n_shuffles=4, seed=2)
+    gaps = completeness_gap(model, x.numpy(), attr, make_references(x, 4, 2).numpy())
+    assert (gaps < 1e-4).all(), gaps

@@ -1,0 +1,59 @@
+rule attribute:
+    input:
+        best="results/models/{task}/{model}/best.ckpt",
+        seq="results/windows/{task}/test.seq.npy",
+        targets="results/windows/{task}/test.targets.npy",
+        meta="results/windows/{task}/test.json",
+    output:
+        npz="results/interpret/{task}/{model}/attributions.npz",
+    log:
+        "logs/attribute/{task}/{model}.log",
+    conda:
+        "../../envs/interpret.yaml"
+    threads: 8
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=720,
+    params:
+        hp=get_attribute_params,
+    script:
+        "../scripts/attribute.py"
+
+
+rule run_modisco:
+    input:
+        npz="results/interpret/{task}/{model}/attributions.npz",
+    output:
+        h5="results/interpret/{task}/{model}/modisco.{output}.h5",
+    log:
+        "logs/run_modisco/{task}/{model}.{output}.log",
+    wildcard_constraints:
+        output="count|profile",
+    conda:
+        "../../envs/interpret.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    params:
+        settings=get_modisco_params,
+    script:
+        "../scripts/run_modisco.py"
+
+
+rule match_motifs:
+    input:
+        unpack(get_match_inputs),
+    output:
+        tsv="results/interpret/{task}/{model}/motifs.tsv",
+    log:
+        "logs/match_motifs/{task}/{model}.log",
+    conda:
+        "../../envs/interpret.yaml"
+    threads: 2
+    params:
+        outputs=get_interpret_outputs_list,
+        q_threshold=config["interpret"]["q_threshold"],
+        reverse_complement=config["interpret"]["reverse_complement"],
+    script:
+        "../scripts/match_motifs.py"

@@ -1,0 +1,462 @@
+"""Attributions of sequence models to their input bases, from dinucleotide-shuffled references.
+
+`attribute` returns, per window, attributions (N, 4, L) (non-zero only at the observed base) and hypothetical
+contributions (N, 4, L) (what each of the four bases would contribute at each position), as TF-MoDISco takes them,
+both averaged over `n_shuffles` dinucleotide-shuffled references of the window. Two methods:
+
+- `deeplift` (BPNet, and any model whose nonlinearities are elementwise `nn` modules): DeepLIFT with the Rescale
+  rule from each reference, averaged (DeepLIFT/SHAP, as tangermeme's `deep_lift_shap` and captum's
+  `DeepLiftShap`). Forward hooks on the activation modules replace each activation's gradient by the multiplier
+  Δout/Δin between the window and the reference (the plain gradient at the window where |Δin| < 1e-6, as
+  tangermeme does). The window's forward runs once, without a graph, recording its activations; then one forward
+  and one backward run over the references only, the weights frozen (no weight gradients), each reference row
+  reading its window's activations. Tangermeme and captum run the window once per reference and backpropagate
+  through both halves and the weights. Reused modules are fine (activations are matched by call order); functional
+  activations (`F.relu`) get no rule: the completeness check then warns.
+- `ig` (language models, `dnalm.models.lm.LMProfileModel`): integrated gradients along the straight path from each
+  reference to the window, Gauss-Legendre quadrature with `steps` nodes. DeepLIFT's rules are not defined for
+  attention, LayerNorm and GELU products; integrated gradients need only gradients, and with one-hot endpoints they
+  keep completeness (attributions sum to f(window) − f(reference), up to the quadrature error). With 6-mer tokens
+  the path's soft inputs go through the multilinear extension of the embedding table,
+  e(x) = Σ_kmer Π_j x[kmer_j, i+j] E[kmer] + (1 − Σ_kmer Π_j …) E[UNK] (`multilinear_kmer_embeddings`), which equals
+  the token lookup on one-hot input, so the attributed function is smooth in the bases and its values at the path's
+  ends are the model's own outputs.
+
+Both give the multiplier m (B, 4, L) of each window-reference pair (DeepLIFT's multipliers, or the path-averaged
+gradient); the hypothetical contribution is tangermeme's `hypothetical_attributions`,
+hyp[c, l] = m[c, l] − Σ_c' r[c', l] m[c', l] (the contribution of base c at l against the reference's base),
+averaged over the references; attributions = hyp × one-hot, so each window's attributions sum to
+mean_k (f(x) − f(r_k)).
+
+The attributed scalar f: `count` is the log-count output summed over channels; `profile` is
+Σ_c,l w[c, l] (z[c, l] − mean_l z[c, ·]) of the profile logits z, with w the softmax over positions of the window's
+own logits, detached (BPNet's and chrombpnet's profile attribution). The window's weights are used for its
+references too, so f is one linear function of the logits per window and completeness holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import warnings
+
+import numba
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = ("count", "profile")
+METHODS = ("auto", "deeplift", "ig")
+#: Elementwise activation modules the Rescale rule handles.
+ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Softplus,
+               nn.Sigmoid, nn.Tanh)
+#: Nonlinear modules without a DeepLIFT rule here: a model holding one needs `method="ig"`.
+NO_RULE = (nn.Softmax, nn.LogSoftmax, nn.LayerNorm, nn.MultiheadAttention, nn.MaxPool1d, nn.AdaptiveMaxPool1d)
+#: |Δin| below which the Rescale rule falls back to the gradient (tangermeme's and captum's threshold).
+EPS = 1e-6
+#: Relative completeness gap above which `attribute` warns.
+GAP_WARN = 1e-3
+
+
+# ------------------------------------------------------------------------------------------------------ references
+def dinucleotide_shuffle(onehot: np.ndarray | torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """Dinucleotide-preserving shuffles of one one-hot sequence (Altschul-Erickson Eulerian walk, via tangermeme).
+
+    An N (all-zero column) is shuffled as a fifth letter (tangermeme's `allow_N`): every shuffle keeps the number
+    of Ns and the count of every dinucleotide, including those with an N; a run of Ns stays one run but may move.
+    The first and last base stay in place.
+
+    Args:
+        onehot: One-hot sequence (4, L), rows A, C, G, T.
+        n: Number of shuffles.
+        seed: Random seed (the same seed gives the same shuffles).
+
+    Returns:
+        Float32 shuffles (n, 4, L).
+    """
+    x = torch.as_tensor(onehot, dtype=torch.float32)
+    if x.ndim != 2 or x.shape[0] != 4:
+        raise ValueError(f"expected one one-hot sequence of shape (4, L), got {tuple(x.shape)}")
+    return make_references(x[None], n, seed)[0]
+
+
+def make_references(onehot: np.ndarray | torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """The references `attribute` uses: window i's `n` shuffles drawn with seed `seed + i`, shape (N, n, 4, L)."""
+    from tangermeme.ersatz import dinucleotide_shuffle as shuffle
+
+    x = torch.as_tensor(onehot, dtype=torch.float32)
+    if n < 1:
+        raise ValueError(f"n_shuffles must be at least 1, got {n}")
+    with warnings.catch_warnings():  # tangermeme warns when a short sequence has a position no shuffle can move
+        warnings.simplefilter("ignore")
+        refs = shuffle(x, n=n, random_state=[seed + i for i in range(len(x))], allow_N=True)
+    return refs.float()
+
+
+# --------------------------------------------------------------------------------------------------------- outputs
+def scalar_output(outputs, output: str, weights: torch.Tensor | None = None):
+    """The attributed scalar per row, and the profile weights used (None for `count`); see the module docstring.
+
+    Args:
+        outputs: The model's (profile logits (B, C, L), log counts (B, C)).
+        output: `count` or `profile`.
+        weights: Profile weights (B, C, L) to use (a window's, for its references); None computes them.
+    """
+    if not isinstance(outputs, (tuple, list)) or len(outputs) != 2:
+        raise ValueError("attribution needs a model returning (profile logits (B, C, L), log counts (B, C)); "
+                         f"got {type(outputs).__name__}")
+    logits, counts = outputs
+    if output == "count":
+        return counts.reshape(len(counts), -1).sum(-1), None
+    centered = logits - logits.mean(-1, keepdim=True)
+    if weights is None:
+        weights = torch.softmax(centered.detach(), dim=-1)
+    return (centered * weights).flatten(1).sum(-1), weights
+
+
+def _check_args(onehot: np.ndarray, output: str, method: str, n_shuffles: int) -> np.ndarray:
+    x = np.asarray(onehot, dtype=np.float32)
+    if x.ndim != 3 or x.shape[1] != 4 or len(x) == 0:
+        raise ValueError(f"expected one-hot windows of shape (N, 4, L) with N > 0, got {x.shape}")
+    if output not in OUTPUTS:
+        raise ValueError(f"unknown attribution output {output!r}; known: {', '.join(OUTPUTS)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown attribution method {method!r}; known: {', '.join(METHODS)}")
+    if n_shuffles < 1:
+        raise ValueError(f"n_shuffles must be at least 1, got {n_shuffles}")
+    return x
+
+
+def resolve_method(model: nn.Module, method: str = "auto") -> str:
+    """`deeplift` for models of convolutions and elementwise activations, `ig` for language models (`auto`)."""
+    no_rule = sorted({type(m).__name__ for m in model.modules() if isinstance(m, NO_RULE)})
+    is_lm = hasattr(model, "backbone") and hasattr(model, "inputs_embeds")
+    if method == "auto":
+        return "ig" if is_lm or no_rule else "deeplift"
+    if method == "deeplift" and (is_lm or no_rule):
+        raise ValueError(f"DeepLIFT has no rule for this model's {', '.join(no_rule) or 'attention'} layers; "
+                         "use method 'ig' (integrated gradients)")
+    return method
+
+
+@contextlib.contextmanager
+def _frozen(model: nn.Module, device: torch.device):
+    """Eval mode, on `device`, no weight gradients; restores mode, device and requires_grad after."""
+    params = list(model.parameters())
+    flags = [p.requires_grad for p in params]
+    was_training = model.training
+    original = params[0].device if params else device
+    model.to(device).eval()
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+        model.to(original).train(was_training)
+
+
+# -------------------------------------------------------------------------------------------------------- DeepLIFT
+class _Multiply(torch.autograd.Function):
+    """Value `out`; the gradient w.r.t. `z` is the incoming gradient times the multiplier `m`."""
+
+    @staticmethod
+    def forward(ctx, z, out, m):
+        ctx.save_for_backward(m)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (m,) = ctx.saved_tensors
+        return grad * m, None, None
+
+
+class _RescaleHooks:
+    """Swaps the forward of a model's elementwise activations: record a window batch, then rescale its references.
+
+    In `record` mode each activation call stores its input and output; in `rescale` mode the i-th call (the same
+    activation, by call order) gets the references' rows (b·R, …), ordered window by window, and returns the
+    activation's output with its gradient replaced by the Rescale multiplier against the recorded window row.
+    The swapped forward (rather than a forward hook) lets a ReLU compute its output and multiplier in one fused
+    pass (`_relu_rescale`); the activations' elementwise work, not the convolutions, dominated the time otherwise.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.modules = [m for m in model.modules() if isinstance(m, ELEMENTWISE)]
+        for module in self.modules:
+            module.forward = functools.partial(self.forward, module, module.forward)
+        self.mode, self.saved, self.calls = "record", [], 0
+
+    def record(self) -> None:
+        self.mode, self.saved, self.calls = "record", [], 0
+
+    def rescale(self) -> None:
+        self.mode, self.calls = "rescale", 0
+
+    def remove(self) -> None:
+        for module in self.modules:
+            del module.forward
+
+    def forward(self, module: nn.Module, original, z: torch.Tensor) -> torch.Tensor:
+        inplace = getattr(module, "inplace", False)  # an in-place activation would overwrite the input we keep
+        if self.mode == "record":
+            zx = z.detach().clone() if inplace else z.detach().contiguous()
+            out = original(z)
+            self.saved.append((zx, out.detach()))
+            return out
+        zx, ox = self.saved[self.calls]
+        self.calls += 1
+        zr = z.detach().contiguous()
+        if isinstance(module, nn.ReLU) and zr.device.type == "cpu" and zr.dtype == torch.float32:
+            out, m = torch.empty_like(zr), torch.empty_like(zr)
+            b = zx.shape[0]
+            _relu_rescale(zx.view(b, -1).numpy(), zr.view(b, zr.shape[0] // b, -1).numpy(),
+                          out.view(b, zr.shape[0] // b, -1).numpy(), m.view(b, zr.shape[0] // b, -1).numpy())
+        else:
+            out = original(zr.clone() if inplace else zr)
+            m = _multiplier(module, zx, ox, zr, out)
+        return _Multiply.apply(z, out, m)
+
+
+@numba.njit(parallel=True, cache=True)
+def _relu_rescale(zx, zr, out, m):  # pragma: no cover (compiled)
+    """ReLU outputs and Rescale multipliers of reference rows zr (b, R, F) against window rows zx (b, F), fused."""
+    b, n_refs, size = zr.shape
+    zero, one, eps = np.float32(0), np.float32(1), np.float32(EPS)
+    for row in numba.prange(b * n_refs):
+        w, k = row // n_refs, row % n_refs
+        for f in range(size):
+            a, r = zx[w, f], zr[w, k, f]
+            o = r if r > zero else zero
+            out[w, k, f] = o
+            d = a - r
+            if abs(d) < eps:
+                m[w, k, f] = one if a > zero else zero
+            else:
+                m[w, k, f] = ((a if a > zero else zero) - o) / d
+
+
+def _local_gradient(module: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """The elementwise activation's derivative at z."""
+    if isinstance(module, nn.ReLU):
+        return (z > 0).to(z.dtype)
+    with torch.enable_grad():
+        zz = z.detach().requires_grad_()
+        return torch.autograd.grad(type(module).forward(module, zz).sum(), zz)[0]
+
+
+def _multiplier(module: nn.Module, zx: torch.Tensor, ox: torch.Tensor, zr: torch.Tensor,
+                orf: torch.Tensor) -> torch.Tensor:
+    """Rescale multipliers (b·R, …) of reference rows zr against their windows' rows zx (b, …)."""
+    b = zx.shape[0]
+    shape = (b, zr.shape[0] // b, *zr.shape[1:])
+    dz = zx[:, None] - zr.view(shape)
+    secant = (ox[:, None] - orf.view(shape)) / dz
+    return torch.where(dz.abs() < EPS, _local_gradient(module, zx)[:, None], secant).view(zr.shape)
+
+
+def _deeplift_pairs(model: nn.Module, hooks: _RescaleHooks, x: torch.Tensor, refs: torch.Tensor, output: str):
+    """Multipliers (b, R, 4, L), f(x) (b) and f(refs) (b, R) of a batch of windows and their references."""
+    b, n_refs = refs.shape[:2]
+    hooks.record()
+    with torch.no_grad():
+        fx, weights = scalar_output(model(x), output)
+    hooks.rescale()
+    r = refs.flatten(0, 1).requires_grad_()
+    with torch.enable_grad():
+        fr, _ = scalar_output(model(r), output, None if weights is None else weights.repeat_interleave(n_refs, 0))
+        (m,) = torch.autograd.grad(fr.sum(), r)
+    if hooks.calls != len(hooks.saved):
+        raise RuntimeError(f"the model ran {len(hooks.saved)} activations on the windows but {hooks.calls} on the "
+                           "references; DeepLIFT needs the same computation for both")
+    return m.view(refs.shape), fx, fr.detach().view(b, n_refs)
+
+
+# ---------------------------------------------------------------------------------------------- integrated gradients
+def _kmer_table_ids() -> torch.Tensor:
+    """Vocabulary id of each 6-mer in row-major channel order (first base most significant, A C G T)."""
+    from dnalm import tokenize
+
+    codes = np.indices((4,) * tokenize.K).reshape(tokenize.K, -1).T
+    return torch.as_tensor((tokenize.DIGIT_OF_CODE[codes] * tokenize.PLACE).sum(1) + len(tokenize.SPECIALS))
+
+
+def multilinear_kmer_embeddings(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """6-mer embeddings (B, L-5, H) of soft one-hot x (B, 4, L): the multilinear extension of the table.
+
+    Equals `dnalm.models.lm.kmer_embeddings` on one-hot input (an N column gives `[UNK]`), and is smooth in between,
+    so integrated gradients along a path of soft inputs keep completeness.
+    """
+    from dnalm import tokenize
+
+    cols = x.unfold(2, tokenize.K, 1).permute(0, 2, 3, 1)  # (B, T, 6, 4)
+    p = cols[:, :, 0]
+    for j in range(1, tokenize.K):
+        p = (p[..., :, None] * cols[:, :, j, None, :]).flatten(-2)
+    table = weight[_kmer_table_ids().to(weight.device)]
+    return p @ table + (1 - p.sum(-1, keepdim=True)) * weight[tokenize.UNK]
+
+
+@contextlib.contextmanager
+def _soft_kmer_embeddings():
+    """Within the block, LM models embed 6-mers with `multilinear_kmer_embeddings` (exact on soft input)."""
+    from dnalm.models import lm
+
+    original = lm.kmer_embeddings
+    lm.kmer_embeddings = multilinear_kmer_embeddings
+    try:
+        yield
+    finally:
+        lm.kmer_embeddings = original
+
+
+def gauss_legendre(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nodes and weights of `steps`-point Gauss-Legendre quadrature on [0, 1]."""
+    nodes, weights = np.polynomial.legendre.leggauss(steps)
+    return torch.as_tensor((nodes + 1) / 2, dtype=torch.float32), torch.as_tensor(weights / 2, dtype=torch.float32)
+
+
+def _ig_pairs(model: nn.Module, x: torch.Tensor, refs: torch.Tensor, output: str, steps: int, batch_size: int):
+    """Path-averaged gradients (b, R, 4, L), f(x) (b) and f(refs) (b, R) by integrated gradients."""
+    b, n_refs = refs.shape[:2]
+    with torch.no_grad():
+        fx, weights = scalar_output(model(x), output)
+        fr, _ = scalar_output(model(refs.flatten(0, 1)), output,
+                              None if weights is None else weights.repeat_interleave(n_refs, 0))
+    alphas, quad = gauss_legendre(steps)
+    alphas, quad = alphas.to(x.device), quad.to(x.device)
+    r = refs.flatten(0, 1)
+    diff = (x[:, None] - refs).flatten(0, 1)
+    m = torch.zeros_like(r)
+    rows = torch.arange(len(r) * steps, device=x.device)
+    for chunk in rows.split(batch_size):
+        pair, step = chunk // steps, chunk % steps
+        pts = (r[pair] + alphas[step, None, None] * diff[pair]).requires_grad_()
+        with torch.enable_grad():
+            f, _ = scalar_output(model(pts), output, None if weights is None else weights[pair // n_refs])
+            (g,) = torch.autograd.grad(f.sum(), pts)
+        m.index_add_(0, pair, g * quad[step, None, None])
+    return m.view(refs.shape), fx, fr.view(b, n_refs)
+
+
+# ------------------------------------------------------------------------------------------------------------- API
+def hypothetical(multipliers: torch.Tensor, refs: torch.Tensor) -> torch.Tensor:
+    """Hypothetical contributions (b, 4, L) from multipliers and references (b, R, 4, L), averaged over R.
+
+    Tangermeme's `hypothetical_attributions`: hyp[c, l] = m[c, l] − Σ_c' r[c', l] m[c', l].
+    """
+    return (multipliers - (refs * multipliers).sum(2, keepdim=True)).mean(1)
+
+
+def attribute(model: nn.Module, onehot: np.ndarray, *, output: str = "count", n_shuffles: int = 10, seed: int = 0,
+              batch_size: int = 64, device: str | None = None, method: str = "auto",
+              **kw) -> tuple[np.ndarray, np.ndarray]:
+    """Attributions and hypothetical contributions of windows, averaged over dinucleotide-shuffled references.
+
+    Args:
+        model: BPNet-like model or `LMProfileModel`: one-hot (B, 4, L) in, (profile logits, log counts) out. Its
+            mode, device and requires_grad flags are restored after.
+        onehot: Windows (N, 4, L), rows A, C, G, T, N all zeros.
+        output: `count` or `profile` (see the module docstring).
+        n_shuffles: References per window (window i's are `make_references` with seed `seed + i`).
+        seed: Seed of the references.
+        batch_size: Window-reference pairs per pass (`deeplift`; at least one window with all its references;
+            64 was faster than 32 on 2 cores, `benchmarks/bench_attribution.py`) or interpolated inputs per pass
+            (`ig`; with 6-mer tokens each holds a (L, 4096) weight matrix, ~16 MB per 1 kb input).
+        device: Torch device (default CUDA when available, else CPU).
+        method: `deeplift`, `ig` or `auto` (`ig` for language models, else `deeplift`).
+        **kw: `steps` (integrated-gradient quadrature nodes, default 20); `references` (N, R, 4, L) to use instead
+            of shuffles.
+
+    Returns:
+        (attributions (N, 4, L) = hypothetical × one-hot, hypothetical contributions (N, 4, L)), float32.
+    """
+    from dnalm.training import pick_device
+
+    x_all = _check_args(onehot, output, method, n_shuffles)
+    method = resolve_method(model, method)
+    steps = int(kw.pop("steps", 20))
+    given = kw.pop("references", None)
+    if kw:
+        raise TypeError(f"attribute() got unexpected keyword arguments {sorted(kw)}")
+    if given is not None and (np.ndim(given) != 4 or np.shape(given)[0] != len(x_all)
+                              or tuple(np.shape(given)[2:]) != x_all.shape[1:]):
+        raise ValueError(f"references must have shape (N, R, 4, L) = ({len(x_all)}, R, 4, {x_all.shape[2]}), "
+                         f"got {tuple(np.shape(given))}")
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    n_refs = n_shuffles if given is None else np.shape(given)[1]
+    per_pass = max(1, batch_size // n_refs) if method == "deeplift" else max(1, batch_size // (n_refs * steps))
+    hyp, gaps = np.zeros_like(x_all), []
+    device = pick_device(device)
+    with _frozen(model, device), _soft_kmer_embeddings() if method == "ig" else contextlib.nullcontext():
+        hooks = _RescaleHooks(model) if method == "deeplift" else None
+        try:
+            for start in range(0, len(x_all), per_pass):
+                x = torch.from_numpy(x_all[start : start + per_pass]).to(device)
+                refs = (make_references(x.cpu(), n_shuffles, seed + start) if given is None
+                        else torch.as_tensor(given[start : start + per_pass], dtype=torch.float32)).to(device)
+                if method == "deeplift":
+                    m, fx, fr = _deeplift_pairs(model, hooks, x, refs, output)
+                else:
+                    m, fx, fr = _ig_pairs(model, x, refs, output, steps, batch_size)
+                hyp[start : start + len(x)] = hypothetical(m, refs).cpu().numpy()
+                gaps.append(_pair_gaps(m, x, refs, fx, fr).cpu())
+        finally:
+            if hooks is not None:
+                hooks.remove()
+    _report_gaps(torch.cat(gaps), method)
+    return hyp * x_all, hyp
+
+
+def _pair_gaps(m, x, refs, fx, fr) -> torch.Tensor:
+    """Per window-reference pair, |Σ (x − r) m − (f(x) − f(r))| relative to the window's mean |f(x) − f(r)|."""
+    delta = fx[:, None] - fr
+    total = ((x[:, None] - refs) * m).sum((2, 3))
+    return ((total - delta).abs() / delta.abs().mean(1, keepdim=True).clamp_min(1e-8)).flatten()
+
+
+def _report_gaps(gaps: torch.Tensor, method: str) -> None:
+    """Log the completeness gaps; warn when they suggest an activation without a rule (e.g. functional F.relu)."""
+    worst = float(gaps.max()) if len(gaps) else 0.0
+    log.info("%s completeness gap (relative, per window-reference pair): median %.2e, max %.2e", method,
+             float(gaps.median()) if len(gaps) else 0.0, worst)
+    if method == "deeplift" and worst > GAP_WARN:
+        warnings.warn(f"DeepLIFT completeness gap up to {worst:.1e} of the output differences: an activation in the "
+                      "model has no rule (a functional F.relu?) and was treated as linear", RuntimeWarning)
+
+
+@torch.no_grad()
+def _outputs(model: nn.Module, onehot: torch.Tensor, refs: torch.Tensor, output: str, batch_size: int):
+    """f(x) (N) and f(refs) (N, R), each reference scored with its window's profile weights."""
+    fx, fr = [], []
+    for start in range(0, len(onehot), batch_size):
+        x, r = onehot[start : start + batch_size], refs[start : start + batch_size]
+        f, weights = scalar_output(model(x), output)
+        g, _ = scalar_output(model(r.flatten(0, 1)), output,
+                             None if weights is None else weights.repeat_interleave(r.shape[1], 0))
+        fx.append(f)
+        fr.append(g.view(r.shape[:2]))
+    return torch.cat(fx), torch.cat(fr)
+
+
+def completeness_gap(model: nn.Module, onehot: np.ndarray, attributions: np.ndarray, references: np.ndarray,
+                     output: str = "count", batch_size: int = 8, device: str | None = None) -> np.ndarray:
+    """Per window, |Σ attributions − (f(x) − mean_k f(r_k))| / mean_k |f(x) − f(r_k)|.
+
+    Zero for exact DeepLIFT on a model whose every activation has a rule; for integrated gradients it shrinks with
+    the number of steps. `references` are the ones `attribute` used (`make_references(onehot, n_shuffles, seed)`).
+    """
+    from dnalm.training import pick_device
+
+    device = pick_device(device)
+    x = torch.as_tensor(np.asarray(onehot, dtype=np.float32))
+    refs = torch.as_tensor(np.asarray(references, dtype=np.float32))
+    with _frozen(model, device):
+        fx, fr = _outputs(model, x.to(device), refs.to(device), output, batch_size)
+    delta = (fx[:, None] - fr).cpu().double()
+    total = torch.as_tensor(np.asarray(attributions, dtype=np.float64)).sum((1, 2))
+    return ((total - delta.mean(1)).abs() / delta.abs().mean(1).clamp_min(1e-8)).numpy()

@@ -1,0 +1,207 @@
+"""Interpretation: attributions of test windows, TF-MoDISco patterns and their TOMTOM matches to known motifs."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+
+from dnalm.io import write_tsv
+from dnalm.motifs import ALPHABET, bh_qvalues, read_motif_files
+from dnalm.store import WindowStore
+
+log = logging.getLogger(__name__)
+
+OUTPUTS = ("count", "profile")
+MOTIF_COLUMNS = ["output", "pattern", "sign", "n_seqlets", "consensus", "best_match", "q_value", "p_value", "offset",
+                 "strand", "significant", "second_match", "second_q_value"]
+
+
+# ------------------------------------------------------------------------------------------------------ attributions
+
+
+def select_windows(n_total: int, n: int, seed: int) -> np.ndarray:
+    """Rows of the test windows to interpret: all when there are at most n, else a seeded sample (sorted)."""
+    if n >= n_total:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng(seed).choice(n_total, size=n, replace=False))
+
+
+def save_npz_atomic(path: str | Path, **arrays: np.ndarray) -> None:
+    """np.savez_compressed to a temp file, then rename (no half-written file at `path`)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+
+
+def attribute_windows(checkpoint: str, store: WindowStore, out_npz: str, *, n_windows: int, outputs: list[str],
+                      n_shuffles: int, seed: int, threads: int = 1, batch_size: int = 32,
+                      device: str | None = None) -> dict:
+    """DeepLIFT/SHAP attributions of test windows for each model output, saved with their one-hot sequences.
+
+    Writes `onehot` (N, 4, L) float32, `window_ids` (N,), and per output `<output>_attr` (attributions) and
+    `<output>_hyp` (hypothetical contributions), both (N, 4, L).
+
+    Returns:
+        A summary (windows, seconds per output).
+    """
+    from dnalm.attribution import attribute
+    from dnalm.training import load_model, pick_device
+
+    torch.set_num_threads(max(int(threads), 1))
+    dev = pick_device(device)
+    model, info = load_model(checkpoint, dev)
+    rows = select_windows(len(store), n_windows, seed)
+    onehot, _ = store.batch(rows)
+    arrays = {"onehot": onehot, "window_ids": np.asarray(store.meta["ids"], dtype=str)[rows]}
+    seconds = {}
+    for output in outputs:
+        start = time.perf_counter()
+        attr, hyp = attribute(model, onehot, output=output, n_shuffles=n_shuffles, seed=seed,
+                              batch_size=batch_size, device=dev)
+        seconds[output] = time.perf_counter() - start
+        log.info("%s: %d windows attributed in %.1f s", output, len(rows), seconds[output])
+        arrays[f"{output}_attr"] = np.asarray(attr, dtype=np.float32)
+        arrays[f"{output}_hyp"] = np.asarray(hyp, dtype=np.float32)
+    save_npz_atomic(out_npz, **arrays)
+    return {"windows": len(rows), "arch": info.get("arch"), "seconds": seconds}
+
+
+# ----------------------------------------------------------------------------------------------------------- modisco
+
+
+def _crop(length: int, window: int | None) -> slice:
+    """Central `window` bases of a window of `length` (all of it for None or a larger window)."""
+    if window is None or window >= length:
+        return slice(0, length)
+    start = (length - window) // 2
+    return slice(start, start + window)
+
+
+def run_modisco(npz: str, output: str, out_h5: str, *, max_seqlets: int, window: int | None = None,
+                sliding_window_size: int = 10, flank_size: int = 3, trim_to_window_size: int = 12,
+                initial_flank_to_add: int = 3, final_flank_to_add: int = 0, n_leiden_runs: int = 2,
+                target_seqlet_fdr: float = 0.05, min_metacluster_size: int = 100,
+                final_min_cluster_size: int = 20) -> dict:
+    """TF-MoDISco (modisco-lite) on one output's hypothetical contributions; writes its HDF5 file atomically.
+
+    A run that finds too few seqlets for a metacluster writes a file without that metacluster's patterns (modisco's
+    own behaviour); the summary says how many patterns each sign has.
+    """
+    import modiscolite
+
+    data = np.load(npz)
+    key = f"{output}_hyp"
+    if key not in data:
+        raise ValueError(f"{npz} has no {output!r} attributions (it has {sorted(k for k in data if k.endswith('_hyp'))});"
+                         " add the output to interpret.outputs")
+    crop = _crop(data["onehot"].shape[2], window)
+    onehot = np.ascontiguousarray(data["onehot"][:, :, crop].transpose(0, 2, 1), dtype=np.float32)
+    hyp = np.ascontiguousarray(data[key][:, :, crop].transpose(0, 2, 1), dtype=np.float32)
+    start = time.perf_counter()
+    pos, neg = modiscolite.tfmodisco.TFMoDISco(
+        one_hot=onehot, hypothetical_contribs=hyp, max_seqlets_per_metacluster=max_seqlets,
+        sliding_window_size=sliding_window_size, flank_size=flank_size, trim_to_window_size=trim_to_window_size,
+        initial_flank_to_add=initial_flank_to_add, final_flank_to_add=final_flank_to_add,
+        target_seqlet_fdr=target_seqlet_fdr, n_leiden_runs=n_leiden_runs, min_metacluster_size=min_metacluster_size,
+        final_min_cluster_size=final_min_cluster_size)
+    seconds = time.perf_counter() - start
+    out = Path(out_h5)
+    tmp = out.with_name(f".{out.name}.tmp")
+    modiscolite.io.save_hdf5(str(tmp), pos, neg, onehot.shape[1])
+    with h5py.File(tmp, "a") as handle:
+        handle.attrs["output"] = output
+        handle.attrs["seconds"] = seconds
+        handle.attrs["n_windows"] = onehot.shape[0]
+    tmp.replace(out)
+    summary = {"output": output, "seconds": seconds, "pos_patterns": len(pos or []), "neg_patterns": len(neg or [])}
+    log.info("modisco %s: %s", output, summary)
+    return summary
+
+
+@dataclass
+class Pattern:
+    """One TF-MoDISco pattern: probability matrix, contribution weights (CWM) and hypothetical CWM, each (L, 4)."""
+
+    output: str
+    name: str
+    sign: str
+    n_seqlets: int
+    ppm: np.ndarray
+    cwm: np.ndarray
+    hcwm: np.ndarray
+
+    def trimmed(self, threshold: float = 0.3) -> slice:
+        """Positions whose |CWM| reaches `threshold` × its maximum (modisco's report trims the same way)."""
+        score = np.abs(self.cwm).sum(axis=1)
+        keep = np.flatnonzero(score >= threshold * score.max()) if score.max() > 0 else np.arange(len(score))
+        return slice(int(keep.min()), int(keep.max()) + 1)
+
+    def consensus(self) -> str:
+        """The trimmed PPM's most probable base at each position."""
+        return "".join(ALPHABET[i] for i in self.ppm[self.trimmed()].argmax(axis=1))
+
+
+def read_patterns(path: str, output: str | None = None) -> list[Pattern]:
+    """Patterns of a modisco HDF5 file: positive ones first, each group in modisco's order (most seqlets first)."""
+    patterns = []
+    with h5py.File(path, "r") as handle:
+        output = output or str(handle.attrs.get("output", ""))
+        for group, sign in (("pos_patterns", "+"), ("neg_patterns", "-")):
+            if group not in handle:
+                continue
+            names = sorted(handle[group], key=lambda n: int(n.split("_")[-1]))
+            for name in names:
+                p = handle[group][name]
+                patterns.append(Pattern(output, f"{group}.{name}", sign, int(p["seqlets"]["n_seqlets"][0]),
+                                        p["sequence"][:], p["contrib_scores"][:], p["hypothetical_contribs"][:]))
+    return patterns
+
+
+# ------------------------------------------------------------------------------------------------------------ TOMTOM
+
+
+def tomtom_matches(patterns: list[Pattern], motifs: dict[str, np.ndarray], *,
+                   reverse_complement: bool = True) -> tuple[np.ndarray, ...]:
+    """TOMTOM (memelite) p-values, q-values, offsets and strands of every trimmed pattern against every motif."""
+    from memelite import tomtom
+
+    queries = [np.ascontiguousarray(p.ppm[p.trimmed()].T) for p in patterns]
+    targets = [np.ascontiguousarray(m) for m in motifs.values()]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="tomtom was given")  # small databases: said in the README
+        p, _, offsets, _, strands = tomtom(queries, targets, reverse_complement=reverse_complement)
+    return p, bh_qvalues(p), offsets, strands
+
+
+def match_motifs(modisco_files: dict[str, str], motif_files: list[str], out_tsv: str, *, q_threshold: float = 0.05,
+                 reverse_complement: bool = True) -> pd.DataFrame:
+    """Best TOMTOM match of every modisco pattern (all outputs) among the known motifs; writes `motifs.tsv`.
+
+    Columns: output, pattern, sign (+ / −: positive or negative contributions), n_seqlets, consensus (of the
+    trimmed pattern), best_match, q_value, p_value, offset, strand (+ or − of the known motif), significant
+    (q < q_threshold), second_match, second_q_value.
+    """
+    motifs = read_motif_files(motif_files)
+    patterns = [p for output, path in modisco_files.items() for p in read_patterns(path, output)]
+    rows = []
+    if patterns:
+        p, q, offsets, strands = tomtom_matches(patterns, motifs, reverse_complement=reverse_complement)
+        names = list(motifs)
+        for i, pattern in enumerate(patterns):
+            best, second = (list(np.argsort(p[i], kind="stable")) + [None])[:2]
+            rows.append([pattern.output, pattern.name, pattern.sign, pattern.n_seqlets, pattern.consensus(),
+                         names[best], q[i, best], p[i, best], int(offsets[i, best]),
+                         "-" if strands[i, best] else "+", bool(q[i, best] < q_threshold),
+                         names[second] if second is not None else "", q[i, second] if second is not None else np.nan])
+    table = pd.DataFrame(rows, columns=MOTIF_COLUMNS)
+    write_tsv(table, out_tsv)
+    return table

@@ -1,0 +1,162 @@
+"""Synthetic poly(A) ground truth: a genome whose stranded 3'-end signal is caused by planted motifs at known places.
+
+Every site gets, on its strand, a cleavage element (TTTCA, the site being the A of CA); 70% of the sites also get a
+positioning element (AATAAA) 14–22 bp upstream of the site, which multiplies the site's reads by three, and half of
+the sites the efficiency element (TATATA) 32–48 bp upstream, which multiplies them by four. Reads fall on the site
+(70%) and its two neighbours. The rest of the genome is random with yeast's base composition. Interpretation must
+find the three planted elements and none of the decoys (yeast transcription-factor consensus sites that were not
+planted and do not contain a planted element on either strand).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyBigWig
+
+from dnalm.motifs import IUPAC, consensus_ppm, write_meme
+
+#: Planted elements: name -> consensus (the site is the last base of the cleavage element).
+PLANTED = {"positioning_AATAAA": "AATAAA", "efficiency_TATATA": "TATATA", "cleavage_TTTCA": "TTTCA"}
+#: Decoys: yeast transcription-factor consensus sites (see resources/motifs/SOURCE.md), never planted.
+DECOYS = {
+    "Gcn4_TGACTCA": "TGACTCA", "Cbf1_CACGTG": "CACGTG", "Mbp1_MCB_ACGCGT": "ACGCGT", "Swi4_SCB_CACGAAA": "CACGAAA",
+    "Reb1_TTACCCG": "TTACCCG", "Abf1_RTCRYNNNNNACG": "RTCRYNNNNNACG", "Rap1_RMACCCAYNCAYY": "RMACCCAYNCAYY",
+    "Mcm1_CCWWWWWWGG": "CCWWWWWWGG", "Msn2_STRE_AGGGG": "AGGGG", "Hsf1_HSE_TTCNNGAA": "TTCNNGAANNTTC",
+    "Ste12_PRE_TGAAACA": "TGAAACA", "Yap1_TTACTAA": "TTACTAA", "Ume6_URS1_WSGGCGGCWW": "WSGGCGGCWW",
+    "Hap2345_CCAAT": "TNRRCCAATCA", "Rpn4_PACE_GGTGGCAAA": "GGTGGCAAA", "Aft1_TGCACCC": "TGCACCC",
+    "Sko1_CRE_TGACGTCA": "TGACGTCA", "Tbf1_TTAGGG": "TTAGGGTTAGGG", "Rox1_YYNATTGTTY": "YYNATTGTTY",
+    "Pdr1_PDRE_TCCGCGGA": "TCCGCGGA", "Gcr1_CTTCC": "CTTCC",
+    "Hac1_UPRE_CAGCGTG": "CAGCGTG", "Ino2_ICRE_TTCACATGC": "TTCACATGC", "Met31_AAACTGTGG": "AAACTGTGG",
+}
+def _expand(consensus: str) -> set[str]:
+    """Every string an IUPAC consensus stands for (both strands); N stays N (it matches no element's base)."""
+    seqs = {""}
+    for code in consensus:
+        seqs = {s + b for s in seqs for b in ("N" if code == "N" else IUPAC[code])}
+    return seqs | {s[::-1].translate(str.maketrans("ACGTN", "TGCAN")) for s in seqs}
+
+
+def synthetic_decoys() -> dict[str, str]:
+    """The decoys of the synthetic genome: DECOYS that hold no planted element on either strand."""
+    planted = list(PLANTED.values())
+    return {name: c for name, c in DECOYS.items()
+            if not any(p in s for s in _expand(c) for p in planted)}
+
+
+BASE_FREQ = np.array([0.31, 0.19, 0.19, 0.31])  # A C G T, yeast-like
+
+
+def _revcomp(seq: str) -> str:
+    return seq[::-1].translate(str.maketrans("ACGT", "TGCA"))
+
+
+def _random_seq(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.choice(np.array(list("ACGT")), size=n, p=BASE_FREQ)
+
+
+def _plant(chrom: np.ndarray, site: int, strand: str, motif: str, distance: int) -> tuple[int, int]:
+    """Write `motif` ending `distance` bases upstream of `site` (0: ending at the site) on `strand`."""
+    if strand == "+":
+        end = site - distance + 1
+        start = end - len(motif)
+        chrom[start:end] = list(motif)
+    else:
+        start = site + distance
+        end = start + len(motif)
+        chrom[start:end] = list(_revcomp(motif))
+    return start, end
+
+
+def _sites(rng: np.random.Generator, length: int, spacing: int, margin: int) -> list[tuple[int, str]]:
+    """Site positions every `spacing` ± 20% bp (none within `margin` of an end), each on a random strand."""
+    sites, pos = [], margin
+    while pos < length - margin:
+        sites.append((pos, "+" if rng.random() < 0.5 else "-"))
+        pos += int(spacing * rng.uniform(0.8, 1.2))
+    return sites
+
+
+def make_chromosome(rng: np.random.Generator, name: str, length: int, spacing: int,
+                    base_reads: float) -> tuple[str, list[dict], dict[str, np.ndarray]]:
+    """One chromosome: sequence, the planted sites, and per-base reads on each strand."""
+    chrom = _random_seq(rng, length)
+    signal = {"+": np.zeros(length), "-": np.zeros(length)}
+    rows = []
+    for site, strand in _sites(rng, length, spacing, margin=200):
+        d_pos, d_eff = int(rng.integers(14, 23)), int(rng.integers(32, 49))
+        positioned, efficient = bool(rng.random() < 0.7), bool(rng.random() < 0.5)
+        _plant(chrom, site, strand, PLANTED["cleavage_TTTCA"], 0)
+        if positioned:
+            _plant(chrom, site, strand, PLANTED["positioning_AATAAA"], d_pos)
+        if efficient:
+            _plant(chrom, site, strand, PLANTED["efficiency_TATATA"], d_eff)
+        reads = base_reads * (3.0 if positioned else 1.0) * (4.0 if efficient else 1.0) * rng.lognormal(0.0, 0.3)
+        for offset, share in ((-1, 0.15), (0, 0.7), (1, 0.15)):
+            signal[strand][site + offset] += round(reads * share)
+        rows.append({"chrom": name, "site": site, "strand": strand,
+                     "positioning_distance": d_pos if positioned else None,
+                     "efficiency_distance": d_eff if efficient else None, "reads": reads})
+    return "".join(chrom), rows, signal
+
+
+def _write_bigwig(path: Path, chroms: dict[str, int], values: dict[str, np.ndarray]) -> None:
+    """Per-base bigWig of the non-zero values (atomically)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    bw = pyBigWig.open(str(tmp), "w")
+    bw.addHeader(list(chroms.items()))
+    for name in chroms:
+        pos = np.flatnonzero(values[name])
+        if len(pos):
+            bw.addEntries([name] * len(pos), pos.tolist(), ends=(pos + 1).tolist(),
+                          values=values[name][pos].astype(float).tolist())
+    bw.close()
+    tmp.replace(path)
+
+
+def write_synthetic(out_dir: str | Path, *, n_chroms: int = 6, length: int = 60_000, spacing: int = 300,
+                    base_reads: float = 20.0, seed: int = 0) -> dict[str, Path]:
+    """Write genome.fa, plus.bw, minus.bw, sites.tsv (the ground truth) and motifs.meme (planted + decoys).
+
+    Chromosomes are named chr1…chrN. Returns the paths by kind.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    seqs, rows, plus, minus = {}, [], {}, {}
+    for i in range(1, n_chroms + 1):
+        name = f"chr{i}"
+        seqs[name], chrom_rows, signal = make_chromosome(rng, name, length, spacing, base_reads)
+        rows += chrom_rows
+        plus[name], minus[name] = signal["+"], signal["-"]
+    paths = {"genome": out / "genome.fa", "plus": out / "plus.bw", "minus": out / "minus.bw",
+             "sites": out / "sites.tsv", "motifs": out / "motifs.meme"}
+    fasta = "".join(f">{n}\n" + "\n".join(s[i:i + 80] for i in range(0, len(s), 80)) + "\n" for n, s in seqs.items())
+    paths["genome"].write_text(fasta)
+    sizes = {n: len(s) for n, s in seqs.items()}
+    _write_bigwig(paths["plus"], sizes, plus)
+    _write_bigwig(paths["minus"], sizes, minus)
+    pd.DataFrame(rows).to_csv(paths["sites"], sep="\t", index=False)
+    motifs = {name: consensus_ppm(c) for name, c in {**PLANTED, **synthetic_decoys()}.items()}
+    write_meme(paths["motifs"], motifs, tuple(BASE_FREQ))
+    return paths
+
+
+def main() -> None:
+    """Command line: `python -m dnalm.synthetic OUT_DIR [--seed S]`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chromosomes", type=int, default=6)
+    parser.add_argument("--length", type=int, default=60_000)
+    args = parser.parse_args()
+    paths = write_synthetic(args.out_dir, n_chroms=args.chromosomes, length=args.length, seed=args.seed)
+    print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
