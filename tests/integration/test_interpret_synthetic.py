@@ -2,9 +2,9 @@
 caused by planted motifs; attribute -> modisco -> TOMTOM must recover every planted motif and no decoy.
 
 Status (see the README, "Interpretation"): BPNet recovers the positioning (AATAAA) and cleavage (TTTCA) elements
-but not the efficiency element (TATATA), and a weak negative count pattern matches a decoy; those two checks are
-marked xfail (strict, so a fix shows up). The same check for the k-mer language model is not in the suite: its
-training alone took over 30 minutes on the development machine (config/examples/synthetic_motifs.yaml runs it)."""
+and matches no decoy, but not the efficiency element (TATATA): that check is marked xfail (strict, so a fix shows
+up). The same check for the k-mer language model is not in the suite: its training alone took over 30 minutes on
+the development machine (config/examples/synthetic_motifs.yaml runs it)."""
 
 from __future__ import annotations
 
@@ -87,8 +87,8 @@ def decoys_matched(table: pd.DataFrame) -> set[str]:
 def test_bpnet_recovers_positioning_and_cleavage_elements(bpnet: pd.DataFrame) -> None:
     found = recovered(bpnet)
     assert {"positioning_AATAAA", "cleavage_TTTCA"} <= found, bpnet.to_string()
-    top_profile = bpnet[bpnet["output"] == "profile"].iloc[0]
-    assert top_profile["best_match"] == "cleavage_TTTCA" and top_profile["strand"] == "+"
+    top_profile = bpnet[bpnet["output"] == "profile"].iloc[0]  # modisco's pattern orientation is arbitrary
+    assert top_profile["best_match"] == "cleavage_TTTCA"
 
 
 @pytest.mark.slow
@@ -98,6 +98,5 @@ def test_bpnet_recovers_the_efficiency_element(bpnet: pd.DataFrame) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="a weak negative count pattern of BPNet matches a decoy (README)")
 def test_bpnet_matches_no_decoy(bpnet: pd.DataFrame) -> None:
     assert not decoys_matched(bpnet), bpnet.to_string()

@@ -790,8 +790,6 @@ def check_lm_config(cfg):
                 )
 
 
-
-
 # ---------------------------------------------------------------------------------------- sweeps and repeated seeds
 
 RUN_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]*(~[A-Za-z0-9_.+-]+)*")
@@ -985,8 +983,6 @@ def check_sweep_config(cfg):
                     "values of letters, digits, '.', '+', '-' and '_'"
                 )
             seen.add(run["run"])
-
-
 
 
 def get_interpret_models(cfg=config):
