@@ -15,6 +15,18 @@ def fold_config(**folds) -> dict:
     return config
 
 
+def tracks_with_extra_species() -> dict:
+    """The demo task as a tracks task (tiled 320 bp windows) with an extra species that has the same tracks."""
+    config = copy.deepcopy(DEMO)
+    config["species"]["scer2"] = {**copy.deepcopy(config["species"]["scer"]), "reference": False}
+    task = config["tasks"]["polya"]
+    task.update(type="tracks", window={"length": 320, "flank": 32}, extra_train_species=["scer2"])
+    task.pop("sites", None)
+    config["models"] = {"bpnet": config["models"]["bpnet"]}  # tracks tasks train BPNet models only
+    config.pop("interpret", None)
+    return config
+
+
 def test_fold_task_with_extra_species_builds_the_dag(tmp_path: Path) -> None:
     config = fold_config()
     config["species"]["scer2"] = copy.deepcopy(config["species"]["scer"])
@@ -33,8 +45,9 @@ def test_fold_task_with_extra_species_builds_the_dag(tmp_path: Path) -> None:
         (fold_config(test=8), "tasks.polya.split.folds.test: fold 8 does not exist with k = 8"),
         ({**copy.deepcopy(DEMO), "tasks": {"polya": {**DEMO["tasks"]["polya"], "extra_train_species": ["calb"]}}},
          "tasks.polya.extra_train_species: species 'calb' lacks the task's tracks"),
+        (tracks_with_extra_species(), "tasks.polya.extra_train_species: not available for tracks tasks"),
     ],
-    ids=["val-equals-test", "fold-out-of-range", "extra-species-without-tracks"],
+    ids=["val-equals-test", "fold-out-of-range", "extra-species-without-tracks", "extra-species-tracks-task"],
 )
 def test_bad_split_config_names_the_key(tmp_path: Path, config: dict, expected: str) -> None:
     proc = dry_run(tmp_path, config)

@@ -609,6 +609,11 @@ def check_split_config(cfg):
                     f"tasks.{task}.split.folds: val and test are both fold {folds['val']}; choose two different folds"
                 )
         tracks = get_task_track_names(task, cfg)
+        if spec["extra_train_species"] and spec["type"] == "tracks":
+            raise ValueError(
+                f"tasks.{task}.extra_train_species: not available for tracks tasks yet (extra species' windows are "
+                "made around sites, as for profile tasks); remove the key or use a profile task"
+            )
         for species in spec["extra_train_species"]:
             if species not in cfg["species"]:
                 raise ValueError(
