@@ -1026,6 +1026,7 @@ def get_attribute_params(wildcards):
         "outputs": list(spec["outputs"]),
         "n_shuffles": spec["n_shuffles"],
         "seed": spec["seed"],
+        "ig_steps": spec["ig_steps"],
     }
 
 

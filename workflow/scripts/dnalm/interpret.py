@@ -43,12 +43,14 @@ def save_npz_atomic(path: str | Path, **arrays: np.ndarray) -> None:
 
 
 def attribute_windows(checkpoint: str, store: WindowStore, out_npz: str, *, n_windows: int, outputs: list[str],
-                      n_shuffles: int, seed: int, threads: int = 1, batch_size: int = 32,
+                      n_shuffles: int, seed: int, ig_steps: int = 20, threads: int = 1, batch_size: int = 32,
                       device: str | None = None) -> dict:
     """DeepLIFT/SHAP attributions of test windows for each model output, saved with their one-hot sequences.
 
     Writes `onehot` (N, 4, L) float32, `window_ids` (N,), and per output `<output>_attr` (attributions) and
     `<output>_hyp` (hypothetical contributions), both (N, 4, L).
+
+    `ig_steps` is the number of integrated-gradient steps of language models (DeepLIFT models ignore it).
 
     Returns:
         A summary (windows, seconds per output).
@@ -66,7 +68,7 @@ def attribute_windows(checkpoint: str, store: WindowStore, out_npz: str, *, n_wi
     for output in outputs:
         start = time.perf_counter()
         attr, hyp = attribute(model, onehot, output=output, n_shuffles=n_shuffles, seed=seed,
-                              batch_size=batch_size, device=dev)
+                              batch_size=batch_size, device=dev, steps=ig_steps)
         seconds[output] = time.perf_counter() - start
         log.info("%s: %d windows attributed in %.1f s", output, len(rows), seconds[output])
         arrays[f"{output}_attr"] = np.asarray(attr, dtype=np.float32)
