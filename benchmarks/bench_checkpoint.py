@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,21 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scrip
 from dnalm.checkpoint import load_verified, save_atomic  # noqa: E402
 from dnalm.losses import profile_count_loss  # noqa: E402
 from dnalm.models import build_model  # noqa: E402
+from bench_lm import median_time  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 LENGTH = 300
 DEMO_LM = {"layers": 2, "hidden": 64, "heads": 4, "intermediate": None, "max_positions": 512}
 STUDY_LM = {"layers": 4, "hidden": 256, "heads": 4, "intermediate": None, "max_positions": 512}
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of fn() over `repeats` calls after one untimed call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def profile_step(model, optimizer, batch: int) -> Callable[[], None]:
@@ -89,14 +77,14 @@ def checkpoint_cost(model, optimizer, path: Path, training: bool, repeats: int) 
     if training:
         state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         state["progress"] = {"epoch": 1, "batch": 1, "losses": [1.0], "torch_rng": torch.get_rng_state()}
-    save = median_seconds(lambda: save_atomic(state, path, keep_previous=True), repeats)
+    save = median_time(lambda: save_atomic(state, path, keep_previous=True), repeats)
 
     def restore() -> None:
         loaded = load_verified(path)
         model.load_state_dict(loaded["model"])
         optimizer.load_state_dict(loaded["optimizer"])
 
-    return save, median_seconds(restore, repeats), path.stat().st_size / 1e6
+    return save, median_time(restore, repeats), path.stat().st_size / 1e6
 
 
 def lm_model(arch: dict):
@@ -141,7 +129,7 @@ def main() -> None:
             torch.manual_seed(0)
             model = make()
             optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-            step = median_seconds(make_step(model, optimizer, batch), args.repeats)
+            step = median_time(make_step(model, optimizer, batch), args.repeats)
             save, restore, mb = checkpoint_cost(model, optimizer, Path(tmp) / "last.ckpt", training, args.repeats)
             epoch = step * steps
             unit = "epoch" if training else "interval"

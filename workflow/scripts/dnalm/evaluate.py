@@ -219,7 +219,8 @@ def summarize_runs(per_run: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         table[column] = values.mean().to_numpy()
         table[f"{column}_sd"] = values.std(ddof=1).to_numpy()
     table["n_windows"] = groups["n_windows"].first().to_numpy()
-    for column in per_run.columns[len(RUN_COLUMNS):]:  # tracks tasks' per-track metrics, after n_windows
+    extra = [c for c in per_run.columns[len(RUN_COLUMNS):] if c not in columns]
+    for column in extra:  # tracks tasks' per-track metrics, after n_windows
         table[column] = groups[column].mean().to_numpy()
     return table
 
