@@ -9,9 +9,11 @@ Prints, each the median of several runs on `--threads` threads:
   and their ratio to the matmul rate (goal ≥ 60%); and MLM pretraining (`dnalm.pretrain.masked_logits`, fused
   AdamW as `pretrain_lm`) steps/s.
 - Variants: `lora`, `full`, `frozen`, `pretrain` with BERT's dropouts (hidden 0.1, attention 0.1; LoRA dropout 0.1),
-  and `…-nodrop` with attention and LoRA dropout 0 (hidden dropout kept). On the CPU, dropout masks (Bernoulli
-  draws) are a large share of a step: the attention-probability mask has batch × heads × T² elements per layer,
-  and peft's LoRA dropout copies the input of every adapted layer.
+  `…-nodrop` with attention and LoRA dropout 0 (hidden dropout kept), each in fp32 and, with `-bf16`, under bf16
+  autocast as `train.precision: bf16` runs it (the ratio's reference stays the fp32 matmul rate). On the CPU,
+  dropout masks are a large share of a step: the attention-probability mask has batch × heads × T² elements per
+  layer, and peft's LoRA dropout masks the input of every adapted layer. The models use the workflow's dropout
+  (`dnalm.models.dropout`, 15-bit masks, four per 64-bit draw); `--torch-dropout` measures torch's instead.
 
 Model FLOPs per step (T tokens per window incl. [CLS], species, [SEP]; N = batch × T tokens; P = weights in the
 encoder's matmuls, 4·H² + 2·H·I per layer; attention = 4·T·H per token and layer forward, QKᵀ and AV):
@@ -24,6 +26,7 @@ head = forward FLOPs of the conv head's convolutions and linear layers (2 × wei
 frozen because the first layer's input gradient is not needed there).
 
 Usage: .venv/bin/python benchmarks/bench_lm.py [--threads 2] [--repeats 3] [--batch 32] [--length 300]
+       [--sizes 2x128,4x256] [--variants lora,lora-bf16,…] [--torch-dropout]
 """
 
 from __future__ import annotations
@@ -43,12 +46,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 from dnalm import tokenize  # noqa: E402
 from dnalm.losses import profile_count_loss  # noqa: E402
+from dnalm.models.dropout import use_fast_dropout  # noqa: E402
 from dnalm.models.heads import build_head  # noqa: E402
 from dnalm.models.lm import LMProfileModel, apply_finetune, bert_config, load_backbone, parameter_counts  # noqa: E402
 from dnalm.pretrain import mask_tokens, masked_logits  # noqa: E402
+from dnalm.training import as_float, autocast, native_bf16  # noqa: E402
 
 LORA = {"r": 8, "alpha": 16, "target_modules": ["query", "value", "dense"]}
-VARIANTS = ["lora", "full", "frozen", "pretrain", "lora-nodrop", "full-nodrop", "pretrain-nodrop"]
+VARIANTS = [f"{mode}{drop}{precision}" for mode in ("lora", "full", "frozen", "pretrain") for drop in ("", "-nodrop")
+            for precision in ("", "-bf16") if not (mode == "frozen" and drop)]
+CPU = torch.device("cpu")
 
 
 def median_time(fn, repeats: int, warmup: int = 1) -> float:
@@ -106,7 +113,8 @@ def architecture(layers: int, hidden: int) -> dict:
     return {"layers": layers, "hidden": hidden, "heads": max(1, hidden // 64), "intermediate": 4 * hidden}
 
 
-def finetune_step(layers: int, hidden: int, mode: str, dropout: float, batch: int, length: int):
+def finetune_step(layers: int, hidden: int, mode: str, dropout: float, batch: int, length: int, precision: str,
+                  fast_dropout: bool = True):
     """A training-step closure of LMProfileModel, its analytic FLOPs and (trainable, total) parameters."""
     torch.manual_seed(0)
     vocab = tokenize.vocabulary("kmer6_species", ["yeast"])
@@ -115,12 +123,15 @@ def finetune_step(layers: int, hidden: int, mode: str, dropout: float, batch: in
     backbone = apply_finetune(backbone, mode, {**LORA, "dropout": dropout})
     head = build_head("conv", hidden, 2)
     model = LMProfileModel(backbone, head, vocab=vocab, species="yeast", finetune=mode).train()
+    if fast_dropout:
+        use_fast_dropout(model)  # as dnalm.models.lm.build_lm
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)  # as dnalm.training.train
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (batch, length)), 4).float().transpose(1, 2).contiguous()
     y = torch.poisson(torch.full((batch, 2, length), 0.2))
 
     def step():
-        logits, counts = model(x)
+        with autocast(CPU, precision):  # as dnalm.training.run_epoch
+            logits, counts = as_float(model(x))
         loss, _, _ = profile_count_loss(logits, counts, y, 1.0)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -132,7 +143,8 @@ def finetune_step(layers: int, hidden: int, mode: str, dropout: float, batch: in
     return step, flops + 6 * adapters * batch * n_tokens, parameter_counts(model)
 
 
-def pretrain_step(layers: int, hidden: int, dropout: float, batch: int, length: int):
+def pretrain_step(layers: int, hidden: int, dropout: float, batch: int, length: int, precision: str,
+                  fast_dropout: bool = True):
     """An MLM pretraining-step closure, its analytic FLOPs (masked tokens of its batch) and parameters."""
     from transformers import BertForMaskedLM
 
@@ -140,13 +152,15 @@ def pretrain_step(layers: int, hidden: int, dropout: float, batch: int, length: 
     vocab = tokenize.vocabulary("kmer6_species", ["yeast"])
     config = bert_config(len(vocab), architecture(layers, hidden), {"attention_probs_dropout_prob": dropout})
     model = BertForMaskedLM(config).train()
+    if fast_dropout:
+        use_fast_dropout(model)  # as pretrain_lm
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=True)  # as pretrain_lm
     rng = np.random.default_rng(0)
     ids = tokenize.encode(rng.integers(0, 4, (batch, length)).astype(np.uint8), "kmer6_species", species=4101)
     inputs, labels = mask_tokens(ids, "kmer6_species", 0.15, rng)
 
     def step():
-        logits, targets = masked_logits(model, inputs, labels, torch.device("cpu"))
+        logits, targets = masked_logits(model, inputs, labels, CPU, precision)
         loss = torch.nn.functional.cross_entropy(logits, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -166,23 +180,30 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=300)
     parser.add_argument("--sizes", default="2x128,4x256", help="comma-separated <layers>x<hidden>")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--torch-dropout", action="store_true", help="torch's dropout instead of the workflow's")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"threads {args.threads}, batch {args.batch} x {args.length} bp, 6-mer tokens, conv head")
+    print(f"threads {args.threads}, batch {args.batch} x {args.length} bp, 6-mer tokens, conv head, native bf16 "
+          f"{native_bf16(CPU)}, "
+          f"{'torch' if args.torch_dropout else 'dnalm'} dropout")
     print(f"{'model':<26}{'trainable/total':>22}{'s/step':>8}{'steps/s':>8}{'GFLOP/step':>11}{'counted':>8}"
           f"{'GFLOP/s':>8}{'of matmul':>10}")
     mm, rows = [], []
     for size in args.sizes.split(","):
         layers, hidden = (int(v) for v in size.split("x"))
         for variant in args.variants.split(","):
-            mode, _, nodrop = variant.partition("-")
+            mode, *flags = variant.split("-")
+            nodrop = "nodrop" in flags
             dropout = 0.0 if nodrop else 0.1
+            precision = "bf16" if "bf16" in flags else "fp32"
+            fast = not args.torch_dropout
             mm += matmul_samples(args.repeats + 2)
             if mode == "pretrain":
-                step, flops, (trainable, total) = pretrain_step(layers, hidden, dropout, args.batch, args.length)
+                step, flops, (trainable, total) = pretrain_step(layers, hidden, dropout, args.batch, args.length,
+                                                                precision, fast)
             else:
                 step, flops, (trainable, total) = finetune_step(layers, hidden, mode, dropout, args.batch,
-                                                                args.length)
+                                                                args.length, precision, fast)
             counted = counted_flops(step) if not nodrop else float("nan")
             seconds = median_time(step, args.repeats, warmup=0)  # the counted step was the warm-up
             rows.append((f"BERT {size} {variant}", trainable, total, seconds, flops, counted))

@@ -24,7 +24,7 @@ N_START, N_END = 1000, 1003  # an N run in chr1 (train)
 RUN = {"tokenizer": "kmer6_species", "species": ["saccharomyces_cerevisiae", "candida_glabrata"], "window": 48,
        "stride": 8, "layers": 1, "hidden": 32, "heads": 2, "intermediate": 64, "steps": 40, "batch_size": 16,
        "lr": 5e-3, "warmup": 0.1, "mask_prob": 0.15, "eval_every": 4, "val_windows": 32, "seed": 0, "threads": 1,
-       "device": "cpu", "checkpoint_minutes": None}
+       "device": "cpu", "checkpoint_minutes": None, "precision": "fp32"}  # exact on any CPU
 
 
 def structured(n: int, rng: np.random.Generator) -> str:

@@ -7,8 +7,6 @@ import json
 import logging
 import os
 import signal
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,7 @@ from helpers import signal_when, start_python
 from dnalm.checkpoint import TrainingInterrupted
 from dnalm.models import build_model
 from dnalm.store import WindowStore, encode
-from dnalm.training import HISTORY_COLUMNS, load_model, train, validate
+from dnalm.training import HISTORY_COLUMNS, load_model, native_bf16, resolve_precision, train, validate
 
 torch.use_deterministic_algorithms(True)
 
@@ -29,7 +27,7 @@ LENGTH, FLANK = 64, 4
 MODEL = {"filters": 8, "layers": 2, "input_kernel": 7, "profile_kernel": 9}
 PARAMS = {"epochs": 20, "batch_size": 16, "lr": 3e-2, "weight_decay": 0.0, "patience": 20, "count_weight": None,
           "jitter": FLANK, "revcomp": True, "max_batches_per_epoch": None, "checkpoint_every": None,
-          "checkpoint_minutes": None}
+          "checkpoint_minutes": None, "precision": "fp32"}  # exact on any CPU; bf16 has a test of its own
 RUN = {"arch": "bpnet", "model_params": MODEL, "seed": 0, "threads": 1, "device": "cpu"}
 
 
@@ -141,6 +139,25 @@ def test_train_learns_and_writes_outputs(reference, stores):
     assert info["trainable_params"] == sum(p.numel() for p in model.parameters())
 
 
+def test_bf16_training_learns_and_records_its_precision(stores, tmp_path, reference):
+    summary = run(stores, tmp_path / "bf16", precision="bf16", epochs=8)
+    assert summary["precision"] == "bf16"
+    history = pd.read_csv(tmp_path / "bf16" / "history.tsv", sep="\t")
+    assert history["val_loss"].min() < 0.75 * history["val_loss"][0]
+    exact = pd.read_csv(reference / "history.tsv", sep="\t")
+    assert history["train_loss"][0] != exact["train_loss"][0]  # the forward pass really ran in bf16
+    assert json.loads((reference / "model.json").read_text())["precision"] == "fp32"
+
+
+def test_precision_auto_is_bf16_only_where_the_device_has_it():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "fp32")
+    assert resolve_precision(None, cpu) == resolve_precision("auto", cpu)
+    assert (resolve_precision("fp32", cpu), resolve_precision("bf16", cpu)) == ("fp32", "bf16")
+    with pytest.raises(ValueError, match="unknown precision 'fp16'; known: auto, fp32, bf16"):
+        resolve_precision("fp16", cpu)
+
+
 def test_zero_epochs_writes_the_untrained_model(stores, tmp_path):
     summary = run(stores, tmp_path / "m", epochs=0)
     assert summary["epochs_run"] == 0 and summary["best_epoch"] == 0
@@ -202,24 +219,26 @@ def test_sigterm_checkpoints_mid_epoch_and_stops(reference, stores, tmp_path, ca
     assert_same_run(reference, out)
 
 
-def interrupt_after_first_epoch(stores: dict, out: Path) -> None:
-    """Train in this process and stop it with SIGUSR1 once the first epoch's checkpoint exists."""
-    def send():
-        while not (out / "last.ckpt").exists():
-            time.sleep(0.001)
-        os.kill(os.getpid(), signal.SIGUSR1)
+def interrupt_after_first_epoch(stores: dict, out: Path, monkeypatch) -> None:
+    """Train in this process and stop it with SIGUSR1 while it loads the first batch after the first epoch's
+    checkpoint (sent from the loader, so it lands mid-epoch however fast the tiny epochs run)."""
+    batch = WindowStore.batch
 
-    thread = threading.Thread(target=send)
-    thread.start()
-    with pytest.raises(TrainingInterrupted, match="SIGUSR1"):
-        run(stores, out)
-    thread.join()
+    def batch_then_signal(self, *args, **kwargs):
+        if (out / "last.ckpt").exists():
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return batch(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(WindowStore, "batch", batch_then_signal)
+        with pytest.raises(TrainingInterrupted, match="SIGUSR1"):
+            run(stores, out)
 
 
 @pytest.mark.parametrize("damage", ["last_truncated", "both_damaged"])
-def test_damaged_checkpoint_is_skipped_with_a_warning(reference, stores, tmp_path, caplog, damage):
+def test_damaged_checkpoint_is_skipped_with_a_warning(reference, stores, tmp_path, caplog, damage, monkeypatch):
     out = tmp_path / "model"
-    interrupt_after_first_epoch(stores, out)
+    interrupt_after_first_epoch(stores, out, monkeypatch)
     last, prev = out / "last.ckpt", out / "last.ckpt.prev"
     assert last_ckpt(out)["progress"] is not None
     previous_epoch = torch.load(prev, map_location="cpu", weights_only=False)["epoch"]

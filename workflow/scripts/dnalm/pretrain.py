@@ -41,7 +41,8 @@ from dnalm.io import read_fai
 from dnalm.models.lm import bert_config, quiet_transformers
 from dnalm.store import encode
 from dnalm.checkpoint import Checkpointer, previous, save_atomic
-from dnalm.training import autocast, load_resume, pick_device
+from dnalm.models.dropout import use_fast_dropout
+from dnalm.training import autocast, load_resume, pick_device, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -257,16 +258,17 @@ def run_fingerprint(genomes: list[dict], settings: dict) -> str:
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def masked_logits(model, inputs: np.ndarray, labels: np.ndarray,
-                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """MLM logits (N, vocab) at the selected positions only, and their labels (N,).
+def masked_logits(model, inputs: np.ndarray, labels: np.ndarray, device: torch.device,
+                  precision: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """MLM logits (N, vocab) at the selected positions only (fp32), and their labels (N,).
 
     The same loss as `BertForMaskedLM(labels=…)`, but the vocabulary projection runs on the ~15% selected tokens
-    instead of all of them (with 4,101 tokens it is a large share of the step otherwise).
+    instead of all of them (with 4,101 tokens it is a large share of the step otherwise). `precision` as
+    `dnalm.training.autocast` takes it (None: the rule of inference).
     """
     labels_t = torch.from_numpy(labels).to(device)
     chosen = labels_t != -100
-    with autocast(device):
+    with autocast(device, precision):
         hidden = model.bert(input_ids=torch.from_numpy(inputs).to(device)).last_hidden_state
         logits = model.cls(hidden[chosen])
     return logits.float(), labels_t[chosen]
@@ -297,7 +299,8 @@ def pretrain_lm(genomes: list[dict], out_dir: str, *, tokenizer: str, species: l
                 layers: int, hidden: int, heads: int, intermediate: int | None = None, steps: int, batch_size: int,
                 lr: float, warmup: float = 0.05, mask_prob: float = 0.15, dropout: float = 0.1,
                 attention_dropout: float = 0.1, eval_every: int = 100, val_windows: int = 256, seed: int = 0,
-                checkpoint_minutes: float | None = 30.0, threads: int = 1, device: str | None = None) -> dict:
+                checkpoint_minutes: float | None = 30.0, precision: str = "auto", threads: int = 1,
+                device: str | None = None) -> dict:
     """Pretrain a `BertForMaskedLM` and write it as a Hugging Face directory, resuming from `out_dir/last.ckpt`.
 
     Writes `config.json`, `model.safetensors`, tokenizer files (see `dnalm.tokenize.save_tokenizer`),
@@ -327,6 +330,8 @@ def pretrain_lm(genomes: list[dict], out_dir: str, *, tokenizer: str, species: l
         seed: Seed of initialisation, batches, masks and dropout.
         checkpoint_minutes: Wall time between checkpoints within an evaluation interval (None: only at
             evaluations; 0: after every step). Does not change the result.
+        precision: `auto`, `fp32` or `bf16` (autocast of the training steps; see
+            `dnalm.training.resolve_precision`); validation runs in the precision of inference.
         threads: CPU threads for torch.
         device: Device name, or None to choose automatically.
 
@@ -337,6 +342,7 @@ def pretrain_lm(genomes: list[dict], out_dir: str, *, tokenizer: str, species: l
 
     torch.set_num_threads(threads)
     dev = pick_device(device)
+    precision = resolve_precision(precision, dev)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vocab = tokenize.vocabulary(tokenizer, species)
@@ -347,7 +353,7 @@ def pretrain_lm(genomes: list[dict], out_dir: str, *, tokenizer: str, species: l
     settings = {"tokenizer": tokenizer, "species": list(species), "window": window, "stride": stride, **arch,
                 "steps": steps, "batch_size": batch_size, "lr": lr, "warmup": warmup, "mask_prob": mask_prob,
                 "dropout": dropout, "attention_dropout": attention_dropout, "eval_every": eval_every,
-                "val_windows": val_windows, "seed": seed}
+                "val_windows": val_windows, "seed": seed, "precision": precision}
     train_index = index_windows(genomes, "train", window, stride)
     val_index = index_windows(genomes, "val", window, stride)
     if not len(train_index):
@@ -358,14 +364,15 @@ def pretrain_lm(genomes: list[dict], out_dir: str, *, tokenizer: str, species: l
 
     torch.manual_seed(seed)
     overrides = {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": attention_dropout}
-    model = BertForMaskedLM(bert_config(len(vocab), arch, overrides)).to(dev)
+    model = use_fast_dropout(BertForMaskedLM(bert_config(len(vocab), arch, overrides)).to(dev))
+    log.info("BERT %d layers × hidden %d on %s, %s", layers, hidden, dev, precision)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, fused=True)
     fp = run_fingerprint(genomes, settings)
     last = out / "last.ckpt"
     state = _load_state(last, fp, model, optimizer) or {"step": 0, "history": [], "losses": []}
     reader = WindowReader(genomes, window)
     context = {"reader": reader, "kind": tokenizer, "species_ids": species_ids, "mask_prob": mask_prob,
-               "seed": seed, "device": dev}
+               "seed": seed, "device": dev, "precision": precision}
 
     def save(now: dict) -> None:
         save_atomic({**now, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "fingerprint": fp},
@@ -397,7 +404,8 @@ def pretrain_lm(genomes: list[dict], out_dir: str, *, tokenizer: str, species: l
 def _train_until_eval(model, optimizer, state: dict, train_index: WindowIndex, val_index: WindowIndex,
                       val_rows: np.ndarray, *, steps: int, lr: float, warmup: float, batch_size: int,
                       eval_every: int, reader: WindowReader, kind: str, species_ids: np.ndarray, mask_prob: float,
-                      seed: int, device: torch.device, on_step: Callable[[dict], None] | None = None) -> dict:
+                      seed: int, device: torch.device, precision: str = "fp32",
+                      on_step: Callable[[dict], None] | None = None) -> dict:
     """Train from `state['step']` to the next evaluation step, evaluate, and return the new state.
 
     `on_step` gets the state after every step (step, history, the interval's losses so far) and may save it.
@@ -415,7 +423,7 @@ def _train_until_eval(model, optimizer, state: dict, train_index: WindowIndex, v
         torch.manual_seed(seed * 1000003 + step)  # dropout of this step
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, steps, lr, warmup)
-        logits, targets = masked_logits(model, inputs, labels, device)
+        logits, targets = masked_logits(model, inputs, labels, device, precision)
         loss = torch.nn.functional.cross_entropy(logits, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -36,11 +36,49 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; nothing on the CPU (so CPU runs are exact and reproducible)."""
+#: Values of `train.precision` (and `pretrain.<name>.precision`).
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` multiplies bf16 matrices natively: a CUDA GPU with bf16 support, or a CPU with AVX512-BF16 or
+    AMX instructions (where oneDNN's bf16 products run ~2.4× the fp32 rate)."""
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return False
+
+
+def resolve_precision(precision: str | None, device: torch.device) -> str:
+    """`fp32` or `bf16`: `auto` (or None) is bf16 where the device has native bf16 (`native_bf16`), else fp32."""
+    precision = precision or "auto"
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
+def autocast(device: torch.device, precision: str | None = None):
+    """Autocast context of a forward pass: bf16 when `precision` is "bf16", none when "fp32".
+
+    None is the rule of inference (evaluation, attribution): bf16 on CUDA, fp32 on the CPU, so CPU predictions are
+    exact whatever precision the model was trained in. Weights, gradients, optimizer state and losses stay fp32.
+    """
+    if precision is None:
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
+
+
+def as_float(output):
+    """A model output (a tensor or a tuple of tensors) in fp32, so losses are computed in full precision."""
+    if isinstance(output, torch.Tensor):
+        return output.float()
+    return tuple(o.float() for o in output)
 
 
 def fingerprint(arch: str, model_params: dict, train_params: dict, seed: int, store: WindowStore) -> str:
@@ -66,10 +104,12 @@ def auto_count_weight(store: WindowStore) -> float:
 
 def run_epoch(model, store: WindowStore, optimizer, *, epoch: int, seed: int, batch_size: int, jitter: int,
               revcomp: bool, max_batches: int | None, count_weight: float, device: torch.device,
-              progress: dict | None = None, on_batch: Callable[[Callable[[], dict]], None] | None = None) -> float:
+              progress: dict | None = None, on_batch: Callable[[Callable[[], dict]], None] | None = None,
+              precision: str = "fp32") -> float:
     """Train one epoch; batch order, jitter, flips and dropout are seeded by (seed, epoch). Returns the mean loss.
 
     Args:
+        precision: `fp32` or `bf16` (autocast of the forward pass; see `resolve_precision`).
         progress: Where a mid-epoch checkpoint of this epoch left off (see `epoch_progress`), or None to start it.
         on_batch: Called after every batch with a function that returns the epoch's progress so far; it may save
             it (and then raise to stop).
@@ -92,8 +132,8 @@ def run_epoch(model, store: WindowStore, optimizer, *, epoch: int, seed: int, ba
         flips = rng.random(len(index)) < 0.5 if revcomp else None
         x, y = store.batch(index, shifts, flips)
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        with autocast(device):
-            output = model(x)
+        with autocast(device, precision):
+            output = as_float(model(x))
         loss, _, _ = task_loss(output, y, count_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -135,11 +175,11 @@ def predict_outputs(model, store: WindowStore, batch_size: int, device: torch.de
             index = np.arange(start, min(start + batch_size, len(store)))
             x, y = store.batch(index)
             with autocast(device):
-                output = model(torch.from_numpy(x).to(device))
+                output = as_float(model(torch.from_numpy(x).to(device)))
             if isinstance(output, torch.Tensor):
-                output = output.float().cpu()
+                output = output.cpu()
             else:
-                output = tuple(o.float().cpu() for o in output)
+                output = tuple(o.cpu() for o in output)
             yield index, output, torch.from_numpy(y)
     finally:
         model.train(was_training)
@@ -280,7 +320,9 @@ def train(train_store: WindowStore, val_store: WindowStore, out_dir: str, *, arc
     state = load_resume(last, fp, model, optimizer) or initial_state(model, optimizer)
     n_params = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in trainable)
-    log.info("%s: %d parameters (%d trainable) on %s; count weight %.4g", arch, n_params, n_train, dev, count_weight)
+    precision = resolve_precision(tp.get("precision"), dev)
+    log.info("%s: %d parameters (%d trainable) on %s, %s; count weight %.4g", arch, n_params, n_train, dev, precision,
+             count_weight)
     with Checkpointer(tp.get("checkpoint_every"), tp.get("checkpoint_minutes")) as clock:
 
         def on_batch(progress: Callable[[], dict]) -> None:
@@ -291,13 +333,15 @@ def train(train_store: WindowStore, val_store: WindowStore, out_dir: str, *, arc
                 clock.saved(f"{last} ({now['batch']} batches into epoch {now['epoch']})")
 
         while not state["done"] and state["epoch"] < tp["epochs"]:
-            state = train_one(model, optimizer, train_store, val_store, state, tp, seed, count_weight, dev, on_batch)
+            state = train_one(model, optimizer, train_store, val_store, state, tp, seed, count_weight, dev, on_batch,
+                              precision)
             state["history"][-1].update(trainable_params=n_train, total_params=n_params)
             save_atomic({**state, "fingerprint": fp}, last, keep_previous=True)
             clock.saved(f"{last} (end of epoch {state['epoch']})")
     summary = {"arch": arch, "model_params": model_params, "train_params": tp, "seed": seed,
                "count_weight": count_weight, "total_params": n_params, "trainable_params": n_train,
                "best_epoch": state["best_epoch"], "epochs_run": state["epoch"], "device": str(dev),
+               "precision": precision,
                "channels": train_store.channels, "length": train_store.length, "bin_size": bin_size,
                "transform": train_store.transform}
     save_atomic({**summary, "state_dict": state["best_state"]}, out / "best.ckpt")
@@ -308,7 +352,7 @@ def train(train_store: WindowStore, val_store: WindowStore, out_dir: str, *, arc
 
 
 def train_one(model, optimizer, train_store, val_store, state: dict, tp: dict, seed: int, count_weight: float,
-              device: torch.device, on_batch: Callable | None = None) -> dict:
+              device: torch.device, on_batch: Callable | None = None, precision: str = "fp32") -> dict:
     """Run one epoch (or its rest, after a mid-epoch checkpoint) and validation; update history, best weights and
     early-stopping counters."""
     epoch = state["epoch"] + 1
@@ -316,7 +360,7 @@ def train_one(model, optimizer, train_store, val_store, state: dict, tp: dict, s
     train_loss = run_epoch(model, train_store, optimizer, epoch=epoch, seed=seed, batch_size=tp["batch_size"],
                            jitter=tp["jitter"], revcomp=tp["revcomp"], max_batches=tp["max_batches_per_epoch"],
                            count_weight=count_weight, device=device, progress=state.get("progress"),
-                           on_batch=on_batch)
+                           on_batch=on_batch, precision=precision)
     val = validate(model, val_store, tp["batch_size"], count_weight, device)
     improved = val["val_loss"] < state["best_val"]
     row = {"epoch": epoch, "train_loss": train_loss, **val, "lr": tp["lr"], "seconds": time.perf_counter() - t0,

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnalm import tokenize
+from dnalm.models.dropout import use_fast_dropout
 from dnalm.models.heads import build_head
 
 log = logging.getLogger(__name__)
@@ -382,7 +383,8 @@ def build_lm(n_outputs: int, params: dict) -> LMProfileModel:
     backbone = apply_finetune(backbone, p["finetune"], p["lora"])
     head = build_head(p["head"], backbone.config.hidden_size, n_outputs, p["head_params"])
     spec = {"head": p["head"], "head_params": p["head_params"] or {}, "n_outputs": n_outputs}
-    return LMProfileModel(backbone, head, vocab=vocab, species=p["species"], finetune=p["finetune"], head_spec=spec)
+    model = LMProfileModel(backbone, head, vocab=vocab, species=p["species"], finetune=p["finetune"], head_spec=spec)
+    return use_fast_dropout(model)
 
 
 # -------------------------------------------------------------------------------------------------------- export
