@@ -115,6 +115,17 @@ def test_modisco_and_tomtom_find_a_planted_motif(tmp_path: Path) -> None:
     assert not (tmp_path / "p.h5").exists()
 
 
+def test_modisco_runs_when_no_contribution_is_negative(tmp_path: Path) -> None:
+    """modisco-lite alone raises on this (no negative window sums); the positive patterns must still come out."""
+    seqs, hyp = planted_attributions(seed=1)
+    hyp = np.abs(hyp)
+    save_npz_atomic(tmp_path / "a.npz", onehot=seqs, profile_hyp=hyp, profile_attr=hyp * seqs)
+    summary = run_modisco(str(tmp_path / "a.npz"), "profile", str(tmp_path / "m.h5"), max_seqlets=500,
+                          n_leiden_runs=1, min_metacluster_size=50)
+    assert summary["neg_patterns"] == 0 and summary["pos_patterns"] >= 1
+    assert "AATAAA" in read_patterns(str(tmp_path / "m.h5"))[0].consensus()
+
+
 def test_synthetic_genome_plants_motifs_where_it_says(tmp_path: Path) -> None:
     paths = write_synthetic(tmp_path, n_chroms=2, length=6000, seed=1)
     genome = {}

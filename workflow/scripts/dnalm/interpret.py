@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
@@ -88,6 +89,32 @@ def _crop(length: int, window: int | None) -> slice:
     return slice(start, start + window)
 
 
+@contextlib.contextmanager
+def _empty_sign_gets_no_seqlets():
+    """Let modisco-lite run when an output's smoothed contributions have no value of one sign.
+
+    modisco-lite 3.0.0 fits an isotonic null model per sign; with no negative (or no positive) window sums the fit
+    gets all-zero sample weights and sklearn raises "Sample weights must contain at least one non-zero number" (a
+    model whose profile attributions are almost all positive, e.g.). Here that sign's threshold is ±inf instead: it
+    gets no seqlets, which is what its data say, and the other sign is analysed as usual (modisco's later threshold
+    refinement still applies).
+    """
+    from modiscolite import extract_seqlets
+
+    original = extract_seqlets._isotonic_thresholds
+
+    def thresholds(values, null_values, increasing, *args, **kwargs):
+        if len(values) == 0:
+            return np.inf if increasing else -np.inf
+        return original(values, null_values, increasing, *args, **kwargs)
+
+    extract_seqlets._isotonic_thresholds = thresholds
+    try:
+        yield
+    finally:
+        extract_seqlets._isotonic_thresholds = original
+
+
 def run_modisco(npz: str, output: str, out_h5: str, *, max_seqlets: int, window: int | None = None,
                 sliding_window_size: int = 10, flank_size: int = 3, trim_to_window_size: int = 12,
                 initial_flank_to_add: int = 3, final_flank_to_add: int = 0, n_leiden_runs: int = 2,
@@ -109,12 +136,13 @@ def run_modisco(npz: str, output: str, out_h5: str, *, max_seqlets: int, window:
     onehot = np.ascontiguousarray(data["onehot"][:, :, crop].transpose(0, 2, 1), dtype=np.float32)
     hyp = np.ascontiguousarray(data[key][:, :, crop].transpose(0, 2, 1), dtype=np.float32)
     start = time.perf_counter()
-    pos, neg = modiscolite.tfmodisco.TFMoDISco(
-        one_hot=onehot, hypothetical_contribs=hyp, max_seqlets_per_metacluster=max_seqlets,
-        sliding_window_size=sliding_window_size, flank_size=flank_size, trim_to_window_size=trim_to_window_size,
-        initial_flank_to_add=initial_flank_to_add, final_flank_to_add=final_flank_to_add,
-        target_seqlet_fdr=target_seqlet_fdr, n_leiden_runs=n_leiden_runs, min_metacluster_size=min_metacluster_size,
-        final_min_cluster_size=final_min_cluster_size)
+    with _empty_sign_gets_no_seqlets():
+        pos, neg = modiscolite.tfmodisco.TFMoDISco(
+            one_hot=onehot, hypothetical_contribs=hyp, max_seqlets_per_metacluster=max_seqlets,
+            sliding_window_size=sliding_window_size, flank_size=flank_size, trim_to_window_size=trim_to_window_size,
+            initial_flank_to_add=initial_flank_to_add, final_flank_to_add=final_flank_to_add,
+            target_seqlet_fdr=target_seqlet_fdr, n_leiden_runs=n_leiden_runs,
+            min_metacluster_size=min_metacluster_size, final_min_cluster_size=final_min_cluster_size)
     seconds = time.perf_counter() - start
     out = Path(out_h5)
     tmp = out.with_name(f".{out.name}.tmp")
