@@ -26,7 +26,7 @@ head = forward FLOPs of the conv head's convolutions and linear layers (2 × wei
 frozen because the first layer's input gradient is not needed there).
 
 Usage: .venv/bin/python benchmarks/bench_lm.py [--threads 2] [--repeats 3] [--batch 32] [--length 300]
-       [--sizes 2x128,4x256] [--variants lora,lora-bf16,…] [--torch-dropout]
+       [--sizes 2x128,4x256] [--variants lora,lora-bf16,…] [--torch-dropout] [--shapes]
 """
 
 from __future__ import annotations
@@ -80,6 +80,23 @@ def matmul_samples(repeats: int, n: int = 2048) -> list[float]:
         torch.mm(a, b)
         samples.append(2 * n**3 / (time.perf_counter() - t0))
     return samples
+
+
+#: Matrix product shapes (m, k, n) of a 4 × 256 LoRA step on 32 × 300 bp: the square reference, forward and
+#: input-gradient products (inner dimension = hidden or FFN size), weight-gradient ones (inner dimension = tokens).
+SHAPES = [(2048, 2048, 2048), (9664, 256, 256), (9664, 256, 1024), (9664, 1024, 256), (256, 9664, 256),
+          (256, 9664, 1024)]
+
+
+def shape_rates(repeats: int) -> None:
+    """Print the fp32 and bf16 matmul rate (GFLOP/s, median of `repeats`) of each of SHAPES."""
+    print(f"{'m x k x n':>20}{'fp32 GFLOP/s':>14}{'bf16 GFLOP/s':>14}")
+    for m, k, n in SHAPES:
+        rates = []
+        for dtype in (torch.float32, torch.bfloat16):
+            a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+            rates.append(2 * m * k * n / median_time(lambda: torch.mm(a, b), repeats) / 1e9)
+        print(f"{f'{m} x {k} x {n}':>20}{rates[0]:>14.0f}{rates[1]:>14.0f}")
 
 
 def encoder_flops(layers: int, hidden: int, n_tokens: int, batch: int, mode: str) -> float:
@@ -181,8 +198,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="2x128,4x256", help="comma-separated <layers>x<hidden>")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--torch-dropout", action="store_true", help="torch's dropout instead of the workflow's")
+    parser.add_argument("--shapes", action="store_true", help="only the matmul rates of the step's product shapes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.shapes:
+        shape_rates(max(args.repeats, 10))
+        return
     print(f"threads {args.threads}, batch {args.batch} x {args.length} bp, 6-mer tokens, conv head, native bf16 "
           f"{native_bf16(CPU)}, "
           f"{'torch' if args.torch_dropout else 'dnalm'} dropout")

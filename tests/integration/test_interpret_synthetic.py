@@ -25,7 +25,8 @@ TOP_PATTERNS = 6
 
 def synthetic_config(data: dict[str, Path]) -> dict:
     """A small task on the synthetic genome, BPNet and a k-mer LM from scratch, reduced modisco settings."""
-    train = {"epochs": 15, "batch_size": 32, "lr": 0.002, "patience": 15, "jitter": 8}
+    # fp32: the same weights on any CPU (auto would be bf16 on CPUs that have it, fp32 on others)
+    train = {"epochs": 15, "batch_size": 32, "lr": 0.002, "patience": 15, "jitter": 8, "precision": "fp32"}
     return {
         "species": {"synth": {"genome": {"path": str(data["genome"])},
                               "tracks": {"pa_plus": {"path": str(data["plus"])},
