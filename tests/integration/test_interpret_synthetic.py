@@ -4,7 +4,7 @@ caused by planted motifs; attribute -> modisco -> TOMTOM must recover every plan
 Status (see the README, "Interpretation"): BPNet recovers the positioning (AATAAA) and cleavage (TTTCA) elements
 and matches no decoy, but not the efficiency element (TATATA): that check is marked xfail (strict, so a fix shows
 up). The same check for the k-mer language model is not in the suite: its training alone took over 30 minutes on
-the development machine (config/examples/synthetic_motifs.yaml runs it)."""
+the development machine (config/examples/synthetic_motifs.yaml runs it). Training is pinned to fp32 so every CPU trains the same weights."""
 
 from __future__ import annotations
 
