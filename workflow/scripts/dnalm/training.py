@@ -42,7 +42,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` multiplies bf16 matrices natively: a CUDA GPU with bf16 support, or a CPU with AVX512-BF16 or
-    AMX instructions (where oneDNN's bf16 products run ~2.4× the fp32 rate)."""
+    AMX instructions (where oneDNN's bf16 products run ~2.3× the fp32 rate)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
