@@ -3,8 +3,9 @@ caused by planted motifs; attribute -> modisco -> TOMTOM must recover every plan
 
 Status (see the README, "Interpretation"): BPNet recovers the positioning (AATAAA) and cleavage (TTTCA) elements
 and matches no decoy, but not the efficiency element (TATATA): that check is marked xfail (strict, so a fix shows
-up). The same check for the k-mer language model is not in the suite: its training alone took over 30 minutes on
-the development machine (config/examples/synthetic_motifs.yaml runs it). Training is pinned to fp32 so every CPU trains the same weights."""
+up). The same check for the k-mer language model is not in the suite: on an idle machine it trains in under a minute but
+its integrated-gradient attributions take ~15 minutes, and it recovers TTTCA only (README;
+config/examples/synthetic_motifs.yaml runs it). Training is pinned to fp32 so every CPU trains the same weights."""
 
 from __future__ import annotations
 
