@@ -156,6 +156,20 @@ PRETRAIN_CODE = """
 from dnalm.pretrain import pretrain_lm
 pretrain_lm(args["genomes"], args["out"], **args["run"])
 """
+#: The same, sending itself SIGTERM while it reads the first training batch after the first evaluation's checkpoint
+#: (so the signal lands mid-interval however fast the tiny steps run; an outside sender may hit the evaluation).
+PRETRAIN_SIGTERM_CODE = """
+import os, signal
+from pathlib import Path
+import dnalm.pretrain as pretrain
+batch_ids = pretrain.batch_ids
+def batch_then_signal(*call):
+    if (Path(args["out"]) / "last.ckpt").exists():  # written after an evaluation: the next call is a train batch
+        os.kill(os.getpid(), signal.SIGTERM)
+    return batch_ids(*call)
+pretrain.batch_ids = batch_then_signal
+pretrain.pretrain_lm(args["genomes"], args["out"], **args["run"])
+"""
 
 
 def assert_same_weights_and_history(a: Path, b: Path) -> None:
@@ -191,9 +205,10 @@ def test_resume_after_sigkill_between_evaluations_gives_the_uninterrupted_result
 
 def test_sigterm_checkpoints_and_stops_and_a_damaged_checkpoint_is_skipped(reference, genomes, tmp_path, caplog):
     out, last = tmp_path / "lm", tmp_path / "lm" / "last.ckpt"
-    proc = start_python(PRETRAIN_CODE, {"genomes": genomes, "out": str(out), "run": RUN})
-    stderr = signal_when(proc, last.exists, signal.SIGTERM)  # the first evaluation's checkpoint exists
-    stopped = ckpt(out)  # taken at the next step (or at the evaluation, when the signal came during one)
+    proc = start_python(PRETRAIN_SIGTERM_CODE, {"genomes": genomes, "out": str(out), "run": RUN})
+    _, stderr = proc.communicate(timeout=120)
+    stderr = stderr.decode()
+    stopped = ckpt(out)  # taken at the end of the step the signal came in
     assert proc.returncode == 1 and f"stopped on SIGTERM; checkpoint {last} (step {stopped['step']}" in stderr, stderr
     assert RUN["eval_every"] < stopped["step"] < RUN["steps"]
     prev_step = torch.load(f"{last}.prev", map_location="cpu", weights_only=False)["step"]
