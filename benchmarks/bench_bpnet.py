@@ -94,7 +94,6 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     models = {"dnalm": ours(), "bpnet-lite": bpnet_lite(), "dnalm-bf16": ours("bf16")}
-    torch.manual_seed(0)
     models["dnalm-bf16"][0].load_state_dict(models["dnalm"][0].state_dict())
     print(f"BPNet 64 filters x 8 layers, batch {args.batch}, {args.threads} threads, median of {args.repeats}; "
           f"CPU with native bf16: {native_bf16(torch.device('cpu'))}")
