@@ -10,7 +10,7 @@ from torch import nn
 
 from dnalm import tokenize
 from dnalm.attribution import (attribute, completeness_gap, dinucleotide_shuffle, make_references,
-                               multilinear_kmer_embeddings, resolve_method)
+                               multilinear_kmer_embeddings, resolve_method, scalar_output)
 from dnalm.models.bpnet import BPNet
 from dnalm.models.lm import build_lm, kmer_embeddings
 
@@ -34,14 +34,17 @@ def small_bpnet(seed: int = 0) -> BPNet:
 
 
 class CountOutput(nn.Module):
-    """(B, 1) summed log counts, the shape tangermeme and captum attribute."""
+    """(B, 1) log counts weighted by fixed channel weights (one window's: `attribute`'s count scalar for that window
+    and its references), the shape tangermeme and captum attribute; plain sum without weights."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, weights: torch.Tensor | None = None):
         super().__init__()
         self.model = model
+        self.weights = weights
 
     def forward(self, x):
-        return self.model(x)[1].sum(-1, keepdim=True)
+        counts = self.model(x)[1]
+        return (counts if self.weights is None else counts * self.weights).sum(-1, keepdim=True)
 
 
 def dinucleotide_counts(x: torch.Tensor) -> np.ndarray:
@@ -85,18 +88,38 @@ def test_deeplift_matches_tangermeme_and_captum():
     model, x = small_bpnet(), onehot(5, 150, seed=1)
     refs = make_references(x, 6, seed=0)
     attr, hyp = attribute(model, x.numpy(), n_shuffles=6, seed=0, device="cpu")
-    theirs = deep_lift_shap(CountOutput(model), x, references=refs, device="cpu", batch_size=12)
-    theirs_hyp = deep_lift_shap(CountOutput(model), x, references=refs, device="cpu", hypothetical=True)
+    with torch.no_grad():  # each window's channel weights: the softmax of its own log counts
+        weights = torch.softmax(model(x)[1], dim=-1)
+    assert weights.shape == (5, 2) and (weights.max(1).values < 0.99).all()  # both strands count
+    theirs, theirs_hyp, captum = [], [], []
+    for i in range(len(x)):
+        output = CountOutput(model, weights[i])
+        theirs.append(deep_lift_shap(output, x[i : i + 1], references=refs[i : i + 1], device="cpu", batch_size=12))
+        theirs_hyp.append(deep_lift_shap(output, x[i : i + 1], references=refs[i : i + 1], device="cpu",
+                                         hypothetical=True))
+        captum.append(DeepLiftShap(output).attribute(x[i : i + 1], baselines=refs[i], target=0).detach())
     scale = np.abs(attr).max()
-    np.testing.assert_allclose(attr, theirs.numpy(), atol=1e-4 * scale, rtol=0)
-    np.testing.assert_allclose(hyp, theirs_hyp.numpy(), atol=1e-4 * scale, rtol=0)
-    captum = torch.cat([DeepLiftShap(CountOutput(model)).attribute(x[i : i + 1], baselines=refs[i], target=0)
-                        for i in range(len(x))]).detach().numpy()
-    np.testing.assert_allclose(attr.sum(1), captum.sum(1), atol=1e-4 * scale, rtol=0)
+    np.testing.assert_allclose(attr, torch.cat(theirs).numpy(), atol=1e-4 * scale, rtol=0)
+    np.testing.assert_allclose(hyp, torch.cat(theirs_hyp).numpy(), atol=1e-4 * scale, rtol=0)
+    np.testing.assert_allclose(attr.sum(1), torch.cat(captum).numpy().sum(1), atol=1e-4 * scale, rtol=0)
     # not the plain gradient × input: the rule matters on this model
     xg = x.clone().requires_grad_()
     grad = torch.autograd.grad(CountOutput(model)(xg).sum(), xg)[0]
     assert np.abs((grad * x).numpy() - attr).max() > 0.05 * scale
+
+
+def test_count_scalar_weights_channels_by_their_share_of_the_reads():
+    logits = torch.zeros(3, 2, 10)
+    counts = torch.tensor([[4.0, 0.0], [0.0, 4.0], [2.0, 2.0]])  # a + strand site, a − strand site, both
+    f, weights = scalar_output((logits, counts), "count")
+    share = float(np.exp(4) / (np.exp(4) + 1))
+    assert torch.allclose(weights, torch.tensor([[share, 1 - share], [1 - share, share], [0.5, 0.5]]))
+    assert torch.allclose(f, torch.tensor([4 * share, 4 * share, 2.0]))
+    # the window's weights score its references: a reference that moves reads to the other strand scores lower
+    g, _ = scalar_output((logits[:1], torch.tensor([[0.0, 4.0]])), "count", weights[:1])
+    assert g.item() == pytest.approx(4 * (1 - share))
+    single, w1 = scalar_output((logits[:, :1], counts[:, :1]), "count")  # one channel: the plain log count
+    assert torch.equal(single, counts[:, 0]) and torch.equal(w1, torch.ones(3, 1))
 
 
 @pytest.mark.parametrize("output", ["count", "profile"])
@@ -126,7 +149,9 @@ def test_hypothetical_contributions_are_substitution_effects_of_a_linear_model()
     torch.manual_seed(0)
     model, x = Linear(), onehot(1, 30, seed=4)
     attr, hyp = attribute(model, x.numpy(), n_shuffles=3)
-    f = lambda z: model(z)[1].sum().item()  # noqa: E731
+    with torch.no_grad():
+        weights = torch.softmax(model(x)[1], dim=-1)  # the window's channel weights (see scalar_output)
+    f = lambda z: (model(z)[1] * weights).sum().item()  # noqa: E731
     base = x[0].argmax(0)
     for pos in (0, 7, 29):
         for c in range(4):
@@ -182,6 +207,28 @@ def test_multilinear_kmer_embeddings_equal_the_lookup_on_onehot():
     x = onehot(2, 20, seed=5)
     x[1, :, 7] = 0  # an N: its six 6-mers are [UNK]
     torch.testing.assert_close(multilinear_kmer_embeddings(x, weight), kmer_embeddings(x, weight))
+
+
+def test_multilinear_kmer_embeddings_value_and_gradient_on_soft_input(monkeypatch):
+    """The blockwise function against the 4,096 products built by autograd, across block boundaries."""
+    from dnalm import attribution
+
+    monkeypatch.setattr(attribution, "KMER_BLOCK_ROWS", 7)  # 3 windows x 35 six-mers: many blocks, a partial last
+    weight = torch.randn(len(tokenize.SPECIALS) + 4 ** 6 + 3, 5, dtype=torch.float64)
+    x = torch.rand(3, 4, 40, dtype=torch.float64, requires_grad=True)
+    cols = x.unfold(2, tokenize.K, 1).permute(0, 2, 3, 1)
+    p = cols[:, :, 0]
+    for j in range(1, tokenize.K):
+        p = (p[..., :, None] * cols[:, :, j, None, :]).flatten(-2)
+    expected = p @ weight[attribution._kmer_table_ids()] + (1 - p.sum(-1, keepdim=True)) * weight[tokenize.UNK]
+    got = multilinear_kmer_embeddings(x, weight)
+    torch.testing.assert_close(got, expected)
+    g = torch.randn_like(got)
+    (want,) = torch.autograd.grad((expected * g).sum(), x)
+    (have,) = torch.autograd.grad((got * g).sum(), x)
+    torch.testing.assert_close(have, want)
+    small = torch.rand(1, 4, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: multilinear_kmer_embeddings(v, weight), (small,))
 
 
 @pytest.mark.parametrize("kind", tokenize.KINDS)

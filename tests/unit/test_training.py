@@ -18,7 +18,8 @@ from helpers import signal_when, start_python
 from dnalm.checkpoint import TrainingInterrupted
 from dnalm.models import build_model
 from dnalm.store import WindowStore, encode
-from dnalm.training import HISTORY_COLUMNS, load_model, native_bf16, resolve_precision, train, validate
+from dnalm.training import (HISTORY_COLUMNS, init_count_bias, load_model, mean_log_count, native_bf16,
+                            resolve_precision, train, validate)
 
 torch.use_deterministic_algorithms(True)
 
@@ -127,16 +128,42 @@ def test_train_learns_and_writes_outputs(reference, stores):
     assert history["val_pearson_median"][best] > history["val_pearson_median"][0] + 0.2
     running_min = history["val_loss"].cummin()
     assert list(history["best"]) == [1] + list((history["val_loss"] < running_min.shift())[1:].astype(int))
-    totals = np.load(stores["train"][1])[:, :, FLANK : FLANK + LENGTH].sum(axis=-1)  # the window, not its flanks
-    assert summary["count_weight"] == pytest.approx(np.median(totals) / 10)
+    window = np.load(stores["train"][1])[:, :, FLANK : FLANK + LENGTH]  # the window, not its flanks
+    assert summary["count_weight"] == pytest.approx(np.median(window.sum(axis=(1, 2))) / 10)  # over both strands
+    assert summary["count_weight"] != pytest.approx(np.median(window.sum(axis=-1)) / 10)  # not per strand
     assert (summary["channels"], summary["length"], summary["arch"]) == (["pa/+", "pa/-"], LENGTH, "bpnet")
 
-    # best.ckpt holds the weights of the best epoch (not the last): they reproduce that epoch's validation loss
-    assert summary["best_epoch"] < summary["epochs_run"]  # precondition of this check, true for this data
-    model, info = load_model(str(reference / "best.ckpt"))
+
+def test_best_checkpoint_holds_the_best_epoch_not_the_last(stores, tmp_path):
+    """best.ckpt's weights reproduce the best epoch's validation loss, in a run whose last epoch is not the best."""
+    summary = run(stores, tmp_path / "m", lr=0.3, epochs=8, patience=8, jitter=0)  # a large step: val loss wobbles
+    history = pd.read_csv(tmp_path / "m" / "history.tsv", sep="\t")
+    best = int(history["val_loss"].idxmin())
+    assert summary["best_epoch"] == history["epoch"][best] < summary["epochs_run"]  # precondition, true for this data
+    model, info = load_model(str(tmp_path / "m" / "best.ckpt"))
     val = validate(model, WindowStore(*stores["val"]), 16, info["count_weight"], torch.device("cpu"))
     assert val["val_loss"] == pytest.approx(history["val_loss"][best], rel=1e-5)
+    assert val["val_loss"] < history["val_loss"].iloc[-1]
     assert info["trainable_params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_count_head_starts_at_the_mean_log_count(stores):
+    train_store = WindowStore(*stores["train"])
+    totals = np.load(stores["train"][1])[:, :, FLANK : FLANK + LENGTH].sum(axis=-1)
+    assert np.allclose(mean_log_count(train_store), np.log1p(totals).mean(axis=0))
+    torch.manual_seed(0)
+    model = build_model("bpnet", 2, MODEL)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert init_count_bias(model, train_store)
+    after = model.state_dict()
+    assert torch.allclose(after["linear.bias"], torch.as_tensor(np.log1p(totals).mean(axis=0), dtype=torch.float32))
+    assert all(torch.equal(after[k], before[k]) for k in before if k != "linear.bias")
+    # with strand-swapping augmentation the head sees each channel's windows and its partner's, half the time each
+    assert init_count_bias(model, train_store, revcomp=True)
+    mean = np.log1p(totals).mean(axis=0)
+    both = (mean + mean[train_store.rc_perm]) / 2
+    assert train_store.rc_perm.tolist() == [1, 0] and not np.allclose(mean, both)  # precondition: strands differ
+    assert torch.allclose(model.state_dict()["linear.bias"], torch.as_tensor(both, dtype=torch.float32))
 
 
 def test_bf16_training_learns_and_records_its_precision(stores, tmp_path, reference):
@@ -164,9 +191,11 @@ def test_zero_epochs_writes_the_untrained_model(stores, tmp_path):
     history = pd.read_csv(tmp_path / "m" / "history.tsv", sep="\t")
     assert list(history.columns) == HISTORY_COLUMNS and len(history) == 0
     torch.manual_seed(RUN["seed"])
-    fresh = build_model("bpnet", 2, MODEL).state_dict()
+    fresh = build_model("bpnet", 2, MODEL)
+    # the untrained network: random weights, the count head at the mean log count
+    init_count_bias(fresh, WindowStore(*stores["train"]), revcomp=PARAMS["revcomp"])
     saved = best_state(tmp_path / "m")
-    assert all(torch.equal(saved[k], fresh[k]) for k in fresh)
+    assert all(torch.equal(saved[k], v) for k, v in fresh.state_dict().items())
 
 
 TRAIN_CODE = """

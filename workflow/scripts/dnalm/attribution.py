@@ -28,10 +28,14 @@ hyp[c, l] = m[c, l] − Σ_c' r[c', l] m[c', l] (the contribution of base c at l
 averaged over the references; attributions = hyp × one-hot, so each window's attributions sum to
 mean_k (f(x) − f(r_k)).
 
-The attributed scalar f: `count` is the log-count output summed over channels; `profile` is
+The attributed scalar f: `count` is Σ_c v[c] n[c] of the log counts n, with v the softmax over channels of the
+window's own log counts, detached: each channel weighted by its share of the predicted reads, so f follows the
+window's total (log Σ_c e^n[c] to first order). With one channel v = 1, the plain log count (chrombpnet's). With
+stranded channels a plain sum would cancel: a + strand site's elements raise n[+] and lower n[−] (whose reads they
+move away), and count attributions then miss elements that scale a site's reads. `profile` is
 Σ_c,l w[c, l] (z[c, l] − mean_l z[c, ·]) of the profile logits z, with w the softmax over positions of the window's
 own logits, detached (BPNet's and chrombpnet's profile attribution). The window's weights are used for its
-references too, so f is one linear function of the logits per window and completeness holds.
+references too, so f is one linear function of the outputs per window and completeness holds.
 """
 
 from __future__ import annotations
@@ -98,19 +102,23 @@ def make_references(onehot: np.ndarray | torch.Tensor, n: int, seed: int) -> tor
 
 # --------------------------------------------------------------------------------------------------------- outputs
 def scalar_output(outputs, output: str, weights: torch.Tensor | None = None):
-    """The attributed scalar per row, and the profile weights used (None for `count`); see the module docstring.
+    """The attributed scalar per row, and the weights used; see the module docstring.
 
     Args:
         outputs: The model's (profile logits (B, C, L), log counts (B, C)).
         output: `count` or `profile`.
-        weights: Profile weights (B, C, L) to use (a window's, for its references); None computes them.
+        weights: Weights to use (a window's, for its references): channel weights (B, C) for `count`, profile
+            weights (B, C, L) for `profile`; None computes them from `outputs`.
     """
     if not isinstance(outputs, (tuple, list)) or len(outputs) != 2:
         raise ValueError("attribution needs a model returning (profile logits (B, C, L), log counts (B, C)); "
                          f"got {type(outputs).__name__}")
     logits, counts = outputs
     if output == "count":
-        return counts.reshape(len(counts), -1).sum(-1), None
+        counts = counts.reshape(len(counts), -1)
+        if weights is None:
+            weights = torch.softmax(counts.detach(), dim=-1)
+        return (counts * weights).sum(-1), weights
     centered = logits - logits.mean(-1, keepdim=True)
     if weights is None:
         weights = torch.softmax(centered.detach(), dim=-1)
@@ -285,20 +293,75 @@ def _kmer_table_ids() -> torch.Tensor:
     return torch.as_tensor((tokenize.DIGIT_OF_CODE[codes] * tokenize.PLACE).sum(1) + len(tokenize.SPECIALS))
 
 
+#: Rows (6-mer positions) per block of `_MultilinearKmer`: its (rows, 4096) intermediates stay at 8 MB.
+KMER_BLOCK_ROWS = 512
+
+
+def _kmer_outer(cols: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """(r, 6, 4) → (r, 4^(stop−start)): products of the letters start…stop−1 over all their combinations
+    (row-major, the first letter most significant); (r, 1) of ones for an empty range."""
+    p = cols.new_ones(len(cols), 1)
+    for j in range(start, stop):
+        p = (p[:, :, None] * cols[:, j, None, :]).flatten(1)
+    return p
+
+
+class _MultilinearKmer(torch.autograd.Function):
+    """e = P(cols) @ D + E[UNK] with P the 4,096 products of six soft letters, in row blocks, keeping no P.
+
+    The (rows, 4096) products are made block by block in the forward and again in the backward, where the gradient
+    w.r.t. letter j is the contraction of G = grad @ Dᵀ with the products of the other five letters: G is summed
+    against the letters from the last one down (one pass each), and each step's result against the letters before.
+    Autograd through `_kmer_outer` would keep every block's products and their gradients (~16 kB per 6-mer each),
+    whose allocation and page faults took most of the time of integrated gradients.
+    """
+
+    @staticmethod
+    def forward(ctx, cols, diff, unk):
+        ctx.save_for_backward(cols, diff)
+        out = cols.new_empty(len(cols), diff.shape[1])
+        for block in range(0, len(cols), KMER_BLOCK_ROWS):
+            rows = slice(block, block + KMER_BLOCK_ROWS)
+            torch.addmm(unk, _kmer_outer(cols[rows], 0, 6), diff, out=out[rows])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        cols, diff = ctx.saved_tensors
+        out = torch.empty_like(cols)
+        for block in range(0, len(cols), KMER_BLOCK_ROWS):
+            rows = slice(block, block + KMER_BLOCK_ROWS)
+            c = cols[rows]
+            g = grad[rows] @ diff.T  # (r, 4096): d e·grad / d P
+            prefix = c.new_ones(len(c), 1)  # products of the letters before j
+            prefixes = []
+            for j in range(6):
+                prefixes.append(prefix)
+                prefix = (prefix[:, :, None] * c[:, j, None, :]).flatten(1)
+            for j in range(5, -1, -1):  # g holds G summed against the letters after j: (r, 4^(j+1))
+                g = g.view(len(c), -1, 4)
+                out[rows, j] = (prefixes[j][:, :, None] * g).sum(1)
+                if j:
+                    g = (g * c[:, j, None, :]).sum(-1)
+        return out, None, None
+
+
 def multilinear_kmer_embeddings(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """6-mer embeddings (B, L-5, H) of soft one-hot x (B, 4, L): the multilinear extension of the table.
 
     Equals `dnalm.models.lm.kmer_embeddings` on one-hot input (an N column gives `[UNK]`), and is smooth in between,
-    so integrated gradients along a path of soft inputs keep completeness.
+    so integrated gradients along a path of soft inputs keep completeness. Differentiable in x (`_MultilinearKmer`),
+    not in the table (attribution freezes the model).
     """
     from dnalm import tokenize
 
     cols = x.unfold(2, tokenize.K, 1).permute(0, 2, 3, 1)  # (B, T, 6, 4)
-    p = cols[:, :, 0]
-    for j in range(1, tokenize.K):
-        p = (p[..., :, None] * cols[:, :, j, None, :]).flatten(-2)
-    table = weight[_kmer_table_ids().to(weight.device)]
-    return p @ table + (1 - p.sum(-1, keepdim=True)) * weight[tokenize.UNK]
+    batch, n_tokens = cols.shape[:2]
+    weight = weight.detach()
+    unk = weight[tokenize.UNK]
+    diff = weight[_kmer_table_ids().to(weight.device)] - unk
+    out = _MultilinearKmer.apply(cols.reshape(batch * n_tokens, tokenize.K, 4), diff, unk)
+    return out.view(batch, n_tokens, -1)
 
 
 @contextlib.contextmanager

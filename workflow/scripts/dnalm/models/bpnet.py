@@ -59,6 +59,11 @@ class BPNet(nn.Module):
         self.fconv = ProfileConv1d(filters, n_outputs, profile_kernel, padding="same")
         self.linear = nn.Linear(filters, n_outputs)
 
+    @property
+    def count_layer(self) -> nn.Linear:
+        """The layer that outputs the log counts (its bias starts at the train data's mean: `init_count_bias`)."""
+        return self.linear
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Predict profile logits (B, C, L) and log(1 + total count) per channel (B, C) from one-hot x (B, 4, L)."""
         h = self.irelu(self.iconv(x))

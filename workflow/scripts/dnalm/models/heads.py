@@ -41,6 +41,11 @@ class ConvHead(nn.Module):
         self.profile = nn.Conv1d(widths[-1], n_outputs, 1)
         self.count = nn.Linear(widths[-1], n_outputs)
 
+    @property
+    def count_layer(self) -> nn.Linear:
+        """The layer that outputs the log counts (see `dnalm.training.init_count_bias`)."""
+        return self.count
+
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Profile logits (B, C, L) and log(1 + total count) (B, C) from features (B, hidden, L)."""
         h = self.dropout(h)

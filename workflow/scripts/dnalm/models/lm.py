@@ -273,6 +273,11 @@ class LMProfileModel(nn.Module):
         self.train(self.training)
 
     @property
+    def count_layer(self) -> nn.Linear | None:
+        """The head's log-count layer, if it has one (see `dnalm.training.init_count_bias`)."""
+        return getattr(self.head, "count_layer", None)
+
+    @property
     def config(self):
         """The backbone's `BertConfig`."""
         return self.bert.config
