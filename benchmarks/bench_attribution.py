@@ -37,8 +37,21 @@ class CountOutput(torch.nn.Module):
         return self.model(x)[1].sum(-1, keepdim=True)
 
 
+class SummedCounts(torch.nn.Module):
+    """BPNet with one count channel, the log counts summed over strands: dnalm's `count` output of it is that sum
+    (a single channel has softmax weight 1), the scalar tangermeme and captum attribute through `CountOutput`."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        logits, counts = self.model(x)
+        return logits, counts.sum(-1, keepdim=True)
+
+
 def ours(model, x, n_refs, batch):
-    return attribute(model, x.numpy(), n_shuffles=n_refs, seed=0, batch_size=batch, device="cpu")[0]
+    return attribute(SummedCounts(model), x.numpy(), n_shuffles=n_refs, seed=0, batch_size=batch, device="cpu")[0]
 
 
 def tangermeme(model, x, n_refs, batch):
