@@ -101,7 +101,7 @@ def auto_count_weight(store: WindowStore) -> float:
     The profile NLL of a window is summed over its channels and grows with all of their counts, so its scale is the
     window's total over channels. Per (window, channel) — the rule before — a stranded task whose sites sit on one
     strand gets the median of mostly empty opposite-strand channels: the synthetic planted-motif genome got 0.7
-    instead of 11.6, its count head barely trained, and count attributions found no motif.
+    instead of 11.6, and its count head barely trained.
     """
     crop = slice(store.flank, store.flank + store.length)
     totals = np.concatenate([chunk[:, :, crop].sum(axis=(1, 2)) for chunk in store.target_chunks(4096)])
@@ -122,8 +122,8 @@ def init_count_bias(model, store: WindowStore, revcomp: bool = False) -> bool:
     channel it swaps with: what training will show the head.
 
     Without this the head starts near 0 while the targets sit at log(1 + counts) (≈ 3–6 for 3'-end data), and
-    AdamW moves a bias by about the learning rate per step: a short run spends its steps learning the mean and its
-    count head never fits the differences between windows, which is what count attributions explain. Profile models
+    AdamW moves a bias by about the learning rate per step: thousands of steps at lr 0.001 before the head even
+    predicts the mean, let alone the differences between windows that count attributions explain. Profile models
     only (those with a `count_layer`); returns whether it applied.
     """
     layer = getattr(model, "count_layer", None)
