@@ -297,11 +297,11 @@ def _kmer_table_ids() -> torch.Tensor:
 KMER_BLOCK_ROWS = 512
 
 
-def _kmer_outer(cols: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """(r, 6, 4) → (r, 4^(stop−start)): products of the letters start…stop−1 over all their combinations
-    (row-major, the first letter most significant); (r, 1) of ones for an empty range."""
-    p = cols.new_ones(len(cols), 1)
-    for j in range(start, stop):
+def _kmer_products(cols: torch.Tensor) -> torch.Tensor:
+    """(r, 6, 4) → (r, 4096): the products of the six letters' values over all 6-mers (row-major, the first letter
+    most significant, as `_kmer_table_ids`)."""
+    p = cols[:, 0]
+    for j in range(1, cols.shape[1]):
         p = (p[:, :, None] * cols[:, j, None, :]).flatten(1)
     return p
 
@@ -312,7 +312,7 @@ class _MultilinearKmer(torch.autograd.Function):
     The (rows, 4096) products are made block by block in the forward and again in the backward, where the gradient
     w.r.t. letter j is the contraction of G = grad @ Dᵀ with the products of the other five letters: G is summed
     against the letters from the last one down (one pass each), and each step's result against the letters before.
-    Autograd through `_kmer_outer` would keep every block's products and their gradients (~16 kB per 6-mer each),
+    Autograd through `_kmer_products` would keep every block's products and their gradients (~16 kB per 6-mer each),
     whose allocation and page faults took most of the time of integrated gradients.
     """
 
@@ -322,7 +322,7 @@ class _MultilinearKmer(torch.autograd.Function):
         out = cols.new_empty(len(cols), diff.shape[1])
         for block in range(0, len(cols), KMER_BLOCK_ROWS):
             rows = slice(block, block + KMER_BLOCK_ROWS)
-            torch.addmm(unk, _kmer_outer(cols[rows], 0, 6), diff, out=out[rows])
+            torch.addmm(unk, _kmer_products(cols[rows]), diff, out=out[rows])
         return out
 
     @staticmethod
