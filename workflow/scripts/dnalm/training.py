@@ -103,16 +103,18 @@ def auto_count_weight(store: WindowStore) -> float:
     strand gets the median of mostly empty opposite-strand channels: the synthetic planted-motif genome got 0.7
     instead of 11.6, and its count head barely trained.
     """
+    return max(float(np.median(window_totals(store).sum(axis=1))) / 10.0, 1e-3)
+
+
+def window_totals(store: WindowStore) -> np.ndarray:
+    """Total count of every window (without its flanks) per channel, (N, C), stored placement."""
     crop = slice(store.flank, store.flank + store.length)
-    totals = np.concatenate([chunk[:, :, crop].sum(axis=(1, 2)) for chunk in store.target_chunks(4096)])
-    return max(float(np.median(totals)) / 10.0, 1e-3)
+    return np.concatenate([chunk[:, :, crop].sum(axis=-1) for chunk in store.target_chunks(4096)])
 
 
 def mean_log_count(store: WindowStore) -> np.ndarray:
     """Mean over train windows of log(1 + total count) per channel (the count head's target), stored placement."""
-    crop = slice(store.flank, store.flank + store.length)
-    totals = np.concatenate([chunk[:, :, crop].sum(axis=-1) for chunk in store.target_chunks(4096)])
-    return np.log1p(totals).mean(axis=0)
+    return np.log1p(window_totals(store)).mean(axis=0)
 
 
 def init_count_bias(model, store: WindowStore, revcomp: bool = False) -> bool:
