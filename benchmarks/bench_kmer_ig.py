@@ -1,7 +1,7 @@
 """Integrated gradients of a 6-mer language model on the CPU: the blockwise multilinear k-mer embedding of
 `dnalm.attribution` against the same extension built by autograd (4,096 products per 6-mer kept for the backward).
 
-The model is the planted-motif test's `kmer_lm` (6-mer tokens, 1 layer, hidden 64, conv head; random weights), on
+The model is the planted-motif example's `kmer_lm_conv` (6-mer tokens, 1 layer, hidden 64, conv head; random weights), on
 random 200 bp windows, count output, 5 dinucleotide-shuffled references and `--steps` quadrature nodes each. Prints
 per method and run: wall seconds, user and system CPU seconds, minor page faults, and the interpolated inputs per
 second; then the medians and the ratio. Checks that both give the same attributions.
