@@ -112,10 +112,12 @@ def test_bpnet_recovers_every_planted_element(bpnet: pd.DataFrame) -> None:
 
 
 @pytest.mark.slow
-def test_bpnet_count_patterns_are_the_elements_that_scale_the_reads(bpnet: pd.DataFrame) -> None:
+@pytest.mark.parametrize("model", ["bpnet", "kmer_lm"])
+def test_count_patterns_are_the_elements_that_scale_the_reads(model: str, request: pytest.FixtureRequest) -> None:
     """AATAAA (x3) and TATATA (x4) set a site's reads, so the count output must be explained by them."""
-    count = bpnet[(bpnet["output"] == "count") & (bpnet["sign"] == "+")]
-    assert {"positioning_AATAAA", "efficiency_TATATA"} <= recovered(count), bpnet.to_string()
+    table = request.getfixturevalue(model)
+    count = table[(table["output"] == "count") & (table["sign"] == "+")]
+    assert {"positioning_AATAAA", "efficiency_TATATA"} <= recovered(count), table.to_string()
 
 
 @pytest.mark.slow
@@ -127,12 +129,6 @@ def test_bpnet_matches_no_decoy(bpnet: pd.DataFrame) -> None:
 def test_kmer_lm_recovers_every_planted_element_at_base_resolution(kmer_lm: pd.DataFrame) -> None:
     assert set(kmer_lm["output"]) == {"count"}
     assert recovered(kmer_lm) == set(PLANTED), kmer_lm.to_string()
-
-
-@pytest.mark.slow
-def test_kmer_lm_count_patterns_are_the_elements_that_scale_the_reads(kmer_lm: pd.DataFrame) -> None:
-    count = kmer_lm[(kmer_lm["output"] == "count") & (kmer_lm["sign"] == "+")]
-    assert {"positioning_AATAAA", "efficiency_TATATA"} <= recovered(count), kmer_lm.to_string()
 
 
 @pytest.mark.slow
