@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import h5py
@@ -10,7 +11,8 @@ import pandas as pd
 import pyBigWig
 import pytest
 
-from dnalm.interpret import match_motifs, read_patterns, run_modisco, save_npz_atomic, select_windows
+from dnalm.interpret import (Pattern, correlation_columns, match_motifs, read_patterns, run_modisco, save_npz_atomic,
+                             select_windows, tomtom_matches)
 from dnalm.motifs import bh_qvalues, consensus_ppm, read_meme, read_motif_files, write_meme
 from dnalm.synthetic import DECOYS, PLANTED, synthetic_decoys, write_synthetic
 
@@ -75,6 +77,64 @@ def test_bh_qvalues_match_the_definition() -> None:
     q = bh_qvalues(p)
     np.testing.assert_allclose(q[0], [0.04, 0.16 / 3, 0.16 / 3, 0.5])  # 0.03 × 4 / 2 > 0.04 × 4 / 3
     np.testing.assert_allclose(q[1], [4 / 15, 4 / 15, 0.9, 0.004])
+
+
+def as_pattern(ppm: np.ndarray, sign: str = "+") -> Pattern:
+    """A pattern whose CWM is its (L, 4) PPM, so trimming keeps every column."""
+    return Pattern("count", "pattern", sign, 50, ppm, ppm, ppm)
+
+
+def synthetic_motifs() -> dict[str, np.ndarray]:
+    """The known-motif file of the synthetic genome: planted elements and decoys."""
+    return {name: consensus_ppm(c) for name, c in {**PLANTED, **synthetic_decoys()}.items()}
+
+
+def test_correlation_columns_are_sqrt_two_minus_two_r_apart() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.dirichlet(np.ones(4), size=20).T, rng.dirichlet(np.ones(4), size=20).T
+    r = np.array([np.corrcoef(a[:, i], b[:, i])[0, 1] for i in range(20)])
+    distance = np.linalg.norm(correlation_columns(a, 4) - correlation_columns(b, 5), axis=0)
+    np.testing.assert_allclose(distance, np.sqrt(2 - 2 * r), atol=1e-9)
+    flat = np.full((4, 1), 0.25)  # an N: correlates with nothing, not even another N
+    for query, target in ((flat, b[:, :1]), (a[:, :1], flat), (flat, flat)):
+        np.testing.assert_allclose(np.linalg.norm(correlation_columns(query, 4) - correlation_columns(target, 5)),
+                                   np.sqrt(2))
+
+
+def test_every_known_motif_matches_itself_on_its_strand() -> None:
+    motifs = synthetic_motifs()
+    names = list(motifs)
+    for name, consensus in {**PLANTED, **synthetic_decoys()}.items():
+        minus = consensus[::-1].translate(str.maketrans("ACGTRYSWKMN", "TGCAYRSWMKN"))
+        for seq, strand in ((consensus, "+"), (minus, "-")):
+            _, q, _, strands = tomtom_matches([as_pattern(consensus_ppm(seq, 0.7).T)], motifs)
+            best = int(q[0].argmin())
+            assert names[best] == name and q[0, best] < 0.05, (seq, names[best], q[0, best])
+            if consensus != minus:  # a palindrome matches both strands equally
+                assert ("-" if strands[0, best] else "+") == strand, seq
+
+
+# A negative count pattern of the k-mer LM on the synthetic genome (48 seqlets, config/examples/synthetic_motifs.yaml,
+# 400 windows): one A amid A/T-rich columns near the genome's base composition, i.e. no motif.
+UNINFORMATIVE = np.array([
+    [0.31, 0.21, 0.08, 0.40], [0.33, 0.19, 0.10, 0.38], [0.35, 0.17, 0.15, 0.33], [0.31, 0.15, 0.08, 0.46],
+    [0.40, 0.17, 0.10, 0.33], [0.33, 0.12, 0.23, 0.31], [0.27, 0.08, 0.25, 0.40], [0.33, 0.12, 0.12, 0.42],
+    [0.31, 0.17, 0.12, 0.40], [0.25, 0.23, 0.17, 0.35], [0.29, 0.15, 0.29, 0.27], [0.96, 0.02, 0.00, 0.02],
+    [0.38, 0.23, 0.08, 0.31], [0.44, 0.15, 0.10, 0.31], [0.50, 0.17, 0.12, 0.21]])
+
+
+def test_an_uninformative_pattern_matches_no_gapped_motif() -> None:
+    """Under memelite's Euclidean distance its near-background columns sit closest to Abf1's NNNNN (q ≈ 0.01)."""
+    from memelite import tomtom
+
+    motifs = synthetic_motifs()
+    ppm = UNINFORMATIVE / UNINFORMATIVE.sum(axis=1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        euclidean = bh_qvalues(tomtom([np.ascontiguousarray(ppm.T)], list(motifs.values()))[0])[0]
+    assert list(motifs)[int(euclidean.argmin())] == "Abf1_RTCRYNNNNNACG" and euclidean.min() < 0.05
+    _, q, _, _ = tomtom_matches([as_pattern(ppm, "-")], motifs)
+    assert q.min() > 0.05
 
 
 def test_select_windows_is_seeded_and_sorted() -> None:

@@ -199,16 +199,48 @@ def read_patterns(path: str, output: str | None = None) -> list[Pattern]:
 # ------------------------------------------------------------------------------------------------------------ TOMTOM
 
 
+def correlation_columns(ppm: np.ndarray, spare_row: int) -> np.ndarray:
+    """(4, L) probabilities -> (6, L) columns whose Euclidean distance is √(2 − 2r), r the columns' Pearson correlation.
+
+    Each column is centred and scaled to unit length (rows 0–3), so the distance of two columns is √(2 − 2r). A column
+    without variance (an N, or a pattern column of exactly equal frequencies) correlates with nothing: it becomes the
+    unit vector of its own spare row (`spare_row` 4 for queries, 5 for targets), √2 from every other column, as r = 0.
+    """
+    centred = ppm - ppm.mean(axis=0, keepdims=True)
+    norm = np.sqrt((centred ** 2).sum(axis=0))
+    flat = norm < 1e-9
+    columns = np.zeros((6, ppm.shape[1]))
+    columns[:4, ~flat] = centred[:, ~flat] / norm[~flat]
+    columns[spare_row, flat] = 1.0
+    return np.ascontiguousarray(columns)
+
+
 def tomtom_matches(patterns: list[Pattern], motifs: dict[str, np.ndarray], *,
                    reverse_complement: bool = True) -> tuple[np.ndarray, ...]:
-    """TOMTOM (memelite) p-values, q-values, offsets and strands of every trimmed pattern against every motif."""
+    """TOMTOM (memelite) p-values, q-values, offsets and strands of every trimmed pattern against every motif.
+
+    Columns are compared by Pearson correlation, the column score MEME's tomtom uses by default, not by memelite's
+    Euclidean distance of the probabilities: under that distance a pattern column that carries no information (all
+    four bases near their background) is closest to a motif's N columns, so A/T noise flanking one strong base
+    "matched" gapped motifs such as Abf1's RTCRYNNNNNACG at q < 0.05. memelite is given `correlation_columns`, whose
+    distances are √(2 − 2r). The reverse-complement strand is added here (the transform has no base rows to swap)
+    and merged as memelite merges it: p = 1 − (1 − min p)², the strand and offset of the higher score.
+    """
     from memelite import tomtom
 
-    queries = [np.ascontiguousarray(p.ppm[p.trimmed()].T) for p in patterns]
-    targets = [np.ascontiguousarray(m) for m in motifs.values()]
+    queries = [correlation_columns(p.ppm[p.trimmed()].T, 4) for p in patterns]
+    ppms = [np.asarray(m, dtype=float) for m in motifs.values()]
+    if reverse_complement:
+        ppms += [m[::-1, ::-1] for m in ppms]
+    targets = [correlation_columns(m, 5) for m in ppms]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="tomtom was given")  # small databases: said in the README
-        p, _, offsets, _, strands = tomtom(queries, targets, reverse_complement=reverse_complement)
+        p, scores, offsets, _, strands = tomtom(queries, targets, reverse_complement=False)
+    if reverse_complement:
+        n = len(motifs)
+        low = np.minimum(p[:, :n], p[:, n:])
+        minus = scores[:, n:] >= scores[:, :n]
+        p, offsets, strands = low * (2 - low), np.where(minus, offsets[:, n:], offsets[:, :n]), minus
     return p, bh_qvalues(p), offsets, strands
 
 

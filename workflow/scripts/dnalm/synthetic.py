@@ -48,6 +48,18 @@ def synthetic_decoys() -> dict[str, str]:
             if not any(p in s for s in _expand(c) for p in planted)}
 
 
+def recovered(table: pd.DataFrame, top: int = 6) -> set[str]:
+    """Planted elements that are the significant best match of one of an output's `top` patterns (by seqlets), in a
+    `motifs.tsv` table of `dnalm.interpret.match_motifs`."""
+    best = table.sort_values("n_seqlets", ascending=False, kind="stable").groupby("output").head(top)
+    return set(best.loc[best["significant"], "best_match"]) & set(PLANTED)
+
+
+def decoys_matched(table: pd.DataFrame) -> set[str]:
+    """Decoys that are the significant best match of any pattern of a `motifs.tsv` table."""
+    return set(table.loc[table["significant"], "best_match"]) & set(synthetic_decoys())
+
+
 BASE_FREQ = np.array([0.31, 0.19, 0.19, 0.31])  # A C G T, yeast-like
 
 
