@@ -3,7 +3,7 @@
 The check of tests/integration/test_interpret_synthetic.py (every planted element among an output's top six
 patterns, no pattern matching a decoy) is run on one seeded sample of test windows. This repeats it for a trained
 model on several samples (`--seeds`, the `seed` that picks the windows and their shuffled references) and sample sizes
-(`--windows`), with the test's modisco settings, and prints per sample: the planted elements recovered (all outputs;
+(`--windows`), with the example config's modisco settings (the test's), and prints per sample: the planted elements recovered (all outputs;
 the positive count patterns), and every pattern whose best match is a decoy. With `--euclidean` it also matches the same
 patterns the way memelite does by itself (Euclidean distance of the probability columns, which dnalm used before it
 compared columns by correlation) and prints that version's decoy matches. The README's "Interpretation" quotes it
@@ -26,14 +26,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 from dnalm import interpret  # noqa: E402
 from dnalm.motifs import bh_qvalues, read_motif_files  # noqa: E402
 from dnalm.store import WindowStore  # noqa: E402
 from dnalm.synthetic import decoys_matched, recovered  # noqa: E402
 
-MODISCO = {"max_seqlets": 1000, "n_leiden_runs": 1, "min_metacluster_size": 50, "final_min_cluster_size": 15}
+MODISCO = yaml.safe_load((REPO / "config" / "examples" / "synthetic_motifs.yaml").read_text())["interpret"]["modisco"]
+
+
+def decoy_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The patterns of a motifs table whose significant best match is a decoy."""
+    return table[table["best_match"].isin(decoys_matched(table)) & table["significant"]]
 
 
 def euclidean_decoys(files: dict[str, str], motif_files: list[str]) -> pd.DataFrame:
@@ -52,7 +59,7 @@ def euclidean_decoys(files: dict[str, str], motif_files: list[str]) -> pd.DataFr
                           "n_seqlets": [x.n_seqlets for x in patterns], "consensus": [x.consensus() for x in patterns],
                           "best_match": names[best], "q_value": q[np.arange(len(patterns)), best]})
     table["significant"] = table["q_value"] < 0.05
-    return table[table["best_match"].isin(decoys_matched(table)) & table["significant"]]
+    return decoy_rows(table)
 
 
 def report(label: str, decoys: pd.DataFrame) -> None:
@@ -95,7 +102,7 @@ def main() -> None:
                     interpret.run_modisco(str(out / "attributions.npz"), output, files[output], **MODISCO)
                 table = interpret.match_motifs(files, args.motifs, str(out / "motifs.tsv"))
                 count = table[(table["output"] == "count") & (table["sign"] == "+")]
-                decoys = table[table["best_match"].isin(decoys_matched(table)) & table["significant"]]
+                decoys = decoy_rows(table)
                 clean += decoys.empty
                 print(f"windows {n_windows} seed {seed} ({time.perf_counter() - start:.0f} s): "
                       f"{len(table)} patterns; recovered {sorted(recovered(table))}; "
