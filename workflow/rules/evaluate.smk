@@ -5,10 +5,8 @@ localrules:
 
 rule evaluate_model:
     input:
+        unpack(get_store("test")),
         best="results/models/{task}/{model}/best.ckpt",
-        seq="results/windows/{task}/test.seq.npy",
-        targets="results/windows/{task}/test.targets.npy",
-        meta="results/windows/{task}/test.json",
     output:
         predictions="results/eval/{task}/{model}/predictions.h5",
         metrics="results/eval/{task}/{model}/metrics.json",
@@ -43,14 +41,15 @@ rule compare_models:
         "../../envs/base.yaml"
     params:
         runs=get_compare_runs,
+        task_type=get_task_type,
     script:
         "../scripts/compare_models.py"
 
 
 rule summarize_sweep:
     input:
-        metrics=get_sweep_metrics,
-        histories=get_sweep_histories,
+        metrics=get_sweep_files("metrics.json"),
+        histories=get_sweep_files("history.tsv"),
     output:
         table=report(
             "results/eval/{task}/sweeps/{model}.tsv",
@@ -64,5 +63,6 @@ rule summarize_sweep:
         "../../envs/base.yaml"
     params:
         runs=get_sweep_runs,
+        task_type=get_task_type,
     script:
         "../scripts/summarize_sweep.py"

@@ -19,8 +19,8 @@ rule make_folds:
 
 rule make_extra_windows:
     input:
-        unpack(get_extra_genome),
-        unpack(get_extra_site_tracks),
+        unpack(get_genome),
+        unpack(get_site_tracks),
     output:
         windows="results/windows/{task}/extra/{species}.tsv",
     log:
@@ -28,7 +28,7 @@ rule make_extra_windows:
     conda:
         "../../envs/base.yaml"
     params:
-        window=get_extra_window_params,
+        window=get_window_params,
     script:
         "../scripts/make_windows.py"
 

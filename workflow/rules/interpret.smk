@@ -1,9 +1,7 @@
 rule attribute:
     input:
+        unpack(get_store("test")),
         best="results/models/{task}/{model}/best.ckpt",
-        seq="results/windows/{task}/test.seq.npy",
-        targets="results/windows/{task}/test.targets.npy",
-        meta="results/windows/{task}/test.json",
     output:
         npz="results/interpret/{task}/{model}/attributions.npz",
     log:
@@ -36,7 +34,7 @@ rule run_modisco:
     resources:
         mem_mb=8000,
     params:
-        settings=get_modisco_params,
+        settings=config["interpret"]["modisco"],
     script:
         "../scripts/run_modisco.py"
 
@@ -52,7 +50,7 @@ rule match_motifs:
         "../../envs/interpret.yaml"
     threads: 2
     params:
-        outputs=get_interpret_outputs_list,
+        outputs=config["interpret"]["outputs"],
         q_threshold=config["interpret"]["q_threshold"],
         reverse_complement=config["interpret"]["reverse_complement"],
     script:

@@ -1,6 +1,7 @@
 rule pretrain_lm:
     input:
-        unpack(get_pretrain_lm_inputs),
+        unpack(get_pretrain_inputs),
+        excluded="results/pretrain/{lm}/homology_excluded.tsv",
     output:
         config="results/pretrain/{lm}/config.json",
         weights="results/pretrain/{lm}/model.safetensors",

@@ -38,7 +38,7 @@ rule sketch_genome:
     conda:
         "../../envs/qc.yaml"
     params:
-        mash=get_mash_params,
+        mash=config["qc"]["mash"],
     script:
         "../scripts/sketch_genome.py"
 

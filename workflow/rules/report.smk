@@ -1,6 +1,6 @@
 rule report:
     input:
-        unpack(get_report_inputs),
+        get_report_inputs,
     output:
         html=report(
             "results/report.html",
@@ -12,6 +12,7 @@ rule report:
     conda:
         "../../envs/base.yaml"
     params:
+        manifest=get_report_manifest(),
         n_examples=config["report"]["examples"],
         interpret_examples=config["interpret"]["examples"],
     script:

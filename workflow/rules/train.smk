@@ -1,9 +1,7 @@
 rule train_model:
     input:
         unpack(get_store("train")),
-        val_seq="results/windows/{task}/val.seq.npy",
-        val_targets="results/windows/{task}/val.targets.npy",
-        val_meta="results/windows/{task}/val.json",
+        unpack(get_store("val", "val_")),
         backbone=get_backbone_files,
     output:
         best="results/models/{task}/{model}/best.ckpt",

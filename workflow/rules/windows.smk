@@ -24,7 +24,7 @@ rule tile_windows:
     conda:
         "../../envs/base.yaml"
     params:
-        window=get_tile_params,
+        window=get_window_params,
     script:
         "../scripts/tile_windows.py"
 
@@ -52,11 +52,9 @@ rule assign_splits:
 
 rule build_window_store:
     input:
-        unpack(get_genome),
         windows="results/windows/{task}/windows.tsv",
-        tracks=get_task_track_files,
         genomes=get_task_fastas,
-        species_tracks=get_store_track_files,
+        tracks=get_species_track_files,
     output:
         seq="results/windows/{task}/{split}.seq.npy",
         targets="results/windows/{task}/{split}.targets.npy",
@@ -68,12 +66,8 @@ rule build_window_store:
     resources:
         mem_mb=grow_on_retry(2000),
     params:
-        tracks=get_task_tracks,
-        targets=get_targets,
-        flank=get_flank,
-        genomes=get_task_genome_map,
-        species_tracks=get_species_track_map,
-        bins=get_bins_params,
-        species=get_task_species,
+        task=get_task,
+        genomes=get_task_genomes,
+        tracks=get_species_tracks,
     script:
         "../scripts/build_window_store.py"

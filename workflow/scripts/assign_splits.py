@@ -1,10 +1,10 @@
-import logging
-import sys
+"""Snakemake entry script for rule assign_splits: train, val and test per window, and the split counts."""
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from dnalm.jobs import start
 
-from dnalm.splits import assign_splits
+start(snakemake)
+
+from dnalm.splits import assign_splits  # noqa: E402
 
 assign_splits(
     snakemake.input.windows,

@@ -1,23 +1,16 @@
-import logging
-import sys
+"""Snakemake entry script for rule build_window_store: one split's memory-mapped sequences and targets."""
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from dnalm.jobs import start
 
-from dnalm.store import write_store
+start(snakemake)
+
+from dnalm.store import write_store  # noqa: E402
 
 write_store(
     snakemake.input.windows,
     snakemake.wildcards.split,
-    snakemake.input.fasta,
-    dict(snakemake.params.tracks),
-    list(snakemake.params.targets),
-    snakemake.output.seq,
-    snakemake.output.targets,
     snakemake.output.meta,
-    flank=snakemake.params.flank,
-    fastas=dict(snakemake.params.genomes),
-    species_tracks={s: dict(t) for s, t in snakemake.params.species_tracks.items()},
-    bins=snakemake.params.bins,
-    species=snakemake.params.species,
+    task=dict(snakemake.params.task),
+    genomes=dict(snakemake.params.genomes),
+    tracks={s: dict(t) for s, t in snakemake.params.tracks.items()},
 )

@@ -1,9 +1,15 @@
-import logging
-import sys
+"""Snakemake entry script for rule compare_models: one row per model of a task (mean ± sd over seeds)."""
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from dnalm.jobs import start
 
-from dnalm.evaluate import compare_models
+start(snakemake)
 
-compare_models(list(snakemake.input.metrics), snakemake.output.table, snakemake.params.runs, snakemake.output.runs)
+from dnalm.evaluate import compare_models  # noqa: E402
+
+compare_models(
+    list(snakemake.input.metrics),
+    snakemake.output.table,
+    snakemake.params.runs,
+    snakemake.output.runs,
+    task_type=snakemake.params.task_type,
+)

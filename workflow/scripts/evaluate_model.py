@@ -1,15 +1,15 @@
-import logging
-import sys
+"""Snakemake entry script for rule evaluate_model: test predictions, metrics and the species-token counterfactual."""
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from dnalm.jobs import start
 
-from dnalm.evaluate import evaluate
-from dnalm.store import WindowStore
+start(snakemake)
+
+from dnalm.evaluate import evaluate  # noqa: E402
+from dnalm.store import WindowStore  # noqa: E402
 
 evaluate(
     snakemake.input.best,
-    WindowStore(snakemake.input.seq, snakemake.input.targets, snakemake.input.meta),
+    WindowStore(snakemake.input.meta),
     snakemake.output.predictions,
     snakemake.output.metrics,
     site_threshold=snakemake.params.site_threshold,

@@ -1,11 +1,11 @@
-import logging
-import sys
+"""Snakemake entry script for rule export_lm: a fine-tuned LM as a Hugging Face directory with its head."""
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from dnalm.jobs import start
 
-from dnalm.models.lm import export_hf
-from dnalm.training import load_model
+start(snakemake)
+
+from dnalm.models.export import export_hf  # noqa: E402
+from dnalm.predict import load_model  # noqa: E402
 
 model, _ = load_model(snakemake.input.best)
 export_hf(model, snakemake.output.hf)

@@ -1,10 +1,10 @@
-import logging
-import sys
+"""Snakemake entry script for rule filter_homology: remove windows homologous across splits."""
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from dnalm.jobs import start
 
-from dnalm.homology import filter_splits
+start(snakemake)
+
+from dnalm.homology import filter_splits  # noqa: E402
 
 params = dict(snakemake.params.homology)
 params["fastas"] = dict(params["fastas"])

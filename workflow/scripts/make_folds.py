@@ -1,9 +1,9 @@
-import logging
-import sys
+"""Snakemake entry script for rule make_folds: k contiguous genome folds."""
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from dnalm.jobs import start
 
-from dnalm.folds import make_folds
+start(snakemake)
+
+from dnalm.folds import make_folds  # noqa: E402
 
 make_folds(snakemake.input.fasta, snakemake.input.fai, snakemake.output.folds, **snakemake.params.folds)

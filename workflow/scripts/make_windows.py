@@ -1,10 +1,10 @@
-import logging
-import sys
+"""Snakemake entry script for rules make_windows and make_extra_windows: site-centred candidate windows."""
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from dnalm.jobs import start
 
-from dnalm.windows import make_windows
+start(snakemake)
+
+from dnalm.windows import make_windows  # noqa: E402
 
 make_windows(
     snakemake.input.fasta,

@@ -1,17 +1,15 @@
 """Snakemake entry script for rule match_motifs: TOMTOM matches of every modisco pattern -> motifs.tsv."""
 
-import logging
-import sys
+from dnalm.jobs import start
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+start(snakemake)
 
 from dnalm.interpret import match_motifs  # noqa: E402
 
 match_motifs(
-    dict(zip(snakemake.params.outputs, snakemake.input.modisco)),  # noqa: F821
-    list(snakemake.input.motifs),  # noqa: F821
-    snakemake.output.tsv,  # noqa: F821
-    q_threshold=snakemake.params.q_threshold,  # noqa: F821
-    reverse_complement=snakemake.params.reverse_complement,  # noqa: F821
+    dict(zip(snakemake.params.outputs, snakemake.input.modisco)),
+    list(snakemake.input.motifs),
+    snakemake.output.tsv,
+    q_threshold=snakemake.params.q_threshold,
+    reverse_complement=snakemake.params.reverse_complement,
 )

@@ -1,11 +1,11 @@
-import logging
-import sys
+"""Snakemake entry script for rule pretrain_homology: corpus windows homologous to held-out windows."""
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from dnalm.jobs import start
 
-from dnalm.pretrain import corpus_genomes
-from dnalm.pretrain_homology import excluded_corpus_windows
+start(snakemake)
+
+from dnalm.corpus import corpus_genomes  # noqa: E402
+from dnalm.pretrain_homology import excluded_corpus_windows  # noqa: E402
 
 settings = dict(snakemake.params.settings)
 excluded_corpus_windows(

@@ -1,21 +1,20 @@
-import logging
-import os
-import sys
+"""Snakemake entry script for rule pretrain_lm: masked-LM pretraining on the QC-gated, homology-filtered corpus."""
 
-sys.stderr = open(snakemake.log[0], "a", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from dnalm.jobs import start
 
-from dnalm.cluster import log_job_environment
-from dnalm.pretrain import corpus_genomes, exclude_windows, pretrain_lm
+start(snakemake, append=True, environment=True)
 
-log_job_environment()  # host, Slurm job id and partition, CUDA_VISIBLE_DEVICES
+import os  # noqa: E402
+
+from dnalm.corpus import corpus_genomes, exclude_windows  # noqa: E402
+from dnalm.pretrain import pretrain_lm  # noqa: E402
 
 genomes = corpus_genomes(snakemake.params.genomes, getattr(snakemake.input, "gate", None))
 exclude_windows(genomes, snakemake.input.excluded)
 pretrain_lm(
     genomes,
     os.path.dirname(snakemake.output.weights),
+    snakemake.params.hp,
     species=list(snakemake.params.species),
     threads=snakemake.threads,
-    **snakemake.params.hp,
 )

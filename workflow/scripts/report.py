@@ -1,27 +1,31 @@
-"""Snakemake entry script for rule report: write results/report.html."""
+"""Snakemake entry script for rule report: write results/report.html from the report manifest."""
 
-import sys
+from dnalm.jobs import start
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+start(snakemake)
 
 from dnalm.report import write_report  # noqa: E402
 
+files: dict[str, list[str]] = {}
+for record in snakemake.params.manifest:
+    files.setdefault(record["kind"], []).append(record["path"])
 write_report(
-    snakemake.output.html,  # noqa: F821
-    inputs=snakemake.input.inputs,  # noqa: F821
-    splits=snakemake.input.splits,  # noqa: F821
-    histories=snakemake.input.histories,  # noqa: F821
-    model_infos=snakemake.input.model_infos,  # noqa: F821
-    comparisons=snakemake.input.comparisons,  # noqa: F821
-    predictions=snakemake.input.predictions,  # noqa: F821
-    n_examples=snakemake.params.n_examples,  # noqa: F821
-    qc=snakemake.input.qc,  # noqa: F821
-    pretrain_histories=snakemake.input.pretrain_histories,  # noqa: F821
-    pretrain_summaries=snakemake.input.pretrain_summaries,  # noqa: F821
-    counterfactuals=snakemake.input.counterfactuals,  # noqa: F821
-    homology=snakemake.input.homology,  # noqa: F821
-    pretrain_homology=snakemake.input.pretrain_homology,  # noqa: F821
-    sweeps=snakemake.input.sweeps,  # noqa: F821
-    interpretations=snakemake.input.interpretations,  # noqa: F821
-    interpret_examples=snakemake.params.interpret_examples,  # noqa: F821
+    snakemake.output.html,
+    inputs=files.get("input", []),
+    splits=files.get("split_counts", []),
+    histories=files.get("history", []),
+    model_infos=files.get("model_info", []),
+    comparisons=files.get("comparison", []),
+    predictions=files.get("prediction", []),
+    n_examples=snakemake.params.n_examples,
+    qc=[*files.get("qc_genome", []), *files.get("qc_summary", []), *files.get("qc_thresholds", []),
+        *files.get("qc_mash_distances", [])],
+    pretrain_histories=files.get("pretrain_history", []),
+    pretrain_summaries=files.get("pretrain_summary", []),
+    counterfactuals=files.get("counterfactual", []),
+    homology=files.get("homology_summary", []),
+    pretrain_homology=files.get("pretrain_homology", []),
+    sweeps=files.get("sweep", []),
+    interpretations=[*files.get("attributions", []), *files.get("motifs", []), *files.get("modisco", [])],
+    interpret_examples=snakemake.params.interpret_examples,
 )

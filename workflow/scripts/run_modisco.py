@@ -1,18 +1,18 @@
 """Snakemake entry script for rule run_modisco: TF-MoDISco patterns of one output -> modisco.<output>.h5."""
 
-import logging
-import os
-import sys
+from dnalm.jobs import start
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-os.environ.setdefault("NUMBA_NUM_THREADS", str(snakemake.threads))  # noqa: F821
+start(snakemake)
+
+import os  # noqa: E402
+
+os.environ.setdefault("NUMBA_NUM_THREADS", str(snakemake.threads))
 
 from dnalm.interpret import run_modisco  # noqa: E402
 
 run_modisco(
-    snakemake.input.npz,  # noqa: F821
-    snakemake.wildcards.output,  # noqa: F821
-    snakemake.output.h5,  # noqa: F821
-    **snakemake.params.settings,  # noqa: F821
+    snakemake.input.npz,
+    snakemake.wildcards.output,
+    snakemake.output.h5,
+    **snakemake.params.settings,
 )

@@ -1,10 +1,15 @@
-import logging
-import sys
+"""Snakemake entry script for rule summarize_sweep: one row per sweep point of a model, the best one marked."""
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from dnalm.jobs import start
 
-from dnalm.evaluate import sweep_table
+start(snakemake)
 
-sweep_table(list(snakemake.input.metrics), list(snakemake.input.histories), snakemake.params.runs,
-            snakemake.output.table)
+from dnalm.evaluate import sweep_table  # noqa: E402
+
+sweep_table(
+    list(snakemake.input.metrics),
+    list(snakemake.input.histories),
+    snakemake.params.runs,
+    snakemake.output.table,
+    task_type=snakemake.params.task_type,
+)

@@ -1,10 +1,10 @@
-import logging
-import sys
+"""Snakemake entry script for rule tile_windows: windows tiled along the split's chromosomes."""
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from dnalm.jobs import start
 
-from dnalm.tracks import tile_windows
+start(snakemake)
+
+from dnalm.tiling import tile_windows  # noqa: E402
 
 tile_windows(
     snakemake.input.fasta,

@@ -1,20 +1,17 @@
-import logging
-import os
-import sys
+"""Snakemake entry script for rule train_model: train one run on a task's train and val window stores."""
 
-sys.stderr = open(snakemake.log[0], "a", buffering=1)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+from dnalm.jobs import start
 
-from dnalm.cluster import log_job_environment
-from dnalm.store import WindowStore
-from dnalm.training import train
+start(snakemake, append=True, environment=True)
 
-log_job_environment()  # host, Slurm job id and partition, CUDA_VISIBLE_DEVICES
+import os  # noqa: E402
 
-inp = snakemake.input
+from dnalm.store import WindowStore  # noqa: E402
+from dnalm.training import train  # noqa: E402
+
 train(
-    WindowStore(inp.seq, inp.targets, inp.meta),
-    WindowStore(inp.val_seq, inp.val_targets, inp.val_meta),
+    WindowStore(snakemake.input.meta),
+    WindowStore(snakemake.input.val_meta),
     os.path.dirname(snakemake.output.best),
     threads=snakemake.threads,
     **snakemake.params.hp,

@@ -141,7 +141,7 @@ def _check_args(onehot: np.ndarray, output: str, method: str, n_shuffles: int) -
 def resolve_method(model: nn.Module, method: str = "auto") -> str:
     """`deeplift` for models of convolutions and elementwise activations, `ig` for language models (`auto`)."""
     no_rule = sorted({type(m).__name__ for m in model.modules() if isinstance(m, NO_RULE)})
-    is_lm = hasattr(model, "backbone") and hasattr(model, "inputs_embeds")
+    is_lm = any(hasattr(m, "inputs_embeds") for m in model.modules())
     if method == "auto":
         return "ig" if is_lm or no_rule else "deeplift"
     if method == "deeplift" and (is_lm or no_rule):
@@ -438,7 +438,7 @@ def attribute(model: nn.Module, onehot: np.ndarray, *, output: str = "count", n_
     Returns:
         (attributions (N, 4, L) = hypothetical × one-hot, hypothetical contributions (N, 4, L)), float32.
     """
-    from dnalm.training import pick_device
+    from dnalm.device import pick_device
 
     x_all = _check_args(onehot, output, method, n_shuffles)
     method = resolve_method(model, method)
@@ -513,7 +513,7 @@ def completeness_gap(model: nn.Module, onehot: np.ndarray, attributions: np.ndar
     Zero for exact DeepLIFT on a model whose every activation has a rule; for integrated gradients it shrinks with
     the number of steps. `references` are the ones `attribute` used (`make_references(onehot, n_shuffles, seed)`).
     """
-    from dnalm.training import pick_device
+    from dnalm.device import pick_device
 
     device = pick_device(device)
     x = torch.as_tensor(np.asarray(onehot, dtype=np.float32))

@@ -163,3 +163,44 @@ class Checkpointer:
             name = signal.Signals(self.signal).name
             log.error("stopped on %s after writing %s; run the job again to resume", name, where)
             raise TrainingInterrupted(f"stopped on {name}; checkpoint {where} written; run again to resume")
+
+
+def load_resume(path: Path, fp: str, model, optimizer) -> dict | None:
+    """Load a resumable checkpoint of the same run, or None (absent, damaged, or another run's).
+
+    Tries `path`, then the copy `save_atomic` kept of the one before (`<path>.prev`). A file that fails its checksum
+    or does not fit the model is skipped with a warning naming it; the model and optimizer are left untouched then.
+    """
+    for candidate in resume_candidates(path):
+        if not candidate.exists():
+            continue
+        try:
+            state = load_verified(candidate)
+        except Exception as err:  # CorruptCheckpoint, or a file torch cannot read
+            log.warning("ignoring damaged checkpoint %s (%s)", candidate, err)
+            continue
+        if state.get("fingerprint") != fp:
+            log.info("checkpoint %s belongs to another configuration; not resuming from it", candidate)
+            continue
+        if _load_states(candidate, state, model, optimizer):
+            unit = "epoch" if "epoch" in state else "step"
+            where = f" (mid-epoch, {state['progress']['batch']} batches into epoch {state['epoch'] + 1})" \
+                if state.get("progress") else ""
+            log.info("resuming from %s after %s %d%s", candidate, unit, state[unit], where)
+            return state
+    return None
+
+
+def _load_states(path: Path, state: dict, model, optimizer) -> bool:
+    """Load model and optimizer state; on a mismatch restore both, warn naming the file and return False."""
+    model_before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    optimizer_before = optimizer.state_dict()
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (KeyError, RuntimeError, ValueError) as err:
+        log.warning("ignoring checkpoint %s: it does not fit the model (%s)", path, err)
+        model.load_state_dict(model_before)
+        optimizer.load_state_dict(optimizer_before)
+        return False
+    return True

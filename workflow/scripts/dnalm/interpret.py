@@ -57,7 +57,8 @@ def attribute_windows(checkpoint: str, store: WindowStore, out_npz: str, *, n_wi
         A summary (windows, seconds per output).
     """
     from dnalm.attribution import attribute
-    from dnalm.training import load_model, pick_device
+    from dnalm.device import pick_device
+    from dnalm.predict import load_model
 
     torch.set_num_threads(max(int(threads), 1))
     dev = pick_device(device)

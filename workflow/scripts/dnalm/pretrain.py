@@ -28,175 +28,25 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyfaidx
 import torch
 
 from dnalm import tokenize
-from dnalm.io import read_fai
-from dnalm.models.lm import bert_config, quiet_transformers
-from dnalm.store import encode
-from dnalm.checkpoint import Checkpointer, previous, save_atomic
+from dnalm.checkpoint import Checkpointer, load_resume, previous, save_atomic
+from dnalm.corpus import WindowIndex, WindowReader, index_windows
+from dnalm.device import autocast, pick_device, resolve_precision
 from dnalm.models.dropout import use_fast_dropout
-from dnalm.training import autocast, load_resume, pick_device, resolve_precision
+from dnalm.models.lm import bert_config, quiet_transformers
+from dnalm.schema import block_defaults
 
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ["step", "train_loss", "val_loss", "val_accuracy", "lr", "seconds"]
-#: Bases read per FASTA access while indexing windows.
-_CHUNK = 1 << 20
 #: Stream id of the validation masks (train steps use their step number).
 _VAL_STREAM = 2**31 - 1
-
-
-@dataclass
-class WindowIndex:
-    """Windows of one split: genome number, chromosome (index into `chrom_names`) and start of each window.
-
-    `dropped` counts the windows left out for a base other than A, C, G, T.
-    """
-
-    genome: np.ndarray
-    chrom: np.ndarray
-    start: np.ndarray
-    chrom_names: list[str]
-    dropped: int
-
-    def __len__(self) -> int:
-        return len(self.start)
-
-
-def corpus_genomes(genomes: list[dict], gate: str | Path | None = None) -> list[dict]:
-    """The pretraining corpus in `pretrain_lm`'s form, from the workflow's genome list and the QC gate.
-
-    Args:
-        genomes: Dicts with `id` (species id of the config), `species` (token), `fasta`, `fai`, `exclude`
-            (chromosomes never trained on: the tasks' validation and test chromosomes) and `val` (validation ones).
-        gate: The QC gate's list of admitted species ids (one per line), or None to take every genome.
-
-    Returns:
-        Dicts with `species`, `fasta`, `train_chroms` (every chromosome of the index not excluded) and `val_chroms`.
-
-    Raises:
-        ValueError: when the gate admits none of the genomes.
-    """
-    if gate is not None:
-        admitted = set(Path(gate).read_text().split())
-        kept = [g for g in genomes if g["id"] in admitted]
-        if not kept:
-            raise ValueError(f"the QC gate ({gate}) admitted none of the candidate genomes "
-                             f"{[g['id'] for g in genomes]}; relax qc.thresholds or set pretrain.<name>.corpus")
-        log.info("corpus: %d of %d genomes admitted by the QC gate: %s", len(kept), len(genomes),
-                 ", ".join(g["id"] for g in kept))
-        genomes = kept
-    out = []
-    for g in genomes:
-        chroms = list(read_fai(g["fai"]))
-        out.append({"id": g["id"], "species": g["species"], "fasta": g["fasta"],
-                    "train_chroms": [c for c in chroms if c not in set(g["exclude"])],
-                    "val_chroms": [c for c in g["val"] if c in chroms]})
-    return out
-
-
-def valid_starts(codes: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
-    """The starts (offsets into `codes`) whose window holds only A, C, G, T."""
-    bad = np.concatenate([[0], np.cumsum(codes >= 4, dtype=np.int64)])
-    return starts[bad[starts + window] == bad[starts]]
-
-
-def index_windows(genomes: list[dict], split: str, window: int, stride: int) -> WindowIndex:
-    """Index the windows of one split (`train` or `val` chromosomes) of every genome, reading chunk by chunk.
-
-    Args:
-        genomes: Dicts with `species`, `fasta`, `train_chroms` and optionally `val_chroms`.
-        split: `train` or `val`.
-        window: Window length (bp).
-        stride: Distance between window starts (bp).
-
-    Returns:
-        The index; `dropped` counts windows with a base other than ACGT.
-    """
-    parts, names, dropped = [], [], 0
-    for g, genome in enumerate(genomes):
-        fasta = pyfaidx.Fasta(genome["fasta"], as_raw=True, sequence_always_upper=True)
-        try:
-            for chrom in genome.get(f"{split}_chroms") or []:
-                if chrom not in fasta:
-                    raise ValueError(f"chromosome {chrom!r} ({split}) is not in {genome['fasta']}")
-                length = len(fasta[chrom])
-                names.append(chrom)
-                for lo in range(0, max(length - window + 1, 0), _CHUNK):
-                    starts = np.arange(lo + (-lo) % stride, min(lo + _CHUNK, length - window + 1), stride)
-                    codes = encode(fasta[chrom][lo : min(lo + _CHUNK + window - 1, length)])
-                    kept = valid_starts(codes, starts - lo, window) + lo
-                    dropped += len(starts) - len(kept)
-                    kept = _drop_excluded(kept, genome, chrom, split)
-                    parts.append((np.full(len(kept), g), np.full(len(kept), len(names) - 1), kept))
-            if split == "val":
-                for chrom, starts in (genome.get("val_starts") or {}).items():
-                    names.append(chrom)
-                    parts.append((np.full(len(starts), g), np.full(len(starts), len(names) - 1),
-                                  np.asarray(starts, dtype=np.int64)))
-        finally:
-            fasta.close()
-    if not parts:
-        return WindowIndex(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64), names, dropped)
-    g, c, s = (np.concatenate(x) for x in zip(*parts))
-    return WindowIndex(g.astype(np.int64), c.astype(np.int32), s.astype(np.int64), names, dropped)
-
-
-def _drop_excluded(starts: np.ndarray, genome: dict, chrom: str, split: str) -> np.ndarray:
-    """Train window starts without those `exclude_windows` listed for the genome (val windows are kept)."""
-    excluded = (genome.get("exclude_starts") or {}).get(chrom)
-    if split != "train" or not excluded:
-        return starts
-    return starts[~np.isin(starts, np.asarray(excluded, dtype=np.int64))]
-
-
-def exclude_windows(genomes: list[dict], excluded_tsv: str | Path) -> None:
-    """Attach the train windows the homology filter excludes (rule pretrain_homology's table) to the genomes.
-
-    Each genome gets `exclude_starts`: chromosome → sorted window starts, which `index_windows` leaves out of the
-    train split, and `val_starts`, those wholly inside a fold task's val fold (reason `val_fold`), which it adds to
-    the val split. The table must come from the same window length and stride.
-    """
-    table = pd.read_csv(excluded_tsv, sep="\t", dtype={"genome": str, "chrom": str, "reason": str})
-    for genome in genomes:
-        rows = table[table["genome"] == genome.get("id")]
-        genome["exclude_starts"] = {c: sorted(int(x) for x in g["start"]) for c, g in rows.groupby("chrom")}
-        val = rows[rows["reason"] == "val_fold"]
-        genome["val_starts"] = {c: sorted(int(x) for x in g["start"]) for c, g in val.groupby("chrom")}
-    log.info("homology filter: %d corpus windows excluded (%s)", len(table), excluded_tsv)
-
-
-class WindowReader:
-    """Reads windows of an index as base codes, opening each genome's FASTA lazily on first use."""
-
-    def __init__(self, genomes: list[dict], window: int):
-        self.paths = [g["fasta"] for g in genomes]
-        self.window = window
-        self.handles: dict[int, pyfaidx.Fasta] = {}
-
-    def codes(self, index: WindowIndex, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), window) uint8 codes of the given rows of the index."""
-        out = np.empty((len(rows), self.window), dtype=np.uint8)
-        for i, row in enumerate(rows):
-            g = int(index.genome[row])
-            if g not in self.handles:
-                self.handles[g] = pyfaidx.Fasta(self.paths[g], as_raw=True, sequence_always_upper=True)
-            start = int(index.start[row])
-            chrom = index.chrom_names[index.chrom[row]]
-            out[i] = encode(self.handles[g][chrom][start : start + self.window])
-        return out
-
-    def close(self) -> None:
-        for handle in self.handles.values():
-            handle.close()
-        self.handles.clear()
 
 
 def mask_tokens(ids: np.ndarray, kind: str, mask_prob: float,
@@ -295,11 +145,7 @@ def evaluate(model, reader: WindowReader, index: WindowIndex, rows: np.ndarray, 
     return (loss_sum / total, correct / total) if total else (float("nan"), float("nan"))
 
 
-def pretrain_lm(genomes: list[dict], out_dir: str, *, tokenizer: str, species: list[str], window: int, stride: int,
-                layers: int, hidden: int, heads: int, intermediate: int | None = None, steps: int, batch_size: int,
-                lr: float, warmup: float = 0.05, mask_prob: float = 0.15, dropout: float = 0.1,
-                attention_dropout: float = 0.1, eval_every: int = 100, val_windows: int = 256, seed: int = 0,
-                checkpoint_minutes: float | None = 30.0, precision: str = "auto", threads: int = 1,
+def pretrain_lm(genomes: list[dict], out_dir: str, spec: dict, *, species: list[str], threads: int = 1,
                 device: str | None = None) -> dict:
     """Pretrain a `BertForMaskedLM` and write it as a Hugging Face directory, resuming from `out_dir/last.ckpt`.
 
@@ -309,29 +155,13 @@ def pretrain_lm(genomes: list[dict], out_dir: str, *, tokenizer: str, species: l
     Args:
         genomes: Dicts with `species` (a name in `species`), `fasta`, `train_chroms`, `val_chroms` (optional).
         out_dir: Output directory.
-        tokenizer: `kmer6_species` or `nucleotide`.
+        spec: The `pretrain.<name>` config block (keys as documented in the schema, which also gives the defaults of
+            missing ones; `corpus` and `homology` are not read here): tokenizer, window, stride, layers, hidden,
+            heads, intermediate, steps, batch_size, lr (peak, fused AdamW, weight decay 0.01), warmup (linear, then
+            linear decay to 0), mask_prob, dropout, attention_dropout (0 lets the CPU use its fused attention
+            kernel), eval_every, val_windows, seed, precision (`dnalm.device.resolve_precision`; validation runs in
+            the precision of inference), checkpoint_minutes (None: only at evaluations; 0: every step).
         species: Species of the vocabulary, in token order (ids from 4101 for 6-mers, 9 for nucleotides).
-        window: Window length (bp).
-        stride: Distance between window starts (bp).
-        layers: Encoder layers.
-        hidden: Hidden size.
-        heads: Attention heads.
-        intermediate: FFN size (default 4 × hidden).
-        steps: Optimiser steps.
-        batch_size: Windows per step.
-        lr: Peak learning rate (fused AdamW, weight decay 0.01).
-        warmup: Fraction of steps of linear warm-up; then linear decay to 0.
-        mask_prob: Fraction of body tokens selected for prediction.
-        dropout: Dropout of hidden states (BERT's `hidden_dropout_prob`).
-        attention_dropout: Dropout of attention weights (BERT's `attention_probs_dropout_prob`); 0 lets the CPU
-            use its fused attention kernel and saves ~15% of a step.
-        eval_every: Steps between evaluations and checkpoints.
-        val_windows: Validation windows (a fixed random subset of the val chromosomes' windows).
-        seed: Seed of initialisation, batches, masks and dropout.
-        checkpoint_minutes: Wall time between checkpoints within an evaluation interval (None: only at
-            evaluations; 0: after every step). Does not change the result.
-        precision: `auto`, `fp32` or `bf16` (autocast of the training steps; see
-            `dnalm.training.resolve_precision`); validation runs in the precision of inference.
         threads: CPU threads for torch.
         device: Device name, or None to choose automatically.
 
@@ -340,38 +170,40 @@ def pretrain_lm(genomes: list[dict], out_dir: str, *, tokenizer: str, species: l
     """
     from transformers import BertForMaskedLM
 
+    p = {**block_defaults("pretrain"), **spec}
     torch.set_num_threads(threads)
     dev = pick_device(device)
-    precision = resolve_precision(precision, dev)
+    precision = resolve_precision(p["precision"], dev)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    tokenizer, window, stride, seed = p["tokenizer"], p["window"], p["stride"], p["seed"]
     vocab = tokenize.vocabulary(tokenizer, species)
     species_ids = np.array([tokenize.species_id(vocab, g["species"]) for g in genomes], dtype=np.int64)
     n_tokens = (window - tokenize.K + 1 if tokenizer == "kmer6_species" else window) + 3
-    arch = {"layers": layers, "hidden": hidden, "heads": heads, "intermediate": intermediate,
+    arch = {"layers": p["layers"], "hidden": p["hidden"], "heads": p["heads"], "intermediate": p["intermediate"],
             "max_positions": max(512, n_tokens)}
+    keys = ("steps", "batch_size", "lr", "warmup", "mask_prob", "dropout", "attention_dropout", "eval_every",
+            "val_windows", "seed")
     settings = {"tokenizer": tokenizer, "species": list(species), "window": window, "stride": stride, **arch,
-                "steps": steps, "batch_size": batch_size, "lr": lr, "warmup": warmup, "mask_prob": mask_prob,
-                "dropout": dropout, "attention_dropout": attention_dropout, "eval_every": eval_every,
-                "val_windows": val_windows, "seed": seed, "precision": precision}
+                **{k: p[k] for k in keys}, "precision": precision}
     train_index = index_windows(genomes, "train", window, stride)
     val_index = index_windows(genomes, "val", window, stride)
     if not len(train_index):
         raise ValueError(f"no {window} bp training windows without N in the train chromosomes of the genomes")
     log.info("windows: %d train (%d with non-ACGT bases dropped), %d val (%d dropped)", len(train_index),
              train_index.dropped, len(val_index), val_index.dropped)
-    val_rows = np.sort(np.random.default_rng([seed, _VAL_STREAM]).permutation(len(val_index))[:val_windows])
+    val_rows = np.sort(np.random.default_rng([seed, _VAL_STREAM]).permutation(len(val_index))[:p["val_windows"]])
 
     torch.manual_seed(seed)
-    overrides = {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": attention_dropout}
+    overrides = {"hidden_dropout_prob": p["dropout"], "attention_probs_dropout_prob": p["attention_dropout"]}
     model = use_fast_dropout(BertForMaskedLM(bert_config(len(vocab), arch, overrides)).to(dev))
-    log.info("BERT %d layers × hidden %d on %s, %s", layers, hidden, dev, precision)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, fused=True)
+    log.info("BERT %d layers × hidden %d on %s, %s", p["layers"], p["hidden"], dev, precision)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=0.01, fused=True)
     fp = run_fingerprint(genomes, settings)
     last = out / "last.ckpt"
     state = _load_state(last, fp, model, optimizer) or {"step": 0, "history": [], "losses": []}
     reader = WindowReader(genomes, window)
-    context = {"reader": reader, "kind": tokenizer, "species_ids": species_ids, "mask_prob": mask_prob,
+    context = {"reader": reader, "kind": tokenizer, "species_ids": species_ids, "mask_prob": p["mask_prob"],
                "seed": seed, "device": dev, "precision": precision}
 
     def save(now: dict) -> None:
@@ -379,17 +211,18 @@ def pretrain_lm(genomes: list[dict], out_dir: str, *, tokenizer: str, species: l
                     last, keep_previous=True)
 
     try:
-        with Checkpointer(None, checkpoint_minutes) as clock:
+        with Checkpointer(None, p["checkpoint_minutes"]) as clock:
 
             def on_step(now: dict) -> None:
                 if clock.step():
                     save(now)
                     clock.saved(f"{last} (step {now['step']}, between evaluations)")
 
-            while state["step"] < steps:
-                state = _train_until_eval(model, optimizer, state, train_index, val_index, val_rows, steps=steps,
-                                          lr=lr, warmup=warmup, batch_size=batch_size, eval_every=eval_every,
-                                          on_step=on_step, **context)
+            while state["step"] < p["steps"]:
+                state = _train_until_eval(model, optimizer, state, train_index, val_index, val_rows,
+                                          steps=p["steps"], lr=p["lr"], warmup=p["warmup"],
+                                          batch_size=p["batch_size"], eval_every=p["eval_every"], on_step=on_step,
+                                          **context)
                 save(state)
                 clock.saved(f"{last} (step {state['step']})")
     finally:

@@ -1,7 +1,7 @@
 """Windows of the pretraining corpus that must not be trained on: homologs of the tasks' val and test windows.
 
-The corpus windows are tiled exactly as `dnalm.pretrain.index_windows` tiles them (same window and stride), so the
-excluded table names them by (genome, chromosome, start) and `dnalm.pretrain.exclude_windows` drops them.
+The corpus windows are tiled exactly as `dnalm.corpus.index_windows` tiles them (same window and stride), so the
+excluded table names them by (genome, chromosome, start) and `dnalm.corpus.exclude_windows` drops them.
 Reasons: `val_fold` (the window lies wholly inside the val fold of a fold task on its genome: pretraining validates on
 it instead), `held_out_fold` (it overlaps a val or test fold otherwise; chromosome holdouts are excluded whole by the
 chromosome lists) and `homology` (it aligns to a task's val or test window, see `dnalm.homology`).
@@ -17,7 +17,7 @@ import pandas as pd
 from dnalm.folds import read_folds
 from dnalm.homology import HomologySettings, find_homologs
 from dnalm.io import write_tsv
-from dnalm.pretrain import index_windows
+from dnalm.corpus import index_windows
 from dnalm.windows import read_windows
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def excluded_corpus_windows(genomes: list[dict], tasks: dict[str, dict], out_tsv
     """Write the corpus windows pretraining must leave out (`EXCLUDED_COLUMNS`).
 
     Args:
-        genomes: The corpus (`dnalm.pretrain.corpus_genomes`), each with `id`, `fasta`, `train_chroms`.
+        genomes: The corpus (`dnalm.corpus.corpus_genomes`), each with `id`, `fasta`, `train_chroms`.
         tasks: Task → {species, fasta, windows (filtered window table), folds (layout or None), held_out_folds}.
         out_tsv: Output table.
         window: Pretraining window length.

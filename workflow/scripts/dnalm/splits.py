@@ -10,7 +10,7 @@ import pandas as pd
 
 from dnalm.folds import read_folds, window_folds
 from dnalm.io import read_fai, write_tsv
-from dnalm.tracks import N_REASONS
+from dnalm.tiling import N_REASONS
 from dnalm.windows import read_windows
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import numpy as np
 import pyBigWig
 import pyfaidx
 
-from dnalm.tracks import bin_signal, transform
+from dnalm.tasks.tracks import bin_signal, transform
 from dnalm.windows import check_track_chroms, read_windows
 
 log = logging.getLogger(__name__)
@@ -71,21 +71,17 @@ def window_targets(tracks: dict[str, pyBigWig.pyBigWig], targets: list[dict], ch
     return out[:, ::-1] if strand == "-" else out
 
 
-class _SpeciesSources:
-    """Genome and bigWig handles per species, opened on first use; unlisted species use the default ones."""
+class _Sources:
+    """Genome and bigWig handles per species, opened on first use."""
 
-    def __init__(self, fasta: str, tracks: dict[str, str], fastas: dict[str, str],
-                 species_tracks: dict[str, dict[str, str]]) -> None:
-        self.default = (fasta, tracks)
-        self.fastas, self.species_tracks = fastas, species_tracks
+    def __init__(self, genomes: dict[str, str], tracks: dict[str, dict[str, str]]) -> None:
+        self.genomes, self.tracks = genomes, tracks
         self.open: dict[str, tuple[pyfaidx.Fasta, dict[str, pyBigWig.pyBigWig]]] = {}
 
     def get(self, species: str) -> tuple[pyfaidx.Fasta, dict[str, pyBigWig.pyBigWig]]:
         if species not in self.open:
-            fasta = self.fastas.get(species, self.default[0])
-            tracks = self.species_tracks.get(species, self.default[1])
-            self.open[species] = (pyfaidx.Fasta(fasta, as_raw=True, sequence_always_upper=True),
-                                  {name: pyBigWig.open(path) for name, path in tracks.items()})
+            self.open[species] = (pyfaidx.Fasta(self.genomes[species], as_raw=True, sequence_always_upper=True),
+                                  {name: pyBigWig.open(path) for name, path in self.tracks[species].items()})
         return self.open[species]
 
     def close(self) -> None:
@@ -96,64 +92,58 @@ class _SpeciesSources:
         self.open.clear()
 
 
-def write_store(windows_tsv: str, split: str, fasta: str, tracks: dict[str, str], targets: list[dict],
-                out_seq: str, out_targets: str, out_meta: str, *, flank: int, bins: dict | None = None,
-                species: str | None = None, fastas: dict[str, str] | None = None,
-                species_tracks: dict[str, dict[str, str]] | None = None) -> int:
+def store_paths(prefix: str | Path) -> dict[str, str]:
+    """The three files of a window store: `<prefix>.seq.npy`, `<prefix>.targets.npy`, `<prefix>.json`."""
+    prefix = str(prefix).removesuffix(".json")
+    return {"seq": f"{prefix}.seq.npy", "targets": f"{prefix}.targets.npy", "meta": f"{prefix}.json"}
+
+
+def write_store(windows_tsv: str, split: str, prefix: str, *, task: dict, genomes: dict[str, str],
+                tracks: dict[str, dict[str, str]]) -> int:
     """Write the sequence codes and targets of one split's kept windows into memory-mapped `.npy` files.
 
-    Rows follow the window table's `row` column. Each row holds the window plus `flank` bases on each side,
-    oriented along the window's strand. Memory use is that of one window, whatever the number of windows.
+    Rows follow the window table's `row` column. Each row holds the window plus `window.flank` bases on each side,
+    oriented along the window's strand. Memory use is that of one window, whatever the number of windows. Tracks
+    tasks bin (`bins.size`, `bins.aggregate`) and transform (`bins.transform`) the targets over window plus flank,
+    shape (N, channels, (length + 2 flank) / size); profile tasks store base-resolution targets.
 
     Args:
-        windows_tsv: Window table from `assign_splits`.
+        windows_tsv: Window table from `filter_homology`.
         split: train, val or test.
-        fasta: Genome FASTA.
-        tracks: Track name → bigWig path.
-        targets: The task's targets (see `channel_layout`).
-        out_seq: Output uint8 array (N, length + 2 flank).
-        out_targets: Output float32 array (N, channels, length + 2 flank).
-        out_meta: Output JSON: channels, rc permutation, flank, length, window ids.
-        flank: Extra bases on each side.
-        bins: Tracks tasks: `size`, `aggregate` (sum or mean) and `transform` (none, log1p, squash); targets are
-            then binned over window plus flank and transformed, shape (N, channels, (length + 2 flank) / size).
-            None (profile tasks): base-resolution targets.
-        species: The task's species id, named in the chromosome-name error.
-        fastas: Species → genome FASTA when the table holds windows of several species (extra train species);
-            windows of a species not listed read `fasta`.
-        species_tracks: Species → {track name: bigWig} likewise; species not listed read `tracks`.
+        prefix: Output prefix (`store_paths`): uint8 codes (N, length + 2 flank), float32 targets, and a JSON of
+            channels, rc permutation, flank, length, window ids, task type and binning.
+        task: The task's config block (`type`, `species`, `targets`, `window.flank`, `bins`).
+        genomes: Species id → genome FASTA of every species whose windows the table holds.
+        tracks: Species id → {track name: bigWig} likewise.
 
     Returns:
         Number of windows written.
     """
+    from dnalm import tasks
+
+    out = store_paths(prefix)
+    flank, bins = task["window"]["flank"], tasks.get(task["type"]).store_bins(task)
     table = read_windows(windows_tsv)
     table = table[(table["split"] == split) & table["kept"]].sort_values("row")
-    channels, perm = channel_layout(targets)
+    channels, perm = channel_layout(task["targets"])
     length = int((table["end"] - table["start"]).iloc[0]) if len(table) else 0
     width = length + 2 * flank
     bin_size = check_bins(bins, length, flank)
-    seq_tmp, tgt_tmp = _tmp(out_seq), _tmp(out_targets)
+    seq_tmp, tgt_tmp = _tmp(out["seq"]), _tmp(out["targets"])
     seq = np.lib.format.open_memmap(seq_tmp, mode="w+", dtype=np.uint8, shape=(len(table), width))
     tgt = np.lib.format.open_memmap(tgt_tmp, mode="w+", dtype=np.float32,
                                     shape=(len(table), len(channels), width // bin_size))
-    sources = _SpeciesSources(fasta, tracks, fastas or {}, species_tracks or {})
+    sources = _Sources(genomes, tracks)
     try:
-        if "species" not in table:
-            table = table.assign(species="")
-        for name_of_species, group in table.groupby("species", sort=False):
-            genome, handles = sources.get(name_of_species)
-            paths = sources.species_tracks.get(name_of_species, tracks)
-            for name, handle in handles.items():
-                check_track_chroms(paths[name], handle.chroms(), genome.keys(), name_of_species or species,
-                                   set(group["chrom"]))
-        rows = table[["species", "chrom", "start", "end", "strand"]].itertuples(index=False)
-        for i, (name_of_species, chrom, start, end, strand) in enumerate(rows):
-            genome, handles = sources.get(name_of_species)
+        _check_chroms(table, sources)
+        rows = table[["species", "chrom", "start", "end", "strand", "id"]].itertuples(index=False)
+        for i, (species, chrom, start, end, strand, window) in enumerate(rows):
+            genome, handles = sources.get(species)
             lo, hi = int(start) - flank, int(end) + flank
             codes = encode(genome[chrom][lo:hi])
             seq[i] = COMPLEMENT[codes[::-1]] if strand == "-" else codes
-            values = window_targets(handles, targets, chrom, lo, hi, strand)
-            tgt[i] = values if bins is None else binned_targets(values, bins, tracks, table["id"].iloc[i])
+            values = window_targets(handles, task["targets"], chrom, lo, hi, strand)
+            tgt[i] = values if bins is None else binned_targets(values, bins, tracks[species], window)
         seq.flush()
         tgt.flush()
     except BaseException:
@@ -165,13 +155,22 @@ def write_store(windows_tsv: str, split: str, fasta: str, tracks: dict[str, str]
         sources.close()
     del seq, tgt
     meta = {"split": split, "n": len(table), "length": length, "flank": flank, "channels": channels,
-            "rc_perm": perm, "ids": table["id"].tolist(), "task_type": "profile" if bins is None else "tracks",
-            "bin_size": bin_size, "aggregate": (bins or {}).get("aggregate"), "transform": (bins or {}).get("transform")}
-    Path(seq_tmp).replace(out_seq)
-    Path(tgt_tmp).replace(out_targets)
-    Path(out_meta).write_text(json.dumps(meta))
+            "rc_perm": perm, "ids": table["id"].tolist(), "task_type": task["type"], "bin_size": bin_size,
+            "aggregate": (bins or {}).get("aggregate"), "transform": (bins or {}).get("transform")}
+    Path(seq_tmp).replace(out["seq"])
+    Path(tgt_tmp).replace(out["targets"])
+    Path(out["meta"]).write_text(json.dumps(meta))
     log.info("%s: %d windows of %d bp (+%d flank), channels %s", split, len(table), length, flank, channels)
     return len(table)
+
+
+def _check_chroms(table, sources: _Sources) -> None:
+    """Every bigWig's chromosome names are its genome's, for the chromosomes the table reads."""
+    for species, group in table.groupby("species", sort=False):
+        genome, handles = sources.get(species)
+        for name, handle in handles.items():
+            check_track_chroms(sources.tracks[species][name], handle.chroms(), genome.keys(), species,
+                               set(group["chrom"]))
 
 
 def check_bins(bins: dict | None, length: int, flank: int) -> int:
@@ -208,13 +207,14 @@ class WindowStore:
     accumulate in the process: peak memory depends on the batch size, not on the number of windows.
 
     Args:
-        seq: Path of the sequence codes (`<split>.seq.npy`).
-        targets: Path of the targets (`<split>.targets.npy`): (N, C, length + 2 flank), or binned
-            (N, C, (length + 2 flank) / bin_size) for tracks tasks.
-        meta: Path of the metadata JSON.
+        prefix: The store's prefix `results/windows/<task>/<split>` (or its `.json`; see `store_paths`): sequence
+            codes, targets (N, C, length + 2 flank), or binned (N, C, (length + 2 flank) / bin_size) for tracks
+            tasks, and the metadata JSON.
     """
 
-    def __init__(self, seq: str, targets: str, meta: str):
+    def __init__(self, prefix: str | Path):
+        paths = store_paths(prefix)
+        seq, targets, meta = paths["seq"], paths["targets"], paths["meta"]
         self.seq = np.load(seq, mmap_mode="r")
         self.targets = np.load(targets, mmap_mode="r")
         self.meta = json.loads(Path(meta).read_text())

@@ -1,4 +1,4 @@
-"""BPNet: a dilated residual CNN with a base-resolution profile head and a total-count head."""
+"""BPNet's trunk: the dilated residual convolution tower, and the fast wide profile convolution of its head."""
 
 from __future__ import annotations
 
@@ -34,39 +34,32 @@ class ProfileConv1d(nn.Conv1d):
         return y if self.bias is None else y + self.bias[:, None]
 
 
-class BPNet(nn.Module):
-    """BPNet (Avsec et al. 2021) on one-hot DNA, 'same' padding so outputs are per input base.
+class BPNetTrunk(nn.Module):
+    """BPNet's tower (Avsec et al. 2021): an input convolution and dilated residual convolutions, 'same' padding, so
+    there is one feature vector per input base.
 
-    Each activation is its own `nn.ReLU` module so that DeepLIFT implementations can hook every one.
+    Each activation is its own `nn.ReLU` module so that DeepLIFT implementations can hook every one. With
+    `in_channels` other than 4 it is the same tower on other per-base features (the LMs' `bpnet` stack).
 
     Args:
-        n_outputs: Profile channels (e.g. 2 for a stranded track); the count head predicts one log count per channel.
-        filters: Channels of every convolution.
+        filters: Channels of every convolution (the features' width, `out_channels`).
         layers: Dilated residual layers; layer i has dilation 2**i.
         input_kernel: Width of the first convolution.
-        profile_kernel: Width of the profile head's convolution.
+        in_channels: Channels of the input (4 for one-hot DNA).
     """
 
-    def __init__(self, n_outputs: int, filters: int = 64, layers: int = 8, input_kernel: int = 21,
-                 profile_kernel: int = 75):
+    def __init__(self, filters: int = 64, layers: int = 8, input_kernel: int = 21, in_channels: int = 4):
         super().__init__()
-        self.n_outputs = n_outputs
-        self.iconv = nn.Conv1d(4, filters, input_kernel, padding="same")
+        self.out_channels = filters
+        self.iconv = nn.Conv1d(in_channels, filters, input_kernel, padding="same")
         self.irelu = nn.ReLU()
         self.rconvs = nn.ModuleList(
             nn.Conv1d(filters, filters, 3, padding="same", dilation=2 ** i) for i in range(1, layers + 1))
         self.rrelus = nn.ModuleList(nn.ReLU() for _ in range(layers))
-        self.fconv = ProfileConv1d(filters, n_outputs, profile_kernel, padding="same")
-        self.linear = nn.Linear(filters, n_outputs)
 
-    @property
-    def count_layer(self) -> nn.Linear:
-        """The layer that outputs the log counts (its bias starts at the train data's mean: `init_count_bias`)."""
-        return self.linear
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predict profile logits (B, C, L) and log(1 + total count) per channel (B, C) from one-hot x (B, 4, L)."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features (B, filters, L) of x (B, in_channels, L)."""
         h = self.irelu(self.iconv(x))
-        for conv, relu in zip(self.rconvs, self.rrelus):
+        for conv, relu in zip(self.rconvs, self.rrelus, strict=True):
             h = h + relu(conv(h))
-        return self.fconv(h), self.linear(h.mean(dim=2))
+        return h

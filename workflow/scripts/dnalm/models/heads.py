@@ -1,13 +1,20 @@
-"""Heads on per-base language-model features (B, hidden, L): conv and BPNet-style profile heads, a pooled classifier."""
+"""Heads and feature stacks: what turns a trunk's per-base features (B, H, L) into a task type's outputs.
+
+A task type asks every trunk for one head (`dnalm.tasks`): `profile` (base-resolution profile logits and log total
+counts, BPNet's outputs), `binned` (a log-rate per track and bin) or `pooled` (class logits). Language models put a
+feature stack between their hidden states and the head (`lm.head` in the config): `conv` (SpeciesLM's shallow
+convolutions) or `bpnet` (BPNet's dilated tower on the LM features).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from dnalm.models.bpnet import BPNet
+from dnalm.models.bpnet import BPNetTrunk, ProfileConv1d
 
-#: SpeciesLM's conv head widths for its 768-wide backbone; `ConvHead` scales them by hidden / 768.
+#: SpeciesLM's conv head widths for its 768-wide backbone; `ConvStack` scales them by hidden / 768.
 SPECIESLM_WIDTHS = (512, 256, 128)
 
 
@@ -16,91 +23,127 @@ def scaled_widths(hidden: int, min_width: int = 8) -> list[int]:
     return [max(min_width, round(w * hidden / 768)) for w in SPECIESLM_WIDTHS]
 
 
-class ConvHead(nn.Module):
-    """Shallow 1D conv head: hidden → w1 → w2 → w3 (ReLU after each) → profile logits, plus a pooled count output.
-
-    The widths default to SpeciesLM's 512 → 256 → 128 scaled by hidden / 768 (`scaled_widths`): the same shape of
-    head at any backbone size, and exactly SpeciesLM's head at hidden 768.
+# ----------------------------------------------------------------------------------------------------- feature stacks
+class ConvStack(nn.Module):
+    """SpeciesLM's shallow conv head without its output layer: dropout, then hidden → w1 → w2 → w3 convolutions
+    ('same' padding), each followed by a ReLU. With a `profile` head of kernel 1 it is SpeciesLM's conv head.
 
     Args:
         hidden: Channels of the input features (the backbone's hidden size).
-        n_outputs: Profile channels; the count output has one log count per channel.
-        widths: The three hidden widths (default `scaled_widths(hidden)`).
-        kernel_size: Width of the three convolutions ('same' padding).
+        widths: The three widths (default `scaled_widths(hidden)`: SpeciesLM's head at hidden 768).
+        kernel_size: Width of the convolutions.
         dropout: Dropout on the input features.
     """
 
-    def __init__(self, hidden: int, n_outputs: int, widths: list[int] | None = None, kernel_size: int = 5,
-                 dropout: float = 0.0):
+    def __init__(self, hidden: int, widths: list[int] | None = None, kernel_size: int = 5, dropout: float = 0.0):
         super().__init__()
         widths = list(widths) if widths is not None else scaled_widths(hidden)
+        self.out_channels = widths[-1]
         self.dropout = nn.Dropout(dropout)
         chans = [hidden, *widths]
         self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel_size, padding="same") for a, b in zip(chans, chans[1:]))
         self.relus = nn.ModuleList(nn.ReLU() for _ in widths)
-        self.profile = nn.Conv1d(widths[-1], n_outputs, 1)
-        self.count = nn.Linear(widths[-1], n_outputs)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Features (B, w3, L) of features (B, hidden, L)."""
+        h = self.dropout(h)
+        for conv, relu in zip(self.convs, self.relus, strict=True):
+            h = relu(conv(h))
+        return h
+
+
+def build_stack(kind: str, hidden: int, params: dict) -> tuple[nn.Module, int]:
+    """A feature stack by name (`conv`, `bpnet`) and the width of the profile convolution that suits it (1 after
+    the conv stack, as in SpeciesLM; `profile_kernel` after the BPNet tower, as in BPNet).
+
+    `bpnet` defaults are smaller than BPNet's one-hot ones (features already carry context): filters 64, 6 layers,
+    input kernel 3.
+    """
+    if kind == "conv":
+        return ConvStack(hidden, **params), 1
+    if kind == "bpnet":
+        p = {"filters": 64, "layers": 6, "input_kernel": 3, "profile_kernel": 75, **params}
+        kernel = p.pop("profile_kernel")
+        return BPNetTrunk(in_channels=hidden, **p), kernel
+    raise ValueError(f"unknown LM head {kind!r}; known: conv, bpnet")
+
+
+# -------------------------------------------------------------------------------------------------------------- heads
+class ProfileHead(nn.Module):
+    """BPNet's outputs: profile logits from a `kernel`-wide convolution of the features, and log(1 + total count)
+    per channel from a linear layer on their mean over positions.
+
+    Args:
+        in_channels: Channels of the features.
+        n_outputs: Profile channels (e.g. 2 for a stranded target); one log count per channel.
+        kernel: Width of the profile convolution (BPNet's 75; 1 after a conv stack).
+    """
+
+    def __init__(self, in_channels: int, n_outputs: int, kernel: int = 75):
+        super().__init__()
+        self.fconv = ProfileConv1d(in_channels, n_outputs, kernel, padding="same")
+        self.linear = nn.Linear(in_channels, n_outputs)
 
     @property
     def count_layer(self) -> nn.Linear:
-        """The layer that outputs the log counts (see `dnalm.training.init_count_bias`)."""
-        return self.count
+        """The layer that outputs the log counts (its bias starts at the train data's mean)."""
+        return self.linear
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Profile logits (B, C, L) and log(1 + total count) (B, C) from features (B, hidden, L)."""
-        h = self.dropout(h)
-        for conv, relu in zip(self.convs, self.relus):
-            h = relu(conv(h))
-        return self.profile(h), self.count(h.mean(dim=2))
+        """Profile logits (B, C, L) and log(1 + total count) (B, C) from features (B, in_channels, L)."""
+        return self.fconv(h), self.linear(h.mean(dim=2))
 
 
-class BPNetHead(BPNet):
-    """BPNet's dilated residual stack, profile and count outputs, on `hidden`-channel features instead of one-hot DNA.
+class BinnedHead(nn.Module):
+    """Log-rate per track and bin: a `kernel`-wide convolution of the features, averaged over each bin.
 
-    It is `dnalm.models.bpnet.BPNet` with its first convolution taking `hidden` channels, so forward, separate
-    `nn.ReLU` instances (for DeepLIFT) and outputs are BPNet's. Defaults are smaller than BPNet's one-hot defaults:
-    the features already carry context, so a short input convolution and fewer dilated layers suffice.
+    Averaging a convolution of the features over a bin equals the convolution of the bin-averaged features, so this
+    is a binned head on the pooled trunk; with BPNet's trunk it is BPNet's profile convolution, binned.
 
     Args:
-        hidden: Channels of the input features.
-        n_outputs: Profile channels.
-        filters: Channels of every convolution.
-        layers: Dilated residual layers (layer i has dilation 2**i).
-        input_kernel: Width of the first convolution.
-        profile_kernel: Width of the profile convolution.
+        in_channels: Channels of the features.
+        n_outputs: Tracks.
+        kernel: Width of the convolution.
+        bin_size: Bases per bin; the input length must be a multiple of it.
     """
 
-    def __init__(self, hidden: int, n_outputs: int, filters: int = 64, layers: int = 6, input_kernel: int = 3,
-                 profile_kernel: int = 75):
-        super().__init__(n_outputs, filters=filters, layers=layers, input_kernel=input_kernel,
-                         profile_kernel=profile_kernel)
-        self.iconv = nn.Conv1d(hidden, filters, input_kernel, padding="same")
+    def __init__(self, in_channels: int, n_outputs: int, kernel: int = 75, bin_size: int = 32):
+        super().__init__()
+        self.fconv = ProfileConv1d(in_channels, n_outputs, kernel, padding="same")
+        self.bin_size = bin_size
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Log of the predicted (transformed) signal per bin, (B, C, L / bin_size)."""
+        if h.shape[-1] % self.bin_size:
+            raise ValueError(f"input length {h.shape[-1]} is not a multiple of the bin size {self.bin_size}")
+        return F.avg_pool1d(self.fconv(h), self.bin_size)
 
 
 class PooledHead(nn.Module):
-    """Classifier: mean over positions of the features, dropout, linear → logits (B, n_classes).
+    """Classifier: mean of the features over positions, dropout, linear → logits (B, n_classes).
 
     Args:
-        hidden: Channels of the input features.
-        n_classes: Output logits.
+        in_channels: Channels of the features.
+        n_outputs: Classes.
+        kernel: Unused (every head takes the trunk's preferred convolution width).
         dropout: Dropout before the linear layer.
     """
 
-    def __init__(self, hidden: int, n_classes: int, dropout: float = 0.0):
+    def __init__(self, in_channels: int, n_outputs: int, kernel: int = 1, dropout: float = 0.0):
         super().__init__()
         self.dropout = nn.Dropout(dropout)
-        self.linear = nn.Linear(hidden, n_classes)
+        self.linear = nn.Linear(in_channels, n_outputs)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """Logits (B, n_classes) from features (B, hidden, L)."""
+        """Logits (B, n_classes) from features (B, in_channels, L)."""
         return self.linear(self.dropout(h.mean(dim=2)))
 
 
-HEADS = {"conv": ConvHead, "bpnet": BPNetHead, "pooled": PooledHead}
+HEADS = {"profile": ProfileHead, "binned": BinnedHead, "pooled": PooledHead}
 
 
-def build_head(kind: str, hidden: int, n_outputs: int, params: dict | None = None) -> nn.Module:
-    """A head by name (`conv`, `bpnet`, `pooled`) with its config block as keyword arguments."""
+def build_head(kind: str, in_channels: int, n_outputs: int, params: dict | None = None) -> nn.Module:
+    """A head by name (`profile`, `binned`, `pooled`) with its settings as keyword arguments."""
     if kind not in HEADS:
         raise ValueError(f"unknown head {kind!r}; known: {', '.join(HEADS)}")
-    return HEADS[kind](hidden, n_outputs, **(params or {}))
+    return HEADS[kind](in_channels, n_outputs, **(params or {}))

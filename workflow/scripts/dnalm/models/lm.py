@@ -1,8 +1,9 @@
-"""BERT-style DNA language models with per-base heads, behind BPNet's interface (one-hot in, profile and counts out).
+"""BERT-style DNA language models as trunks: one-hot DNA in, per-base features out, any task type's head on top.
 
-`LMProfileModel.forward(x)` takes one-hot DNA (B, 4, L) — A, C, G, T rows, N all zeros, as `dnalm.store` makes it —
-and returns what the head returns: for the profile heads, profile logits (B, C, L) and log(1 + count) (B, C), so
-the training loop, evaluation and losses of BPNet apply unchanged.
+`LMTrunk.forward(x)` takes one-hot DNA (B, 4, L) — A, C, G, T rows, N all zeros, as `dnalm.store` makes it — and
+returns per-base features (B, H, L): the backbone's hidden states aligned to bases, then the feature stack chosen by
+`lm.head` (`conv` or `bpnet`, `dnalm.models.heads`). The task type's head (`dnalm.models.SequenceModel`) follows,
+so the losses, evaluation and attribution of BPNet apply unchanged.
 
 Tokenizing inside forward, differentiably. The model never sees token ids: it builds the backbone's
 `inputs_embeds` from the one-hot input, so gradients reach every base (nucleotide-resolution attributions).
@@ -20,10 +21,10 @@ the argmax k-mer only: attributions should use one-hot references (shuffles, ISM
 Nucleotide tokens: e_p = Σ_c x[c, p] E[base c] + (1 − Σ_c x[c, p]) E[UNK], linear in x, plain autograd.
 `[CLS]`, the species token and `[SEP]` embeddings are added around the body: `[CLS] <species> body [SEP]`.
 
-Per-base alignment: every output is per base, whatever the tokenizer. With 6-mers, the feature of base p is the mean
+Per-base alignment: every feature is per base, whatever the tokenizer. With 6-mers, the feature of base p is the mean
 of the last hidden states of the (up to six) k-mers containing it (a fixed box filter over token positions,
 normalised by the count); with nucleotides, the hidden state at p. The `[CLS]`, species and `[SEP]` positions are
-dropped. The head maps the features (B, hidden, L) to outputs.
+dropped.
 
 Fine-tuning modes: `lora` (peft adapters on `lora.target_modules`; the default `query`, `value`, `dense` matches in
 `BertModel` the attention query/value projections, the attention output projection `attention.output.dense` and
@@ -47,12 +48,12 @@ from torch import nn
 
 from dnalm import tokenize
 from dnalm.models.dropout import use_fast_dropout
-from dnalm.models.heads import build_head
+from dnalm.models.heads import build_stack
+from dnalm.schema import block_defaults
 
 log = logging.getLogger(__name__)
 
 FINETUNE_MODES = ("lora", "frozen", "full", "scratch")
-DEFAULT_LORA = {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["query", "value", "dense"]}
 #: Backbone architecture keys (as in the config and `pretrain_lm`) → `BertConfig` fields.
 ARCHITECTURE_KEYS = {"layers": "num_hidden_layers", "hidden": "hidden_size", "heads": "num_attention_heads",
                      "intermediate": "intermediate_size", "max_positions": "max_position_embeddings"}
@@ -236,10 +237,11 @@ def apply_finetune(backbone: nn.Module, mode: str, lora: dict | None = None) -> 
         return backbone
     from peft import LoraConfig, get_peft_model
 
-    spec = {**DEFAULT_LORA, **(lora or {})}
-    unknown = set(spec) - set(DEFAULT_LORA)
+    default = block_defaults("models", "lm")["lora"]
+    spec = {**default, **(lora or {})}
+    unknown = set(spec) - set(default)
     if unknown:
-        raise ValueError(f"unknown lora keys {sorted(unknown)}; known: {', '.join(DEFAULT_LORA)}")
+        raise ValueError(f"unknown lora keys {sorted(unknown)}; known: {', '.join(default)}")
     config = LoraConfig(r=spec["r"], lora_alpha=spec["alpha"], lora_dropout=spec["dropout"],
                         target_modules=list(spec["target_modules"]), bias="none")
     with warnings.catch_warnings():  # peft 0.21 calls a transformers method deprecated in 5.x
@@ -247,35 +249,31 @@ def apply_finetune(backbone: nn.Module, mode: str, lora: dict | None = None) -> 
         return get_peft_model(backbone, config)
 
 
-# --------------------------------------------------------------------------------------------------------- model
-class LMProfileModel(nn.Module):
-    """A BERT backbone on one-hot DNA with per-base features and a head; see the module docstring.
+# --------------------------------------------------------------------------------------------------------- trunk
+class LMTrunk(nn.Module):
+    """A BERT backbone on one-hot DNA, with per-base features and a feature stack; see the module docstring.
 
     Args:
         backbone: `BertModel`, possibly wrapped by peft (`apply_finetune`).
-        head: Module mapping features (B, hidden, L) to outputs.
+        stack: Module mapping the backbone's per-base features (B, hidden, L) to the head's input (`lm.head`).
         vocab: The backbone's vocabulary (`kmer6_species` or `nucleotide` layout).
         species: Species whose token is put after `[CLS]`; change it with `species`/`use_species`.
         finetune: Fine-tuning mode (`frozen` keeps the backbone in eval mode).
-        head_spec: How the head was built (`head`, `head_params`, `n_outputs`), for `export_hf`.
+        stack_spec: How the stack was built (`kind`, `params`), for `export_hf`.
     """
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, *, vocab: dict[str, int], species: str,
-                 finetune: str = "full", head_spec: dict | None = None):
+    def __init__(self, backbone: nn.Module, stack: nn.Module, *, vocab: dict[str, int], species: str,
+                 finetune: str = "full", stack_spec: dict | None = None):
         super().__init__()
         self.backbone = backbone
-        self.head = head
+        self.stack = stack
         self.vocab = dict(vocab)
         self.kind = tokenize.infer_kind(self.vocab)
         self.finetune = finetune
-        self.head_spec = dict(head_spec or {})
+        self.stack_spec = dict(stack_spec or {})
         self.species_id = tokenize.species_id(self.vocab, species)
+        self.out_channels = stack.out_channels
         self.train(self.training)
-
-    @property
-    def count_layer(self) -> nn.Linear | None:
-        """The head's log-count layer, if it has one (see `dnalm.training.init_count_bias`)."""
-        return getattr(self.head, "count_layer", None)
 
     @property
     def config(self):
@@ -327,7 +325,7 @@ class LMProfileModel(nn.Module):
         return torch.cat([ends[:2].expand(batch, 2, hidden), body, ends[2:].expand(batch, 1, hidden)], dim=1)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-base backbone features (B, hidden, L) of one-hot x (B, 4, L)."""
+        """Per-base backbone features (B, hidden, L) of one-hot x (B, 4, L), before the stack."""
         if x.ndim != 3 or x.shape[1] != 4:
             raise ValueError(f"expected one-hot DNA of shape (B, 4, L), got {tuple(x.shape)}")
         n_tokens = self.n_tokens(x.shape[-1])
@@ -341,9 +339,9 @@ class LMProfileModel(nn.Module):
             return kmer_features_per_base(h)
         return h.transpose(1, 2)
 
-    def forward(self, x: torch.Tensor):
-        """The head's outputs on one-hot x (B, 4, L): profile logits (B, C, L) and log counts (B, C) (profile heads)."""
-        return self.head(self.embed(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features (B, out_channels, L) of one-hot x (B, 4, L): the stack on the per-base backbone features."""
+        return self.stack(self.embed(x))
 
 
 def parameter_counts(model: nn.Module) -> tuple[int, int]:
@@ -352,83 +350,37 @@ def parameter_counts(model: nn.Module) -> tuple[int, int]:
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
-def build_lm(n_outputs: int, params: dict) -> LMProfileModel:
-    """Build an LM model from its config block (call under the run's torch seed: adapters, head, scratch are random).
+def build_lm_trunk(params: dict) -> tuple[LMTrunk, int]:
+    """Build an LM trunk from its config block (call under the run's torch seed: adapters, stack and scratch
+    weights are random), and the profile-convolution width that suits its stack.
 
     Args:
-        n_outputs: Output channels of the task (or classes for the pooled head).
-        params: `backbone` (local Hugging Face directory, or None with `finetune: scratch` and `architecture`),
-            `tokenizer` (`kmer6_species` or `nucleotide`; checked against the backbone's vocabulary), `architecture`
-            (`layers`, `hidden`, `heads`, `intermediate`, `max_positions`; only without a backbone),
-            `config_overrides` (BertConfig fields, e.g. dropout), `finetune` (lora, frozen, full, scratch), `lora`
-            (`r`, `alpha`, `dropout`, `target_modules`), `head` (conv, bpnet, pooled), `head_params`, `species`
-            (the species token in use), `species_list` (species that must be tokens of the vocabulary: the
-            counterfactual's).
+        params: The model's `lm` config block (missing keys take the schema's defaults) with `backbone` resolved to
+            a local Hugging Face directory (or None with `finetune: scratch`, built from `architecture`), plus
+            `species` (the species token in use) and `species_list` (species that must be tokens of the
+            vocabulary: the counterfactual's). Optional `config_overrides`: `BertConfig` fields (e.g. dropout).
 
     Returns:
-        The model, in train mode.
+        (trunk in train mode, profile kernel).
     """
-    p = {"backbone": None, "tokenizer": None, "architecture": None, "config_overrides": None, "finetune": "lora",
-         "lora": None, "head": "conv", "head_params": None, "species_list": None, **params}
-    if p["finetune"] not in FINETUNE_MODES:
-        raise ValueError(f"unknown finetune mode {p['finetune']!r}; known: {', '.join(FINETUNE_MODES)}")
-    species_list = list(p["species_list"] or [p["species"]])
+    p = {**block_defaults("models", "lm"), **params}
+    species_list = list(p.get("species_list") or [p["species"]])
     if p["backbone"] is None:
         if p["finetune"] != "scratch":
             raise ValueError(f"finetune: {p['finetune']} needs a backbone checkpoint; without one use scratch")
         vocab = tokenize.vocabulary(p["tokenizer"] or "kmer6_species", species_list)
-        backbone, vocab = load_backbone(None, p["config_overrides"], vocab=vocab, architecture=p["architecture"])
+        backbone, vocab = load_backbone(None, p.get("config_overrides"), vocab=vocab, architecture=p["architecture"])
     else:
-        backbone, vocab = load_backbone(p["backbone"], p["config_overrides"], pretrained=p["finetune"] != "scratch")
+        backbone, vocab = load_backbone(p["backbone"], p.get("config_overrides"),
+                                        pretrained=p["finetune"] != "scratch")
         kind = tokenize.infer_kind(vocab)
         if p["tokenizer"] not in (None, kind):
             raise ValueError(f"tokenizer {p['tokenizer']!r} does not match backbone {p['backbone']!r} ({kind})")
     for name in [p["species"], *species_list]:
         tokenize.species_id(vocab, name)
     backbone = apply_finetune(backbone, p["finetune"], p["lora"])
-    head = build_head(p["head"], backbone.config.hidden_size, n_outputs, p["head_params"])
-    spec = {"head": p["head"], "head_params": p["head_params"] or {}, "n_outputs": n_outputs}
-    model = LMProfileModel(backbone, head, vocab=vocab, species=p["species"], finetune=p["finetune"], head_spec=spec)
-    return use_fast_dropout(model)
-
-
-# -------------------------------------------------------------------------------------------------------- export
-def export_hf(model: LMProfileModel, out_dir: str | Path) -> Path:
-    """Export as a Hugging Face directory: backbone (LoRA merged) + tokenizer, and the head beside them.
-
-    Writes `config.json` and `model.safetensors` (a `BertModel`, loadable with `AutoModel`), `tokenizer.json`,
-    `tokenizer_config.json`, `vocab.txt` (loadable with `AutoTokenizer`), `head.safetensors` (the head's state dict)
-    and `head.json` (how to rebuild the head and use the model: `load_exported`). The model itself is unchanged.
-    """
-    from safetensors.torch import save_file
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    backbone = copy.deepcopy(model.backbone).cpu()
-    if hasattr(backbone, "merge_and_unload"):
-        backbone = backbone.merge_and_unload()
-    with quiet_transformers():
-        backbone.save_pretrained(str(out))
-    tokenize.save_tokenizer(model.vocab, out, max_length=model.config.max_position_embeddings)
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()},
-              str(out / "head.safetensors"))
-    info = {**model.head_spec, "hidden": model.config.hidden_size, "tokenizer": model.kind, "species": model.species,
-            "finetune": model.finetune, "input": "one-hot DNA (B, 4, L), rows A, C, G, T; N all zeros",
-            "layout": "[CLS] <species> tokens [SEP]; per-base features = mean over covering 6-mers (kmer6_species) "
-                      "or the base's hidden state (nucleotide); head on features (B, hidden, L)"}
-    (out / "head.json").write_text(json.dumps(info, indent=2))
-    return out
-
-
-def load_exported(path: str | Path, device: torch.device | str | None = None) -> LMProfileModel:
-    """Rebuild an `export_hf` directory as an eval-mode `LMProfileModel` (backbone fully trainable if trained on)."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    info = json.loads((path / "head.json").read_text())
-    backbone, vocab = load_backbone(str(path))
-    head = build_head(info["head"], backbone.config.hidden_size, info["n_outputs"], info["head_params"])
-    head.load_state_dict(load_file(str(path / "head.safetensors")))
-    spec = {k: info[k] for k in ("head", "head_params", "n_outputs")}
-    model = LMProfileModel(backbone, head, vocab=vocab, species=info["species"], finetune="full", head_spec=spec)
-    return model.eval().to(device or "cpu")
+    stack_params = p[f"{p['head']}_head"]
+    stack, kernel = build_stack(p["head"], backbone.config.hidden_size, stack_params)
+    trunk = LMTrunk(backbone, stack, vocab=vocab, species=p["species"], finetune=p["finetune"],
+                    stack_spec={"kind": p["head"], "params": stack_params})
+    return use_fast_dropout(trunk), kernel

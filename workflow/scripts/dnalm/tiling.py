@@ -1,4 +1,4 @@
-"""Tracks tasks: windows tiled along the genome, N/gap checks, binning of bigWig signal and target transforms."""
+"""Windows tiled along the genome (tracks tasks), with N and assembly-gap checks."""
 
 from __future__ import annotations
 
@@ -14,68 +14,8 @@ from dnalm.windows import WINDOW_COLUMNS
 
 log = logging.getLogger(__name__)
 
-#: Target transforms; each has an exact inverse (`inverse_transform`).
-TRANSFORMS = ("none", "log1p", "squash")
-#: Borzoi's squashed scale: y ** SQUASH_EXPONENT, then soft clip above SQUASH_CLIP.
-SQUASH_EXPONENT = 0.75
-SQUASH_CLIP = 384.0
-AGGREGATES = ("mean", "sum")
 #: Drop reasons of tiled windows that count as "dropped (N)" in the split counts.
 N_REASONS = ("too_many_n", "gap")
-
-
-def transform(y: np.ndarray, kind: str) -> np.ndarray:
-    """Transform non-negative binned signal.
-
-    `log1p`: log(1 + y). `squash` (Borzoi, Linder et al. 2025): z = y^(3/4), then above 384 the soft clip
-    z ← 384 + sqrt(z − 384), applied to the y^(3/4)-scaled value. `none`: y unchanged.
-
-    Raises:
-        ValueError: Negative values (neither transform is defined for them).
-    """
-    y = np.asarray(y, dtype=np.float64)
-    if kind == "none":
-        return y
-    if np.any(y < 0):
-        raise ValueError(f"transform {kind!r} needs non-negative signal; got a minimum of {y.min()}; "
-                         "use bins.transform: none for signed tracks")
-    if kind == "log1p":
-        return np.log1p(y)
-    if kind == "squash":
-        z = y ** SQUASH_EXPONENT
-        over = z > SQUASH_CLIP
-        z[over] = SQUASH_CLIP + np.sqrt(z[over] - SQUASH_CLIP)
-        return z
-    raise ValueError(f"unknown transform {kind!r}; known: {', '.join(TRANSFORMS)}")
-
-
-def inverse_transform(z: np.ndarray, kind: str) -> np.ndarray:
-    """Exact inverse of `transform` (values below the transform's range are clipped to its minimum, 0)."""
-    z = np.asarray(z, dtype=np.float64)
-    if kind == "none":
-        return z
-    if kind == "log1p":
-        return np.expm1(np.clip(z, 0, None))
-    if kind == "squash":
-        z = np.clip(z, 0, None)
-        over = z > SQUASH_CLIP
-        z = z.copy()
-        z[over] = SQUASH_CLIP + (z[over] - SQUASH_CLIP) ** 2
-        return z ** (1 / SQUASH_EXPONENT)
-    raise ValueError(f"unknown transform {kind!r}; known: {', '.join(TRANSFORMS)}")
-
-
-def bin_signal(values: np.ndarray, bin_size: int, aggregate: str) -> np.ndarray:
-    """Sum or average base-resolution signal (C, L) into bins (C, L // bin_size); L must be a multiple of bin_size."""
-    channels, length = values.shape
-    if length % bin_size:
-        raise ValueError(f"window length {length} is not a multiple of bins.size={bin_size}")
-    binned = values.reshape(channels, length // bin_size, bin_size).astype(np.float64)
-    if aggregate == "sum":
-        return binned.sum(axis=2)
-    if aggregate == "mean":
-        return binned.mean(axis=2)
-    raise ValueError(f"unknown bins.aggregate {aggregate!r}; known: {', '.join(AGGREGATES)}")
 
 
 def tile(chroms: dict[str, int], names: list[str], length: int, stride: int, flank: int) -> pd.DataFrame:

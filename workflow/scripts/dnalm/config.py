@@ -1,0 +1,507 @@
+"""The workflow's config: schema validation with defaults, cross-checks, sweep × seed runs, the report manifest.
+
+`workflow/rules/common.smk` calls these on the `config` Snakemake loaded; everything here is plain Python on plain
+dicts, so it is unit-tested directly. The schema (`workflow/schemas/config.schema.yaml`) is the only source of
+defaults: `validate` fills them in, and every function below reads a validated config.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from dnalm import tasks
+from dnalm.schema import SCHEMA, load_schema
+SPLITS = ("train", "val", "test")
+#: A run id: a model id, then `~<label><value>` per swept key and `~seed<N>` for repeated seeds.
+RUN_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]*(~[A-Za-z0-9_.+-]+)*")
+
+
+# ------------------------------------------------------------------------------------------------------ validation
+def validate(cfg: dict, schema_path: str | Path = SCHEMA) -> dict:
+    """Check `cfg` against the schema, listing every problem as `dotted.key: message`; fill in defaults in place.
+
+    Raises:
+        ValueError: Naming the schema file and every key that does not fit.
+    """
+    from snakemake.utils import validate as fill_defaults
+
+    schema = load_schema(schema_path)
+    errors = jsonschema.Draft202012Validator(schema).iter_errors(cfg)
+    lines = sorted(f"  {'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors)
+    if lines:
+        raise ValueError(f"the config does not match {schema_path} (keys are documented there and in "
+                         "config/README.md):\n" + "\n".join(lines))
+    fill_defaults(cfg, schema=str(schema_path), set_default=True)
+    return cfg
+
+
+def with_defaults(cfg: dict) -> dict:
+    """A validated deep copy of `cfg` with every default filled in (for tests and scripts)."""
+    return validate(copy.deepcopy(cfg))
+
+
+def resolve_path(name: str, repo: str | Path) -> str | None:
+    """An existing path for `name`: absolute as given, else in the working directory, then in the repository."""
+    candidates = [name] if os.path.isabs(name) else [name, os.path.join(repo, name)]
+    found = [c for c in candidates if os.path.exists(c)]
+    return os.path.abspath(found[0]) if found else None
+
+
+# ------------------------------------------------------------------------------------------------------ cross-checks
+def check(cfg: dict, repo: str | Path, schema_path: str | Path = SCHEMA) -> None:
+    """Every cross-check the schema cannot express; each error names the dotted key and what to do."""
+    check_species(cfg)
+    check_tasks(cfg)
+    check_models(cfg, repo)
+    check_sweeps(cfg, load_schema(schema_path))
+    check_interpret(cfg, repo)
+    busco_lineage(cfg, repo)
+
+
+def check_species(cfg: dict) -> None:
+    """One reference at most; Mash references exist; BUSCO proteins mode has proteins."""
+    references = [s for s, spec in cfg["species"].items() if spec["reference"]]
+    if len(references) > 1:
+        raise ValueError(f"species {references} are all marked reference: true; mark one")
+    for species, spec in cfg["species"].items():
+        reference = spec["qc_reference"]
+        if reference is not None and reference not in cfg["species"]:
+            raise ValueError(f"species.{species}.qc_reference: {reference!r} is not under species "
+                             f"(known: {sorted(cfg['species'])})")
+        if cfg["qc"]["busco"]["lineage"] is not None and busco_mode(cfg, species) == "proteins" \
+                and spec["proteins"] is None:
+            raise ValueError(f"species.{species}.proteins: qc.busco.mode is proteins, but species {species} has "
+                             "no proteins FASTA")
+
+
+def check_tasks(cfg: dict) -> None:
+    """Species, tracks, split and extra species of every task, then its task type's own checks."""
+    for task, spec in cfg["tasks"].items():
+        if spec["species"] not in cfg["species"]:
+            raise ValueError(f"tasks.{task}.species: {spec['species']!r} is not under species "
+                             f"(known: {sorted(cfg['species'])})")
+        tracks = cfg["species"][spec["species"]]["tracks"]
+        for target in spec["targets"]:
+            for key in ("plus", "minus", "track"):
+                if key in target and target[key] not in tracks:
+                    raise ValueError(f"tasks.{task}.targets ({target['name']}).{key}: track {target[key]!r} is "
+                                     f"not under species.{spec['species']}.tracks (known: {sorted(tracks)})")
+        _check_folds(task, spec)
+        _check_extra_species(cfg, task, spec)
+        tasks.get(spec["type"]).check(task, spec, cfg)
+
+
+def _check_folds(task: str, spec: dict) -> None:
+    folds = spec["split"].get("folds")
+    if folds is None:
+        return
+    for key in ("val", "test"):
+        if folds[key] >= folds["k"]:
+            raise ValueError(f"tasks.{task}.split.folds.{key}: fold {folds[key]} does not exist with k = "
+                             f"{folds['k']} (folds are numbered 0 to {folds['k'] - 1})")
+    if folds["val"] == folds["test"]:
+        raise ValueError(f"tasks.{task}.split.folds: val and test are both fold {folds['val']}; choose two "
+                         "different folds")
+
+
+def _check_extra_species(cfg: dict, task: str, spec: dict) -> None:
+    names = task_track_names(spec)
+    for species in spec["extra_train_species"]:
+        if species not in cfg["species"]:
+            raise ValueError(f"tasks.{task}.extra_train_species: {species!r} is not under species "
+                             f"(known: {sorted(cfg['species'])})")
+        if species == spec["species"]:
+            raise ValueError(f"tasks.{task}.extra_train_species: {species!r} is the task's own species")
+        missing = sorted(set(names) - set(cfg["species"][species]["tracks"]))
+        if missing:
+            raise ValueError(f"tasks.{task}.extra_train_species: species {species!r} lacks the task's tracks "
+                             f"{missing} (add them under species.{species}.tracks with the same names)")
+
+
+def check_models(cfg: dict, repo: str | Path) -> None:
+    """Tasks of every model exist and fit it (jitter within the flank); LM backbones and pretraining corpora exist."""
+    for name, spec in cfg["pretrain"].items():
+        for species in spec["corpus"] or []:
+            if species not in cfg["species"]:
+                raise ValueError(f"pretrain.{name}.corpus: {species!r} is not under species "
+                                 f"(known: {sorted(cfg['species'])})")
+    for model, spec in cfg["models"].items():
+        for task in spec["tasks"]:
+            if task not in cfg["tasks"]:
+                raise ValueError(f"models.{model}.tasks: {task!r} is not under tasks (known: {sorted(cfg['tasks'])})")
+        for task in model_tasks(cfg, model):
+            flank = cfg["tasks"][task]["window"]["flank"]
+            if spec["train"]["jitter"] > flank:
+                raise ValueError(f"models.{model}.train.jitter ({spec['train']['jitter']}) exceeds "
+                                 f"tasks.{task}.window.flank ({flank})")
+        if spec["arch"] == "lm":
+            _check_backbone(cfg, model, repo)
+
+
+def _check_backbone(cfg: dict, model: str, repo: str | Path) -> None:
+    lm = cfg["models"][model]["lm"]
+    if lm["backbone"] is None and lm["finetune"] != "scratch":
+        raise ValueError(f"models.{model}.lm.backbone is null: give a pretrain name ({sorted(cfg['pretrain'])}) or "
+                         "a local Hugging Face directory, or use finetune: scratch")
+    if lm["backbone"] is not None and lm["backbone"] not in cfg["pretrain"]:
+        if not os.path.isdir(backbone_dir(cfg, model, repo)):
+            raise ValueError(f"models.{model}.lm.backbone: {lm['backbone']!r} is neither a pretrain name "
+                             f"({sorted(cfg['pretrain'])}) nor a directory")
+
+
+def check_sweeps(cfg: dict, schema: dict) -> None:
+    """Swept keys exist and every point fits the schema; run ids are unique and filesystem-safe."""
+    model_schema = schema["properties"]["models"]["additionalProperties"]
+    for model, spec in cfg["models"].items():
+        for key in spec["sweep"]:
+            _check_swept_key(model, spec, key)
+        seen = set()
+        for run in model_runs(cfg, model):
+            resolved = apply_overrides(spec, run["overrides"], run["seed"])
+            error = jsonschema.exceptions.best_match(
+                jsonschema.Draft202012Validator(model_schema).iter_errors(resolved))
+            if error is not None:
+                path = ".".join(map(str, error.absolute_path))
+                raise ValueError(f"models.{model}.sweep: point {run['point']} sets {path} to an invalid value: "
+                                 f"{error.message}")
+            if not RUN_ID.fullmatch(run["run"]) or run["run"] in seen:
+                raise ValueError(f"models.{model}.sweep: run id {run['run']!r} is not unique or not "
+                                 "filesystem-safe; use values of letters, digits, '.', '+', '-' and '_'")
+            seen.add(run["run"])
+
+
+def _check_swept_key(model: str, spec: dict, key: str) -> None:
+    where = f"models.{model}.sweep.{key}"
+    if key.split(".")[0] not in ("train", spec["arch"]):
+        raise ValueError(f"{where}: model {model} is arch {spec['arch']}; sweep keys under {spec['arch']} or train")
+    node = spec
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ValueError(f"{where}: {part!r} is not a key of models.{model} (see config/README.md)")
+        node = node[part]
+
+
+def check_interpret(cfg: dict, repo: str | Path) -> None:
+    """Interpreted models exist; motif files exist and parse (errors name the file and line)."""
+    from dnalm.motifs import read_motif_files
+
+    for model in cfg["interpret"]["models"] or []:
+        if model not in cfg["models"]:
+            raise ValueError(f"interpret.models: {model!r} is not under models (known: {sorted(cfg['models'])})")
+    if interpret_pairs(cfg):
+        read_motif_files(motif_files(cfg, repo))
+
+
+# ---------------------------------------------------------------------------------------------- species and tasks
+def species_token(cfg: dict, species: str) -> str:
+    """The species' token for language models (its id when `token` is not set)."""
+    return cfg["species"][species]["token"] or species
+
+
+def species_tokens(cfg: dict) -> list[str]:
+    """Every configured species token, once each, in config order: the vocabulary of pretrained LMs."""
+    return list(dict.fromkeys(species_token(cfg, s) for s in cfg["species"]))
+
+
+def task_track_names(spec: dict) -> list[str]:
+    """Track names of a task's targets, once each, in order."""
+    names = [t[k] for t in spec["targets"] for k in ("plus", "minus", "track") if k in t]
+    return list(dict.fromkeys(names))
+
+
+def site_target(cfg: dict, task: str) -> dict:
+    """The stranded target whose signal gives a site-centred task's sites."""
+    spec = cfg["tasks"][task]
+    stranded = [t for t in spec["targets"] if "plus" in t]
+    name = spec["sites"]["target"]
+    chosen = [t for t in stranded if t["name"] == name] if name else stranded[:1]
+    if not chosen:
+        raise ValueError(f"tasks.{task}.sites.target: no stranded target named {name!r} "
+                         f"(stranded targets: {[t['name'] for t in stranded]})")
+    return chosen[0]
+
+
+def task_genomes(cfg: dict, task: str) -> dict[str, str]:
+    """Species id → genome FASTA of every genome feeding a task: its species, then its extra train species."""
+    spec = cfg["tasks"][task]
+    return {s: f"resources/{s}/genome.fa" for s in [spec["species"], *spec["extra_train_species"]]}
+
+
+def qc_reference(cfg: dict, species: str) -> str | None:
+    """Species whose genome `species` is Mash-compared to: its qc_reference, else the reference species, else None."""
+    if cfg["species"][species]["qc_reference"] is not None:
+        return cfg["species"][species]["qc_reference"]
+    references = [s for s, v in cfg["species"].items() if v["reference"]]
+    return references[0] if references else None
+
+
+def qc_inputs(cfg: dict, species: str) -> dict[str, str]:
+    """Files the QC of a genome reads: genome, Mash sketches (own and reference), annotation and BUSCO scores when
+    configured."""
+    inputs = {"fasta": f"resources/{species}/genome.fa", "sketch": f"results/qc/mash/{species}.msh"}
+    reference = qc_reference(cfg, species)
+    if reference is not None:
+        inputs["reference_sketch"] = f"results/qc/mash/{reference}.msh"
+    if cfg["species"][species]["annotation"] is not None:
+        inputs["annotation"] = f"resources/{species}/annotation.gff3"
+    if cfg["qc"]["busco"]["lineage"] is not None:
+        inputs["busco"] = f"results/qc/busco/{species}.json"
+    return inputs
+
+
+def busco_mode(cfg: dict, species: str) -> str:
+    """BUSCO mode of a species: qc.busco.mode, with auto = proteins when the species has a proteins FASTA."""
+    mode = cfg["qc"]["busco"]["mode"]
+    if mode == "auto":
+        return "genome" if cfg["species"][species]["proteins"] is None else "proteins"
+    return mode
+
+
+def busco_lineage(cfg: dict, repo: str | Path) -> str | None:
+    """Absolute path of qc.busco.lineage (the working directory first, then the repository), or None."""
+    lineage = cfg["qc"]["busco"]["lineage"]
+    if lineage is None:
+        return None
+    found = resolve_path(lineage, repo)
+    if found is None or not os.path.isdir(found):
+        tried = [lineage] if os.path.isabs(lineage) else [os.path.abspath(lineage), os.path.join(repo, lineage)]
+        raise ValueError(f"qc.busco.lineage: directory {lineage!r} not found (tried {', '.join(tried)}); set it to "
+                         "a local *_odb10 lineage directory, or null to skip BUSCO")
+    return found
+
+
+# ------------------------------------------------------------------------------------------------ sweeps and seeds
+def format_sweep_value(value: Any) -> str:
+    """A swept value as it appears in run ids: numbers as written, lists joined with '-', booleans lower case."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "-".join(format_sweep_value(v) for v in value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def sweep_labels(keys: list[str]) -> dict[str, str]:
+    """Short names of swept keys in run ids: the dotted key's last part, or all of it ('.' → '_') when two swept
+    keys share their last part."""
+    last = [key.split(".")[-1] for key in keys]
+    return {key: name if last.count(name) == 1 else key.replace(".", "_") for key, name in zip(keys, last, strict=True)}
+
+
+def sweep_points(cfg: dict, model: str) -> list[tuple[str, dict]]:
+    """(point id, {dotted key: value}) for every point of a model's sweep grid; the model id alone without a sweep.
+
+    A point id is the model id followed by `~<label><value>` per swept key, with a `_` between label and value when
+    the value is not a number: lm_lora_conv~dropout0.3~lr0.001, lm~head_bpnet.
+    """
+    sweep = cfg["models"][model]["sweep"]
+    labels = sweep_labels(list(sweep))
+    points = []
+    for values in itertools.product(*sweep.values()):
+        name = model
+        for key, value in zip(sweep, values, strict=True):
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            name += f"~{labels[key]}{'' if numeric else '_'}{format_sweep_value(value)}"
+        points.append((name, dict(zip(sweep, values, strict=True))))
+    return points
+
+
+def model_runs(cfg: dict, model: str) -> list[dict]:
+    """Training runs of a model: one per sweep point and seed of `seeds` (id suffix `~seed<N>`), or one per point
+    with the model's `seed` when `seeds` is null. Dicts: run, point, model, seed, overrides."""
+    seeds = cfg["models"][model]["seeds"]
+    runs = []
+    for point, overrides in sweep_points(cfg, model):
+        for seed in seeds if seeds is not None else [cfg["models"][model]["seed"]]:
+            run = f"{point}~seed{seed}" if seeds is not None else point
+            runs.append({"run": run, "point": point, "model": model, "seed": seed, "overrides": overrides})
+    return runs
+
+
+def find_run(cfg: dict, run: str) -> dict:
+    """The run dict of a run id (see `model_runs`)."""
+    model = run.split("~")[0]
+    if model not in cfg["models"]:
+        raise ValueError(f"{run!r} is not a run of a configured model")
+    for candidate in model_runs(cfg, model):
+        if candidate["run"] == run:
+            return candidate
+    raise ValueError(f"{run!r} is not a run of models.{model} (its sweep and seeds)")
+
+
+def apply_overrides(spec: dict, overrides: dict, seed: int) -> dict:
+    """A model's config with swept values (dotted keys) and the run's seed in place of its own."""
+    out = copy.deepcopy(spec)
+    for key, value in overrides.items():
+        *parents, last = key.split(".")
+        node = out
+        for part in parents:
+            node = node[part]
+        node[last] = copy.deepcopy(value)
+    out["seed"] = seed
+    return out
+
+
+def run_spec(cfg: dict, run: str) -> dict:
+    """The model config of a run id: its model's config with the point's values and the run's seed."""
+    if run in cfg["models"]:
+        return cfg["models"][run]
+    info = find_run(cfg, run)
+    return apply_overrides(cfg["models"][info["model"]], info["overrides"], info["seed"])
+
+
+def model_tasks(cfg: dict, model: str) -> list[str]:
+    """Tasks a model trains on: its `tasks`, or every task."""
+    return cfg["models"][model]["tasks"] or list(cfg["tasks"])
+
+
+def task_runs(cfg: dict, task: str) -> list[dict]:
+    """Run dicts of every model trained on a task, in config order."""
+    return [r for m in cfg["models"] if task in model_tasks(cfg, m) for r in model_runs(cfg, m)]
+
+
+def sweep_tables(cfg: dict) -> list[tuple[str, str]]:
+    """(task, model) of every model with a sweep, per task it trains on."""
+    return [(t, m) for m, spec in cfg["models"].items() if spec["sweep"] for t in model_tasks(cfg, m)]
+
+
+# ------------------------------------------------------------------------------------------------ language models
+def backbone_dir(cfg: dict, run: str, repo: str | Path) -> str | None:
+    """Backbone directory of an LM run: results/pretrain/<name> for a pretrain name, else the configured path
+    (the working directory first, then the repository)."""
+    backbone = run_spec(cfg, run)["lm"]["backbone"]
+    if backbone in cfg["pretrain"]:
+        return f"results/pretrain/{backbone}"
+    if backbone is None or os.path.isabs(backbone) or os.path.exists(backbone):
+        return backbone
+    return str(Path(repo) / backbone)
+
+
+def pretrain_genomes(cfg: dict, lm: str) -> list[dict]:
+    """Per candidate genome of a corpus: species token, FASTA, index, chromosomes never trained on, validation ones.
+
+    The candidates are `pretrain.<lm>.corpus`, or every species (the QC gate chooses). Chromosome-holdout tasks'
+    val and test chromosomes are excluded; fold tasks' held-out folds are excluded by rule pretrain_homology.
+    """
+    genomes = []
+    for species in cfg["pretrain"][lm]["corpus"] or list(cfg["species"]):
+        held_out, val = set(), set()
+        for task in cfg["tasks"].values():
+            if task["species"] == species and "chromosomes" in task["split"]:
+                chroms = task["split"]["chromosomes"]
+                held_out.update(chroms["val"] + chroms["test"])
+                val.update(chroms["val"])
+        genomes.append({"id": species, "species": species_token(cfg, species),
+                        "fasta": f"resources/{species}/genome.fa", "fai": f"resources/{species}/genome.fa.fai",
+                        "exclude": sorted(held_out), "val": sorted(val)})
+    return genomes
+
+
+def held_out_windows(cfg: dict) -> dict[str, dict]:
+    """Per task, what the pretraining corpus must not overlap: its species, genome and filtered windows, and (fold
+    tasks) the fold layout and the val and test folds."""
+    out = {}
+    for task, spec in cfg["tasks"].items():
+        folds = spec["split"].get("folds")
+        out[task] = {"species": spec["species"], "fasta": f"resources/{spec['species']}/genome.fa",
+                     "windows": f"results/windows/{task}/windows.tsv",
+                     "folds": f"results/splits/{task}/folds.tsv" if folds else None,
+                     "held_out_folds": [folds["val"], folds["test"]] if folds else []}
+    return out
+
+
+# -------------------------------------------------------------------------------------------------- interpretation
+def interpret_models(cfg: dict) -> list[str]:
+    """Models to interpret: interpret.models, or every model when it is null."""
+    models = cfg["interpret"]["models"]
+    return list(cfg["models"]) if models is None else models
+
+
+def interpret_pairs(cfg: dict) -> list[tuple[str, str]]:
+    """(task, model) pairs to interpret: each interpreted model on every task it trains on."""
+    return [(t, m) for m in interpret_models(cfg) for t in model_tasks(cfg, m)]
+
+
+def motif_files(cfg: dict, repo: str | Path) -> list[str]:
+    """Absolute paths of interpret.motifs (the working directory first, then the repository)."""
+    paths = []
+    for i, name in enumerate(cfg["interpret"]["motifs"]):
+        found = resolve_path(name, repo)
+        if found is None or not os.path.isfile(found):
+            tried = [name] if os.path.isabs(name) else [name, os.path.join(repo, name)]
+            raise ValueError(f"interpret.motifs[{i}]: MEME file {name!r} not found (tried {', '.join(tried)})")
+        paths.append(found)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------------------- report
+def report_manifest(cfg: dict) -> list[dict]:
+    """Every file the report reads, as records: `kind`, `path` and the names it belongs to (`species`, `task`,
+    `model`, `lm`, `output`, `input`), in config order. The report rule's input and its script both use it, so no
+    section ever parses a path."""
+    records = [*_input_records(cfg), *_qc_records(cfg)]
+    for lm in cfg["pretrain"]:
+        for kind, name in (("pretrain_summary", "pretrain.json"), ("pretrain_history", "history.tsv"),
+                           ("pretrain_homology", "homology_excluded.tsv")):
+            records.append({"kind": kind, "lm": lm, "path": f"results/pretrain/{lm}/{name}"})
+    for task in cfg["tasks"]:
+        records.append({"kind": "split_counts", "task": task, "path": f"results/splits/{task}/counts.tsv"})
+        records.append({"kind": "homology_summary", "task": task, "path": f"results/splits/{task}/summary.tsv"})
+        records += _model_records(cfg, task)
+    records += [{"kind": "sweep", "task": t, "model": m, "path": f"results/eval/{t}/sweeps/{m}.tsv"}
+                for t, m in sweep_tables(cfg)]
+    for task, model in interpret_pairs(cfg):
+        prefix = f"results/interpret/{task}/{model}"
+        records.append({"kind": "attributions", "task": task, "model": model, "path": f"{prefix}/attributions.npz"})
+        records.append({"kind": "motifs", "task": task, "model": model, "path": f"{prefix}/motifs.tsv"})
+        records += [{"kind": "modisco", "task": task, "model": model, "output": o, "path": f"{prefix}/modisco.{o}.h5"}
+                    for o in cfg["interpret"]["outputs"]]
+    return records
+
+
+def _input_records(cfg: dict) -> list[dict]:
+    records = []
+    for species, spec in cfg["species"].items():
+        names = ["genome", *(["annotation"] if spec["annotation"] is not None else [])]
+        records += [{"kind": "input", "species": species, "input": n, "path": f"resources/{species}/{n}.json"}
+                    for n in names]
+        records += [{"kind": "input", "species": species, "input": "track", "track": t,
+                     "path": f"resources/{species}/tracks/{t}.json"} for t in spec["tracks"]]
+    return records
+
+
+def _qc_records(cfg: dict) -> list[dict]:
+    if not cfg["species"]:
+        return []
+    records = [{"kind": "qc_genome", "species": s, "path": f"results/qc/{s}.json"} for s in cfg["species"]]
+    return records + [{"kind": f"qc_{t}", "path": f"results/qc/{t}.tsv"}
+                      for t in ("summary", "thresholds", "mash_distances")]
+
+
+def _model_records(cfg: dict, task: str) -> list[dict]:
+    runs = [r["run"] for r in task_runs(cfg, task)]
+    if not runs:
+        return []
+    records = [{"kind": "comparison", "task": task, "path": f"results/eval/{task}/comparison.tsv"}]
+    for kind, where in (("model_info", "models/{t}/{m}/model.json"), ("history", "models/{t}/{m}/history.tsv"),
+                        ("prediction", "eval/{t}/{m}/predictions.h5"),
+                        ("counterfactual", "eval/{t}/{m}/counterfactual.tsv")):
+        records += [{"kind": kind, "task": task, "model": m, "path": "results/" + where.format(t=task, m=m)}
+                    for m in runs]
+    return records
+
+
+def final_outputs(cfg: dict) -> list[str]:
+    """What a finished run holds besides the report's inputs: the QC gate's list, every fine-tuned LM's Hugging Face
+    export and every task's per-run table."""
+    qc = ["results/qc/pretrain_genomes.txt"] if cfg["species"] else []
+    exports = [f"results/models/{t}/{r['run']}/hf" for t in cfg["tasks"] for r in task_runs(cfg, t)
+               if run_spec(cfg, r["run"])["arch"] == "lm"]
+    runs = [f"results/eval/{t}/runs.tsv" for t in cfg["tasks"] if task_runs(cfg, t)]
+    return [*qc, *exports, *runs]

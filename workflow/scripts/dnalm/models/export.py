@@ -1,0 +1,66 @@
+"""Hugging Face exports of fine-tuned language models: the backbone any transformers user loads, the head beside it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import torch
+
+from dnalm import tokenize
+from dnalm.models import SequenceModel
+from dnalm.models.heads import build_head, build_stack
+from dnalm.models.lm import LMTrunk, load_backbone, quiet_transformers
+
+
+def export_hf(model: SequenceModel, out_dir: str | Path) -> Path:
+    """Export an LM model as a Hugging Face directory: backbone (LoRA merged) + tokenizer, and the head beside them.
+
+    Writes `config.json` and `model.safetensors` (a `BertModel`, loadable with `AutoModel`), `tokenizer.json`,
+    `tokenizer_config.json`, `vocab.txt` (loadable with `AutoTokenizer`), `head.safetensors` (the feature stack's
+    and the head's state dicts, keys prefixed `stack.` and `head.`) and `head.json` (how to rebuild them and use
+    the model: `load_exported`). The model itself is unchanged.
+    """
+    from safetensors.torch import save_file
+
+    trunk = model.trunk
+    if not isinstance(trunk, LMTrunk):
+        raise ValueError(f"only language models export to Hugging Face directories, not a {type(trunk).__name__}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    backbone = copy.deepcopy(trunk.backbone).cpu()
+    if hasattr(backbone, "merge_and_unload"):
+        backbone = backbone.merge_and_unload()
+    with quiet_transformers():
+        backbone.save_pretrained(str(out))
+    tokenize.save_tokenizer(trunk.vocab, out, max_length=trunk.config.max_position_embeddings)
+    weights = {f"stack.{k}": v for k, v in trunk.stack.state_dict().items()}
+    weights.update({f"head.{k}": v for k, v in model.head.state_dict().items()})
+    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(out / "head.safetensors"))
+    info = {"stack": trunk.stack_spec, "head": model.head_spec, "hidden": trunk.config.hidden_size,
+            "tokenizer": trunk.kind, "species": trunk.species, "finetune": trunk.finetune,
+            "input": "one-hot DNA (B, 4, L), rows A, C, G, T; N all zeros",
+            "layout": "[CLS] <species> tokens [SEP]; per-base features = mean over covering 6-mers (kmer6_species) "
+                      "or the base's hidden state (nucleotide); stack, then head, on features (B, hidden, L)"}
+    (out / "head.json").write_text(json.dumps(info, indent=2))
+    return out
+
+
+def load_exported(path: str | Path, device: torch.device | str | None = None) -> SequenceModel:
+    """Rebuild an `export_hf` directory as an eval-mode model (backbone fully trainable if trained on)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    info = json.loads((path / "head.json").read_text())
+    backbone, vocab = load_backbone(str(path))
+    stack, _ = build_stack(info["stack"]["kind"], backbone.config.hidden_size, info["stack"]["params"])
+    trunk = LMTrunk(backbone, stack, vocab=vocab, species=info["species"], finetune="full",
+                    stack_spec=info["stack"])
+    spec = info["head"]
+    model = SequenceModel(trunk, build_head(spec["kind"], trunk.out_channels, spec["n_outputs"], spec["params"]),
+                          spec)
+    weights = load_file(str(path / "head.safetensors"))
+    trunk.stack.load_state_dict({k[6:]: v for k, v in weights.items() if k.startswith("stack.")})
+    model.head.load_state_dict({k[5:]: v for k, v in weights.items() if k.startswith("head.")})
+    return model.eval().to(device or "cpu")

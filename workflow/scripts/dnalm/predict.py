@@ -1,0 +1,58 @@
+"""Prediction with trained models: loading a checkpoint, running it over a window store, prediction files."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import torch
+
+from dnalm.checkpoint import load_verified
+from dnalm.device import as_float, autocast
+from dnalm.models import SequenceModel, build_model
+from dnalm.store import WindowStore
+
+
+def load_model(checkpoint: str, device: torch.device | None = None) -> tuple[SequenceModel, dict]:
+    """Load a `best.ckpt` as an eval-mode model and its summary (architecture, head, channels, training)."""
+    ckpt = load_verified(checkpoint)
+    head = ckpt["head"]
+    model = build_model(ckpt["arch"], ckpt["model_params"], head["kind"], head["n_outputs"], head["params"])
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model.to(device or torch.device("cpu")), {k: v for k, v in ckpt.items() if k != "state_dict"}
+
+
+@torch.no_grad()
+def predict_outputs(model, store: WindowStore, batch_size: int, device: torch.device):
+    """Run the model on every window of a store (stored placement, no augmentation); restores the model's mode.
+
+    Yields:
+        (index, output, targets) per batch: output is the model's (a tensor or a tuple of tensors) as float CPU
+        tensors.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(store), batch_size):
+            index = np.arange(start, min(start + batch_size, len(store)))
+            x, y = store.batch(index)
+            with autocast(device):
+                output = as_float(model(torch.from_numpy(x).to(device)))
+            if isinstance(output, torch.Tensor):
+                output = output.cpu()
+            else:
+                output = tuple(o.cpu() for o in output)
+            yield index, output, torch.from_numpy(y)
+    finally:
+        model.train(was_training)
+
+
+def prediction_datasets(h5: h5py.File, store: WindowStore, width: int):
+    """Create the observed and predicted (N, C, width) datasets, window ids and channel names of predictions.h5."""
+    n, c = len(store), len(store.channels)
+    chunks = (max(min(n, 256), 1), c, width)
+    obs = h5.create_dataset("observed", (n, c, width), dtype="f4", chunks=chunks)
+    pred = h5.create_dataset("predicted", (n, c, width), dtype="f4", chunks=chunks)
+    h5.create_dataset("window_id", data=np.array(store.meta["ids"], dtype="S"))
+    h5.attrs["channels"] = store.channels
+    return obs, pred

@@ -1,0 +1,76 @@
+"""The interface every task type implements: windows, targets, head, loss, validation and test metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: Test metrics every comparison table shows, in order (a task type may leave some NaN).
+COMPARISON_METRICS = ("pearson_median", "pearson_mean", "auprc", "auroc", "test_loss", "count_pearson")
+
+
+class TaskType:
+    """What a task type decides; one subclass per module of `dnalm.tasks`, one instance in `TASK_TYPES`.
+
+    Config-side attributes and `check` need nothing heavier than numpy, so the Snakefile reads them at parse time;
+    the training and evaluation methods import torch when called.
+
+    Attributes:
+        name: The config's `tasks.<id>.type`.
+        windows: Which rule makes the candidate windows: `candidates` (rule make_windows, site-centred) or `tiles`
+            (rule tile_windows); the file is results/windows/<task>/<windows>.tsv.
+        metrics: Columns of comparison.tsv after the run columns (mean ± sd over seeds).
+        extra_metrics: Prefixes of further per-run metric keys kept after `n_windows` (per-track metrics).
+        examples: How the report's example section draws this type's test windows (`dnalm.report`).
+    """
+
+    name: str = ""
+    windows: str = "candidates"
+    metrics: tuple[str, ...] = COMPARISON_METRICS
+    extra_metrics: tuple[str, ...] = ()
+    examples: str = ""
+
+    # ------------------------------------------------------------------------------------------------ config side
+    def check(self, task: str, spec: dict, cfg: dict) -> None:
+        """Cross-checks of one task's config block; errors name the dotted key."""
+
+    def window_params(self, spec: dict, species: str) -> dict:
+        """Params of the rule that makes this type's candidate windows, for one species' genome."""
+        raise NotImplementedError
+
+    def store_bins(self, spec: dict) -> dict | None:
+        """The window store's binning of the targets (None: base resolution)."""
+        return None
+
+    # ---------------------------------------------------------------------------------------------- training side
+    def head(self, store) -> tuple[str, dict]:
+        """The head every trunk gets on this task type (`dnalm.models.heads.HEADS`) and its settings."""
+        raise NotImplementedError
+
+    def count_weight(self, store, configured: float | None) -> float:
+        """Weight of a count loss term (0 for types without one)."""
+        return 0.0
+
+    def prepare(self, model, store, revcomp: bool) -> bool:
+        """Set data-dependent starting values of the head (e.g. a count bias); returns whether it did."""
+        return False
+
+    def loss(self, output, target, count_weight: float):
+        """(total, first part, second part) of a batch's loss, each a scalar tensor."""
+        raise NotImplementedError
+
+    def val_pearson(self, output, target) -> np.ndarray:
+        """Per-window (and channel) Pearson of predicted and observed signal, for the validation history."""
+        raise NotImplementedError
+
+    def totals(self, output) -> tuple[Any, Any]:
+        """(log total per channel (B, C), shape over positions (B, C, L) summing to 1): what the species-token
+        counterfactual compares."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------------------------------------- evaluation side
+    def evaluate(self, model, info: dict, store, out_predictions: str, *, site_threshold: float, batch_size: int,
+                 device) -> dict:
+        """Predict every test window, write predictions.h5 and return the test metrics."""
+        raise NotImplementedError
