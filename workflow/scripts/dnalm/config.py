@@ -443,25 +443,27 @@ def motif_files(cfg: dict, repo: str | Path) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------- report
 def report_manifest(cfg: dict) -> list[dict]:
     """Every file the report reads, as records: `kind`, `path` and the names it belongs to (`species`, `task`,
-    `model`, `lm`, `output`, `input`), in config order. The report rule's input and its script both use it, so no
+    `task_type`, `model`, `lm`, `output`, `input`, `track`), in config order. The report rule's input and its script both use it, so no
     section ever parses a path."""
     records = [*_input_records(cfg), *_qc_records(cfg)]
     for lm in cfg["pretrain"]:
         for kind, name in (("pretrain_summary", "pretrain.json"), ("pretrain_history", "history.tsv"),
                            ("pretrain_homology", "homology_excluded.tsv")):
             records.append({"kind": kind, "lm": lm, "path": f"results/pretrain/{lm}/{name}"})
-    for task in cfg["tasks"]:
-        records.append({"kind": "split_counts", "task": task, "path": f"results/splits/{task}/counts.tsv"})
-        records.append({"kind": "homology_summary", "task": task, "path": f"results/splits/{task}/summary.tsv"})
-        records += _model_records(cfg, task)
-    records += [{"kind": "sweep", "task": t, "model": m, "path": f"results/eval/{t}/sweeps/{m}.tsv"}
-                for t, m in sweep_tables(cfg)]
+    for task, spec in cfg["tasks"].items():
+        task_records = [{"kind": "split_counts", "path": f"results/splits/{task}/counts.tsv"},
+                        {"kind": "homology_summary", "path": f"results/splits/{task}/summary.tsv"},
+                        *_model_records(cfg, task)]
+        records += [{**r, "task": task, "task_type": spec["type"]} for r in task_records]
+    tail = [{"kind": "sweep", "task": t, "model": m, "path": f"results/eval/{t}/sweeps/{m}.tsv"}
+            for t, m in sweep_tables(cfg)]
     for task, model in interpret_pairs(cfg):
         prefix = f"results/interpret/{task}/{model}"
-        records.append({"kind": "attributions", "task": task, "model": model, "path": f"{prefix}/attributions.npz"})
-        records.append({"kind": "motifs", "task": task, "model": model, "path": f"{prefix}/motifs.tsv"})
-        records += [{"kind": "modisco", "task": task, "model": model, "output": o, "path": f"{prefix}/modisco.{o}.h5"}
-                    for o in cfg["interpret"]["outputs"]]
+        tail.append({"kind": "attributions", "task": task, "model": model, "path": f"{prefix}/attributions.npz"})
+        tail.append({"kind": "motifs", "task": task, "model": model, "path": f"{prefix}/motifs.tsv"})
+        tail += [{"kind": "modisco", "task": task, "model": model, "output": o, "path": f"{prefix}/modisco.{o}.h5"}
+                 for o in cfg["interpret"]["outputs"]]
+    records += [{**r, "task_type": cfg["tasks"][r["task"]]["type"]} for r in tail]
     return records
 
 
@@ -488,12 +490,11 @@ def _model_records(cfg: dict, task: str) -> list[dict]:
     runs = [r["run"] for r in task_runs(cfg, task)]
     if not runs:
         return []
-    records = [{"kind": "comparison", "task": task, "path": f"results/eval/{task}/comparison.tsv"}]
+    records = [{"kind": "comparison", "path": f"results/eval/{task}/comparison.tsv"}]
     for kind, where in (("model_info", "models/{t}/{m}/model.json"), ("history", "models/{t}/{m}/history.tsv"),
                         ("prediction", "eval/{t}/{m}/predictions.h5"),
                         ("counterfactual", "eval/{t}/{m}/counterfactual.tsv")):
-        records += [{"kind": kind, "task": task, "model": m, "path": "results/" + where.format(t=task, m=m)}
-                    for m in runs]
+        records += [{"kind": kind, "model": m, "path": "results/" + where.format(t=task, m=m)} for m in runs]
     return records
 
 
