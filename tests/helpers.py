@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: run Python code in a real subprocess and signal it at a chosen moment."""
+"""Helpers shared by the tests: window stores written by hand, Python code run in a real subprocess and signalled at a
+chosen moment."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
 
@@ -41,3 +44,16 @@ def signal_when(proc: subprocess.Popen, ready: Callable[[], bool], sig: int, tim
     os.kill(proc.pid, sig)
     _, err = proc.communicate()
     return err.decode()
+
+
+def save_store(directory: Path, split: str, seq: np.ndarray, targets: np.ndarray, **meta) -> str:
+    """Write a window store (`dnalm.store.store_paths` layout) from arrays and return its prefix.
+
+    `meta` must give at least length, flank, channels and rc_perm; ids default to `<split><i>`.
+    """
+    prefix = directory / split
+    np.save(f"{prefix}.seq.npy", seq)
+    np.save(f"{prefix}.targets.npy", targets)
+    meta = {"split": split, "n": len(seq), "ids": [f"{split}{i}" for i in range(len(seq))], **meta}
+    Path(f"{prefix}.json").write_text(json.dumps(meta))
+    return str(prefix)

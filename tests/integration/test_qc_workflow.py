@@ -92,10 +92,7 @@ def test_report_shows_qc(qc_workflow: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        ({"species": {"skud_chrI": {"qc_reference": "scer"}}}, "species.skud_chrI.qc_reference: 'scer'"),
-        ({"qc": {"busco": {"lineage": "nowhere/fungi_odb10"}}}, "qc.busco.lineage: directory 'nowhere/fungi_odb10'"),
         ({"qc": {"busco": {"lineage": "/", "mode": "proteins"}}}, "species.scer_chrI.proteins"),
-        ({"qc": {"thresholds": {"max_n_fraction": 2}}}, "max_n_fraction"),
     ],
 )
 def test_bad_qc_config_names_the_key(tmp_path: Path, edit: dict, expected: str) -> None:

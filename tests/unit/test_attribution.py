@@ -11,8 +11,8 @@ from torch import nn
 from dnalm import tokenize
 from dnalm.attribution import (attribute, completeness_gap, dinucleotide_shuffle, make_references,
                                multilinear_kmer_embeddings, resolve_method, scalar_output)
-from dnalm.models.bpnet import BPNet
-from dnalm.models.lm import build_lm, kmer_embeddings
+from dnalm.models import SequenceModel, bpnet, build_model
+from dnalm.models.lm import kmer_embeddings
 
 torch.use_deterministic_algorithms(True)
 
@@ -24,9 +24,9 @@ def onehot(n: int, length: int, seed: int = 0) -> torch.Tensor:
     return F.one_hot(torch.randint(0, 4, (n, length), generator=g), 4).float().transpose(1, 2).contiguous()
 
 
-def small_bpnet(seed: int = 0) -> BPNet:
+def small_bpnet(seed: int = 0) -> SequenceModel:
     torch.manual_seed(seed)
-    model = BPNet(2, filters=16, layers=4, input_kernel=7, profile_kernel=9)
+    model = bpnet(2, filters=16, layers=4, input_kernel=7, profile_kernel=9)
     with torch.no_grad():  # larger weights than the default init, so the activations switch between inputs
         for p in model.parameters():
             p.mul_(3)
@@ -193,17 +193,18 @@ def test_model_state_is_restored_and_bad_input_rejected():
 # ---------------------------------------------------------------------------------------------- language models
 def tiny_lm(kind: str):
     torch.manual_seed(0)
-    model = build_lm(2, {"backbone": None, "finetune": "scratch", "tokenizer": kind, "architecture": LM_ARCH,
-                         "head": "conv", "species": "yeast"}).eval()
+    params = {"backbone": None, "finetune": "scratch", "tokenizer": kind, "architecture": LM_ARCH, "head": "conv",
+              "species": "yeast"}
+    model = build_model("lm", params, "profile", 2).eval()
     with torch.no_grad():  # outputs that vary between sequences more than a fresh head's
-        for p in model.head.parameters():
+        for p in [*model.trunk.stack.parameters(), *model.head.parameters()]:
             p.mul_(3)
     return model
 
 
 def test_multilinear_kmer_embeddings_equal_the_lookup_on_onehot():
     model = tiny_lm("kmer6_species")
-    weight = model.bert.get_input_embeddings().weight.detach()
+    weight = model.trunk.bert.get_input_embeddings().weight.detach()
     x = onehot(2, 20, seed=5)
     x[1, :, 7] = 0  # an N: its six 6-mers are [UNK]
     torch.testing.assert_close(multilinear_kmer_embeddings(x, weight), kmer_embeddings(x, weight))

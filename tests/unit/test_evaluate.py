@@ -10,12 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import save_store
 
 from dnalm.evaluate import METRICS, compare_models, evaluate, sweep_table
 from dnalm.losses import profile_count_loss
 from dnalm.metrics import profile_metrics
+from dnalm.predict import load_model
 from dnalm.store import WindowStore
-from dnalm.training import load_model, train
+from dnalm.training import train
 
 torch.use_deterministic_algorithms(True)
 
@@ -23,21 +25,15 @@ LENGTH, FLANK = 32, 2
 CHANNELS = ["pa/+", "pa/-"]
 
 
-def write_store(directory: Path, split: str, n: int, seed: int) -> list[str]:
+def write_store(directory: Path, split: str, n: int, seed: int) -> str:
     """A small store in the `write_store` format: random sequences, sparse Poisson targets."""
     rng = np.random.default_rng(seed)
     width = LENGTH + 2 * FLANK
     seq = rng.integers(0, 4, size=(n, width)).astype(np.uint8)
     targets = rng.poisson(0.3, size=(n, len(CHANNELS), width)).astype(np.float32)
     targets[:, 0, FLANK + 10] += 5  # a site in every window
-    paths = [str(directory / f"{split}.seq.npy"), str(directory / f"{split}.targets.npy"),
-             str(directory / f"{split}.json")]
-    np.save(paths[0], seq)
-    np.save(paths[1], targets)
-    meta = {"split": split, "n": n, "length": LENGTH, "flank": FLANK, "channels": CHANNELS, "rc_perm": [1, 0],
-            "ids": [f"sp:chr1:{100 * i}:+" for i in range(n)]}
-    Path(paths[2]).write_text(json.dumps(meta))
-    return paths
+    return save_store(directory, split, seq, targets, length=LENGTH, flank=FLANK, channels=CHANNELS, rc_perm=[1, 0],
+                      ids=[f"sp:chr1:{100 * i}:+" for i in range(n)])
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +41,14 @@ def checkpoint(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("eval")
     params = {"epochs": 2, "batch_size": 8, "lr": 1e-2, "weight_decay": 0.0, "patience": 5, "count_weight": 0.5,
               "jitter": 0, "revcomp": False, "max_batches_per_epoch": None}
-    train(WindowStore(*write_store(tmp, "train", 16, 1)), WindowStore(*write_store(tmp, "val", 8, 2)),
+    train(WindowStore(write_store(tmp, "train", 16, 1)), WindowStore(write_store(tmp, "val", 8, 2)),
           str(tmp / "model"), arch="bpnet", model_params={"filters": 4, "layers": 1, "input_kernel": 5,
                                                          "profile_kernel": 5}, train_params=params, seed=0)
     return tmp / "model" / "best.ckpt"
 
 
 def test_evaluate_writes_predictions_and_metrics(checkpoint, tmp_path):
-    store = WindowStore(*write_store(tmp_path, "test", 7, 3))
+    store = WindowStore(write_store(tmp_path, "test", 7, 3))
     out_h5, out_json = tmp_path / "out" / "predictions.h5", tmp_path / "out" / "metrics.json"
     out_h5.parent.mkdir()
 

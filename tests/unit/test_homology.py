@@ -10,7 +10,7 @@ import pyfaidx
 import pytest
 
 from dnalm.homology import HomologySettings, filter_splits, find_homologs
-from dnalm.pretrain import corpus_genomes, exclude_windows, index_windows
+from dnalm.corpus import corpus_genomes, exclude_windows, index_windows
 from dnalm.pretrain_homology import excluded_corpus_windows
 from dnalm.windows import WINDOW_COLUMNS
 

@@ -10,9 +10,10 @@ from torch.nn import functional as F
 
 from dnalm import tokenize
 from dnalm.losses import profile_count_loss
-from dnalm.models.heads import BPNetHead, ConvHead, PooledHead, scaled_widths
-from dnalm.models.lm import (LMProfileModel, build_lm, export_hf, kmer_embeddings, kmer_features_per_base,
-                             load_backbone, load_exported, parameter_counts)
+from dnalm.models import SequenceModel, build_model
+from dnalm.models.export import export_hf, load_exported
+from dnalm.models.heads import ConvStack, PooledHead, ProfileHead, build_stack, scaled_widths
+from dnalm.models.lm import kmer_embeddings, kmer_features_per_base, load_backbone, parameter_counts
 
 torch.use_deterministic_algorithms(True)
 
@@ -50,34 +51,42 @@ def ckpt(tmp_path_factory) -> str:
     return checkpoint(tmp_path_factory.mktemp("specieslm"))
 
 
-def build(ckpt: str, seed: int = 0, **params) -> LMProfileModel:
+def build(ckpt: str, seed: int = 0, **params) -> SequenceModel:
+    """An LM with a profile head (2 channels) on the checkpoint; `params` are `lm` config keys."""
     torch.manual_seed(seed)
-    return build_lm(2, {"backbone": ckpt, "species": SPECIES[0], "species_list": SPECIES, **params})
+    return build_model("lm", {"backbone": ckpt, "species": SPECIES[0], "species_list": SPECIES, **params}, "profile",
+                       2)
+
+
+def head_and_stack(model: SequenceModel) -> int:
+    """Parameters of everything after the backbone: the feature stack and the task head."""
+    return sum(p.numel() for m in (model.trunk.stack, model.head) for p in m.parameters())
 
 
 @pytest.mark.parametrize("kind", tokenize.KINDS)
-@pytest.mark.parametrize("head", ["conv", "bpnet"])
-def test_outputs_are_per_base(kind, head):
+@pytest.mark.parametrize("stack", ["conv", "bpnet"])
+def test_any_lm_trunk_serves_every_head(kind, stack):
+    """Per-base profile and counts, binned log-rates, pooled logits: the task type picks the head."""
+    params = {"backbone": None, "finetune": "scratch", "tokenizer": kind, "architecture": ARCH, "head": stack,
+              "species": "yeast"}
     torch.manual_seed(0)
-    model = build_lm(3, {"backbone": None, "finetune": "scratch", "tokenizer": kind, "architecture": ARCH,
-                         "head": head, "species": "yeast"})
-    profile, counts = model(onehot(2))
+    profile, counts = build_model("lm", params, "profile", 3)(onehot(2))
     assert profile.shape == (2, 3, LENGTH) and counts.shape == (2, 3)
-    pooled = build_lm(5, {"finetune": "scratch", "tokenizer": kind, "architecture": ARCH, "head": "pooled",
-                          "species": "yeast"})
-    assert pooled(onehot(2)).shape == (2, 5)
+    assert build_model("lm", params, "binned", 3, {"bin_size": 8})(onehot(2)).shape == (2, 3, LENGTH // 8)
+    assert build_model("lm", params, "pooled", 5)(onehot(2)).shape == (2, 5)
 
 
 @pytest.mark.parametrize("kind", tokenize.KINDS)
 def test_onehot_embedding_path_equals_input_ids_path(kind, tmp_path):
     model = build(checkpoint(tmp_path, kind), finetune="full").eval()
     x = onehot(3)
-    ids = tokenize.encode(x.argmax(1).numpy(), kind, species=model.species_id)
+    trunk = model.trunk
+    ids = tokenize.encode(x.argmax(1).numpy(), kind, species=trunk.species_id)
     with torch.no_grad():
-        reference = model.bert(input_ids=torch.from_numpy(ids)).last_hidden_state
-        embeds = model.inputs_embeds(x)
-        assert torch.equal(embeds, model.bert.get_input_embeddings()(torch.from_numpy(ids)))
-        ours = model.bert(inputs_embeds=embeds).last_hidden_state
+        reference = trunk.bert(input_ids=torch.from_numpy(ids)).last_hidden_state
+        embeds = trunk.inputs_embeds(x)
+        assert torch.equal(embeds, trunk.bert.get_input_embeddings()(torch.from_numpy(ids)))
+        ours = trunk.bert(inputs_embeds=embeds).last_hidden_state
     torch.testing.assert_close(ours, reference, rtol=0, atol=1e-5)
 
 
@@ -110,7 +119,7 @@ def test_gradient_reaches_the_onehot_input_even_with_a_frozen_backbone(kind, tmp
     _, counts = model(x)
     counts.sum().backward()
     assert x.grad is not None and x.grad.abs().sum(dim=1).gt(0).all()  # every position
-    assert all(p.grad is None for p in model.backbone.parameters())
+    assert all(p.grad is None for p in model.trunk.backbone.parameters())
 
 
 def test_kmer_features_average_the_covering_kmers():
@@ -127,7 +136,7 @@ def test_lora_trains_only_adapters_and_head(ckpt):
     model = build(ckpt, finetune="lora", lora=lora)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     trainable, total = parameter_counts(model)
-    head = sum(p.numel() for p in model.head.parameters())
+    head = head_and_stack(model)
     hidden, inter, r = ARCH["hidden"], ARCH["intermediate"], lora["r"]
     per_layer = r * (4 * hidden + 2 * hidden + (hidden + inter) + (inter + hidden))  # q, v, attn out, FFN in/out
     assert trainable == head + ARCH["layers"] * per_layer
@@ -146,24 +155,24 @@ def test_lora_trains_only_adapters_and_head(ckpt):
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     adapters = {k for k in before if "lora_" in k}
     assert adapters and len(adapters) == 2 * ARCH["layers"] * 5
-    assert changed == adapters | {k for k in before if k.startswith("head.")}
+    assert changed == adapters | {k for k in before if k.startswith(("head.", "trunk.stack."))}
 
 
 def test_frozen_trains_only_the_head_without_dropout(ckpt):
     model = build(ckpt, finetune="frozen").train()
-    assert parameter_counts(model)[0] == sum(p.numel() for p in model.head.parameters())
-    assert not model.backbone.training and model.head.training
+    assert parameter_counts(model)[0] == head_and_stack(model)
+    assert not model.trunk.backbone.training and model.head.training and model.trunk.stack.training
     x = onehot(2)
     with torch.no_grad():
-        assert torch.equal(model.embed(x), model.embed(x))  # deterministic features: dropout off
+        assert torch.equal(model.trunk.embed(x), model.trunk.embed(x))  # deterministic features: dropout off
 
 
 def test_scratch_has_the_architecture_but_not_the_weights(ckpt):
     loaded, scratch = build(ckpt, finetune="full"), build(ckpt, finetune="scratch")
     drop = {"_name_or_path"}
-    assert {k: v for k, v in scratch.config.to_dict().items() if k not in drop} == {
-        k: v for k, v in loaded.config.to_dict().items() if k not in drop}
-    a, b = loaded.bert.state_dict(), scratch.bert.state_dict()
+    assert {k: v for k, v in scratch.trunk.config.to_dict().items() if k not in drop} == {
+        k: v for k, v in loaded.trunk.config.to_dict().items() if k not in drop}
+    a, b = loaded.trunk.bert.state_dict(), scratch.trunk.bert.state_dict()
     assert a.keys() == b.keys()
     assert not torch.equal(a["encoder.layer.0.attention.self.query.weight"],
                            b["encoder.layer.0.attention.self.query.weight"])
@@ -190,7 +199,7 @@ def test_export_merges_lora_and_reloads_to_the_same_outputs(ckpt, tmp_path, head
     reloaded = load_exported(tmp_path / "export")
     with torch.no_grad():
         got = reloaded(x)
-    for a, b in zip(got, expected):
+    for a, b in zip(got, expected, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
     assert any("lora_" in k for k in model.state_dict())  # the model itself keeps its adapters
     assert AutoModel.from_pretrained(str(tmp_path / "export"), local_files_only=True).config.hidden_size == 32
@@ -204,9 +213,9 @@ def test_specieslm_layout_checkpoint_loads_offline_through_the_config(ckpt, monk
 
     model = build(ckpt, finetune="full", tokenizer="kmer6_species")
     saved = load_file(f"{ckpt}/model.safetensors")
-    ours = model.bert.state_dict()
+    ours = model.trunk.bert.state_dict()
     assert torch.equal(ours["encoder.layer.1.output.dense.weight"], saved["bert.encoder.layer.1.output.dense.weight"])
-    assert model.species_id == 4101 and model.kind == "kmer6_species"
+    assert model.trunk.species_id == 4101 and model.trunk.kind == "kmer6_species"
     with pytest.raises(ValueError, match="does not match"):
         build(ckpt, finetune="full", tokenizer="nucleotide")
 
@@ -221,9 +230,9 @@ def test_bad_backbones_are_errors_naming_the_path(tmp_path, ckpt):
     with pytest.raises(ValueError, match=r"esm.*not a BERT checkpoint"):
         build(str(other), finetune="lora")
     with pytest.raises(ValueError, match="unknown species 'homo_sapiens'.*candida_glabrata"):
-        build_lm(2, {"backbone": ckpt, "species": "homo_sapiens", "finetune": "lora"})
+        build_model("lm", {"backbone": ckpt, "species": "homo_sapiens", "finetune": "lora"}, "profile", 2)
     with pytest.raises(ValueError, match="needs a backbone"):
-        build_lm(2, {"backbone": None, "species": "yeast", "finetune": "lora"})
+        build_model("lm", {"backbone": None, "species": "yeast", "finetune": "lora"}, "profile", 2)
 
 
 def test_species_swap_changes_the_output_and_is_restored(ckpt):
@@ -231,22 +240,24 @@ def test_species_swap_changes_the_output_and_is_restored(ckpt):
     x = onehot(2)
     with torch.no_grad():
         own = model(x)[0]
-        with model.use_species("candida_glabrata"):
-            assert model.species == "candida_glabrata"
+        with model.trunk.use_species("candida_glabrata"):
+            assert model.trunk.species == "candida_glabrata"
             swapped = model(x)[0]
         again = model(x)[0]
-    assert model.species == SPECIES[0]
+    assert model.trunk.species == SPECIES[0]
     assert torch.equal(own, again) and not torch.allclose(own, swapped)
     with pytest.raises(ValueError, match="unknown species"):
-        model.species = "homo_sapiens"
+        model.trunk.species = "homo_sapiens"
 
 
-def test_heads_shapes_and_widths():
+def test_stacks_and_heads_shapes_and_widths():
     h = torch.randn(2, 96, 30)
     assert scaled_widths(768) == [512, 256, 128] and scaled_widths(96) == [64, 32, 16]
-    profile, counts = ConvHead(96, 2)(h)
+    conv = ConvStack(96)
+    assert conv(h).shape == (2, 16, 30) and conv.out_channels == 16
+    profile, counts = ProfileHead(16, 2, kernel=1)(conv(h))  # SpeciesLM's conv head
     assert profile.shape == (2, 2, 30) and counts.shape == (2, 2)
-    head = BPNetHead(96, 2, filters=8, layers=3)
-    assert head.iconv.in_channels == 96 and len({id(r) for r in head.rrelus}) == 3
-    assert [t.shape for t in head(h)] == [(2, 2, 30), (2, 2)]
+    tower, kernel = build_stack("bpnet", 96, {"filters": 8, "layers": 3})
+    assert tower.iconv.in_channels == 96 and len({id(r) for r in tower.rrelus}) == 3 and kernel == 75
+    assert tower(h).shape == (2, 8, 30)
     assert PooledHead(96, 4)(h).shape == (2, 4)

@@ -1,4 +1,4 @@
-"""Tests for dnalm.models: BPNet shapes and hookable activations, and the model factory."""
+"""Tests for dnalm.models: BPNet shapes and hookable activations, and the trunk × head factory."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from dnalm.models import build_model
-from dnalm.models.bpnet import BPNet, ProfileConv1d
+from dnalm.models import SequenceModel, bpnet, build_model
+from dnalm.models.bpnet import ProfileConv1d
 
 torch.use_deterministic_algorithms(True)
 
@@ -15,7 +15,7 @@ torch.use_deterministic_algorithms(True)
 @pytest.mark.parametrize("n_outputs, length", [(2, 64), (1, 37), (3, 100)])
 def test_bpnet_output_shapes(n_outputs, length):
     torch.manual_seed(0)
-    model = BPNet(n_outputs, filters=8, layers=3, input_kernel=7, profile_kernel=9)
+    model = bpnet(n_outputs, filters=8, layers=3, input_kernel=7, profile_kernel=9)
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (5, length)), 4).float().transpose(1, 2)
     profile, counts = model(x)
     assert profile.shape == (5, n_outputs, length)
@@ -25,7 +25,7 @@ def test_bpnet_output_shapes(n_outputs, length):
 
 def test_bpnet_output_depends_on_the_sequence():
     torch.manual_seed(0)
-    model = BPNet(2, filters=8, layers=2, input_kernel=7, profile_kernel=9)
+    model = bpnet(2, filters=8, layers=2, input_kernel=7, profile_kernel=9)
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (2, 50)), 4).float().transpose(1, 2)
     profile, counts = model(x)
     assert not torch.allclose(profile[0], profile[1])
@@ -34,7 +34,7 @@ def test_bpnet_output_depends_on_the_sequence():
 
 @pytest.mark.parametrize("layers", [1, 4])
 def test_every_relu_is_a_distinct_module_used_once(layers):
-    model = BPNet(2, filters=4, layers=layers, input_kernel=5, profile_kernel=5)
+    model = bpnet(2, filters=4, layers=layers, input_kernel=5, profile_kernel=5)
     relus = [m for _, m in model.named_modules(remove_duplicate=False) if isinstance(m, nn.ReLU)]
     assert len(relus) == layers + 1
     assert len({id(m) for m in relus}) == len(relus)
@@ -46,17 +46,30 @@ def test_every_relu_is_a_distinct_module_used_once(layers):
 
 
 def test_build_model():
-    model = build_model("bpnet", 3, {"filters": 6, "layers": 2, "input_kernel": 5, "profile_kernel": 7})
-    assert isinstance(model, BPNet)
-    assert model.n_outputs == 3
-    assert model.iconv.out_channels == 6 and model.iconv.kernel_size == (5,)
-    assert len(model.rconvs) == 2
-    assert model.fconv.kernel_size == (7,)
+    model = build_model("bpnet", {"filters": 6, "layers": 2, "input_kernel": 5, "profile_kernel": 7}, "profile", 3)
+    assert isinstance(model, SequenceModel)
+    assert model.trunk.iconv.out_channels == 6 and model.trunk.iconv.kernel_size == (5,)
+    assert len(model.trunk.rconvs) == 2
+    assert model.head.fconv.kernel_size == (7,) and model.head.fconv.out_channels == 3
+    assert model.count_layer is model.head.linear
+    assert model.head_spec == {"kind": "profile", "params": {"kernel": 7}, "n_outputs": 3}
 
 
-def test_build_model_unknown_arch():
-    with pytest.raises(ValueError, match="unknown model arch 'transformer'"):
-        build_model("transformer", 2, {})
+@pytest.mark.parametrize(("head", "params", "shape"), [
+    ("profile", {}, [(2, 3, 48), (2, 3)]), ("binned", {"bin_size": 16}, [(2, 3, 3)]), ("pooled", {}, [(2, 3)])])
+def test_the_bpnet_trunk_serves_every_head(head, params, shape):
+    torch.manual_seed(0)
+    model = build_model("bpnet", {"filters": 8, "layers": 2, "profile_kernel": 9}, head, 3, params)
+    out = model(torch.nn.functional.one_hot(torch.randint(0, 4, (2, 48)), 4).float().transpose(1, 2))
+    assert [tuple(t.shape) for t in (out if isinstance(out, tuple) else (out,))] == shape
+    assert (model.count_layer is not None) == (head == "profile")
+
+
+def test_build_model_unknown_arch_and_head():
+    with pytest.raises(ValueError, match="unknown model arch 'transformer'; known: bpnet, lm"):
+        build_model("transformer", {}, "profile", 2)
+    with pytest.raises(ValueError, match="unknown head 'tagger'; known: profile, binned, pooled"):
+        build_model("bpnet", {}, "tagger", 2)
 
 
 @pytest.mark.parametrize("out, inp, kernel, dilation, bias", [

@@ -15,16 +15,19 @@ import torch
 from helpers import signal_when, start_python
 
 from dnalm import tokenize
-from dnalm.pretrain import HISTORY_COLUMNS, corpus_genomes, index_windows, mask_tokens, pretrain_lm
+from dnalm.corpus import corpus_genomes, index_windows
+from dnalm.pretrain import HISTORY_COLUMNS, mask_tokens, pretrain_lm
 
 torch.use_deterministic_algorithms(True)
 
 UNIT = "TTGACAGCTAGT"
 N_START, N_END = 1000, 1003  # an N run in chr1 (train)
-RUN = {"tokenizer": "kmer6_species", "species": ["saccharomyces_cerevisiae", "candida_glabrata"], "window": 48,
-       "stride": 8, "layers": 1, "hidden": 32, "heads": 2, "intermediate": 64, "steps": 40, "batch_size": 16,
-       "lr": 5e-3, "warmup": 0.1, "mask_prob": 0.15, "eval_every": 4, "val_windows": 32, "seed": 0, "threads": 1,
-       "device": "cpu", "checkpoint_minutes": None, "precision": "fp32"}  # exact on any CPU
+SPECIES = ["saccharomyces_cerevisiae", "candida_glabrata"]
+SPEC = {"tokenizer": "kmer6_species", "window": 48, "stride": 8, "layers": 1, "hidden": 32, "heads": 2,
+        "intermediate": 64, "steps": 40, "batch_size": 16, "lr": 5e-3, "warmup": 0.1, "mask_prob": 0.15,
+        "attention_dropout": 0.1, "eval_every": 4, "val_windows": 32, "seed": 0, "checkpoint_minutes": None,
+        "precision": "fp32"}  # exact on any CPU
+RUN = {"species": SPECIES, "threads": 1, "device": "cpu"}
 
 
 def structured(n: int, rng: np.random.Generator) -> str:
@@ -40,7 +43,7 @@ def genomes(tmp_path_factory) -> list[dict]:
     tmp = tmp_path_factory.mktemp("genomes")
     rng = np.random.default_rng(0)
     out = []
-    for name in RUN["species"]:
+    for name in SPECIES:
         chroms = {c: structured(3000, rng) for c in ["chr1", "chr2", "chr3"]}
         chroms["chr1"] = chroms["chr1"][:N_START] + "N" * (N_END - N_START) + chroms["chr1"][N_END:]
         path = tmp / f"{name}.fa"
@@ -53,7 +56,7 @@ def genomes(tmp_path_factory) -> list[dict]:
 def reference(genomes, tmp_path_factory) -> Path:
     """An uninterrupted run with RUN."""
     out = tmp_path_factory.mktemp("reference") / "lm"
-    pretrain_lm(genomes, str(out), **RUN)
+    pretrain_lm(genomes, str(out), SPEC, **RUN)
     return out
 
 
@@ -75,15 +78,15 @@ def test_output_loads_with_auto_classes_offline_and_as_a_backbone(reference, mon
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    from dnalm.models.lm import build_lm
+    from dnalm.models import build_model
 
     model = AutoModelForMaskedLM.from_pretrained(str(reference), local_files_only=True)
     tok = AutoTokenizer.from_pretrained(str(reference), local_files_only=True)
     assert model.config.num_hidden_layers == 1 and model.config.vocab_size == 4101 + 2
     assert tok(tokenize.to_text("ACGTGCA", "kmer6_species", "candida_glabrata"))["input_ids"] == [2, 4102, 739, 2941, 3]
     torch.manual_seed(0)
-    lm = build_lm(2, {"backbone": str(reference), "finetune": "lora", "species": "candida_glabrata"})
-    assert torch.equal(lm.bert.embeddings.word_embeddings.weight, model.bert.embeddings.word_embeddings.weight)
+    lm = build_model("lm", {"backbone": str(reference), "finetune": "lora", "species": "candida_glabrata"}, "profile", 2)
+    assert torch.equal(lm.trunk.bert.embeddings.word_embeddings.weight, model.bert.embeddings.word_embeddings.weight)
 
 
 def test_masking_never_touches_specials_and_keeps_80_10_10():
@@ -154,7 +157,7 @@ def test_corpus_genomes_applies_the_gate_and_holds_out_chromosomes(tmp_path):
 
 PRETRAIN_CODE = """
 from dnalm.pretrain import pretrain_lm
-pretrain_lm(args["genomes"], args["out"], **args["run"])
+pretrain_lm(args["genomes"], args["out"], args["spec"], **args["run"])
 """
 #: The same, sending itself SIGTERM while it reads the first training batch after the first evaluation's checkpoint
 #: (so the signal lands mid-interval however fast the tiny steps run; an outside sender may hit the evaluation).
@@ -168,7 +171,7 @@ def batch_then_signal(*call):
         os.kill(os.getpid(), signal.SIGTERM)
     return batch_ids(*call)
 pretrain.batch_ids = batch_then_signal
-pretrain.pretrain_lm(args["genomes"], args["out"], **args["run"])
+pretrain.pretrain_lm(args["genomes"], args["out"], args["spec"], **args["run"])
 """
 
 
@@ -187,35 +190,35 @@ def ckpt(out: Path) -> dict:
 
 def test_resume_after_sigkill_between_evaluations_gives_the_uninterrupted_result(reference, genomes, tmp_path):
     out = tmp_path / "lm"
-    run = {**RUN, "checkpoint_minutes": 0}  # a checkpoint after every step
-    proc = start_python(PRETRAIN_CODE, {"genomes": genomes, "out": str(out), "run": run})
+    spec = {**SPEC, "checkpoint_minutes": 0}  # a checkpoint after every step
+    proc = start_python(PRETRAIN_CODE, {"genomes": genomes, "out": str(out), "spec": spec, "run": RUN})
     signal_when(proc, (out / "last.ckpt").exists, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
     if not ckpt(out)["losses"]:  # (rare) the kill came just after an evaluation: resume from the checkpoint before it
         (out / "last.ckpt").unlink()
         (out / "last.ckpt.prev").rename(out / "last.ckpt")
     killed = ckpt(out)
-    assert 1 <= killed["step"] < RUN["steps"] and not (out / "model.safetensors").exists()
+    assert 1 <= killed["step"] < SPEC["steps"] and not (out / "model.safetensors").exists()
     evaluated = killed["history"][-1]["step"] if killed["history"] else 0
     assert len(killed["losses"]) == killed["step"] - evaluated > 0  # a checkpoint between evaluations
 
-    pretrain_lm(genomes, str(out), **run)
+    pretrain_lm(genomes, str(out), spec, **RUN)
     assert_same_weights_and_history(reference, out)
 
 
 def test_sigterm_checkpoints_and_stops_and_a_damaged_checkpoint_is_skipped(reference, genomes, tmp_path, caplog):
     out, last = tmp_path / "lm", tmp_path / "lm" / "last.ckpt"
-    proc = start_python(PRETRAIN_SIGTERM_CODE, {"genomes": genomes, "out": str(out), "run": RUN})
+    proc = start_python(PRETRAIN_SIGTERM_CODE, {"genomes": genomes, "out": str(out), "spec": SPEC, "run": RUN})
     _, stderr = proc.communicate(timeout=120)
     stderr = stderr.decode()
     stopped = ckpt(out)  # taken at the end of the step the signal came in
     assert proc.returncode == 1 and f"stopped on SIGTERM; checkpoint {last} (step {stopped['step']}" in stderr, stderr
-    assert RUN["eval_every"] < stopped["step"] < RUN["steps"]
+    assert SPEC["eval_every"] < stopped["step"] < SPEC["steps"]
     prev_step = torch.load(f"{last}.prev", map_location="cpu", weights_only=False)["step"]
 
     last.write_bytes(last.read_bytes()[:-100])  # cut short: the run falls back to the checkpoint before it
     with caplog.at_level(logging.INFO):
-        pretrain_lm(genomes, str(out), **RUN)
+        pretrain_lm(genomes, str(out), SPEC, **RUN)
     assert f"ignoring damaged checkpoint {last}" in caplog.text
     assert f"resuming from {last}.prev after step {prev_step}" in caplog.text
     assert_same_weights_and_history(reference, out)
@@ -226,7 +229,7 @@ def test_cuda_pretraining_with_bf16_autocast_learns(genomes, tmp_path):
     """On a GPU the same code path pretrains under bf16 autocast and the masked-LM loss still falls."""
     torch.use_deterministic_algorithms(False)
     try:
-        pretrain_lm(genomes, str(tmp_path / "cuda"), **{**RUN, "device": "cuda"})
+        pretrain_lm(genomes, str(tmp_path / "cuda"), SPEC, **{**RUN, "device": "cuda"})
     finally:
         torch.use_deterministic_algorithms(True)
     history = pd.read_csv(tmp_path / "cuda" / "history.tsv", sep="\t")

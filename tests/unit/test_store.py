@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import pyBigWig
 import pyfaidx
 import pytest
 
-from dnalm.store import WindowStore, channel_layout, encode, write_store
+from dnalm.store import WindowStore, channel_layout, encode, store_paths, write_store
 
 LENGTH, FLANK = 32, 4
 BASE = {"A": [1, 0, 0, 0], "C": [0, 1, 0, 0], "G": [0, 0, 1, 0], "T": [0, 0, 0, 1]}
@@ -62,15 +63,17 @@ def genome(tmp_path_factory) -> dict:
 
     table = pd.DataFrame(WINDOWS, columns=["chrom", "start", "end", "strand", "split", "kept", "row"])
     table["id"] = [f"w{i}" for i in range(len(table))]
+    table["species"] = "toy"
     table["reason"] = ""
     table.to_csv(tmp / "windows.tsv", sep="\t", index=False)
 
     out = tmp / "out"
     out.mkdir()
-    paths = [str(out / "train.seq.npy"), str(out / "train.targets.npy"), str(out / "train.json")]
-    n = write_store(str(tmp / "windows.tsv"), "train", str(fasta), tracks, TARGETS, *paths, flank=FLANK)
-    return {"seqs": {k: v.upper() for k, v in seqs.items()}, "values": values, "paths": paths, "n": n,
-            "out": out, "store": WindowStore(*paths)}
+    task = {"type": "profile", "species": "toy", "targets": TARGETS, "window": {"flank": FLANK}}
+    n = write_store(str(tmp / "windows.tsv"), "train", str(out / "train"), task=task, genomes={"toy": str(fasta)},
+                    tracks={"toy": tracks})
+    return {"seqs": {k: v.upper() for k, v in seqs.items()}, "values": values, "paths": store_paths(out / "train"),
+            "n": n, "out": out, "store": WindowStore(out / "train")}
 
 
 def expected_seq(genome, chrom, start, end, strand) -> str:
@@ -110,7 +113,7 @@ def test_store_files_and_metadata(genome):
     assert isinstance(store.seq, np.memmap) and isinstance(store.targets, np.memmap)
     assert store.seq.shape == (4, LENGTH + 2 * FLANK) and store.seq.dtype == np.uint8
     assert store.targets.shape == (4, 3, LENGTH + 2 * FLANK) and store.targets.dtype == np.float32
-    meta = json.loads(open(genome["paths"][2]).read())
+    meta = json.loads(Path(genome["paths"]["meta"]).read_text())
     assert meta["ids"] == ["w1", "w3", "w5", "w0"]  # ordered by `row`
     assert (meta["n"], meta["length"], meta["flank"], meta["split"]) == (4, LENGTH, FLANK, "train")
     assert store.channels == ["pa/+", "pa/-", "cov"]

@@ -12,12 +12,13 @@ import pyfaidx
 import pytest
 import torch
 
-from dnalm.losses import task_loss
+from dnalm import tasks
 from dnalm.metrics import track_metrics
 from dnalm.models import build_model
 from dnalm.splits import count_table
 from dnalm.store import WindowStore, write_store
-from dnalm.tracks import bin_signal, inverse_transform, tile_windows, transform
+from dnalm.tasks.tracks import bin_signal, inverse_transform, transform
+from dnalm.tiling import tile_windows
 from dnalm.windows import call_sites, read_windows
 
 BIN = 8
@@ -102,13 +103,15 @@ def test_tiling_drops_gaps_and_n_rich_windows(data: dict) -> None:
 def binned_store(data: dict, flank: int = 8) -> WindowStore:
     """A tracks store of 3 windows on chr2 (one with the + strand only), bins of 8, squash."""
     tmp = data["tmp"]
-    table = pd.DataFrame({"id": ["a", "b", "c"], "chrom": "chr2", "start": [8, 40, 104], "end": [72, 104, 168],
-                          "strand": "+", "split": "test", "kept": True, "row": [0, 1, 2], "reason": ""})
+    table = pd.DataFrame({"id": ["a", "b", "c"], "species": "toy", "chrom": "chr2", "start": [8, 40, 104],
+                          "end": [72, 104, 168], "strand": "+", "split": "test", "kept": True, "row": [0, 1, 2],
+                          "reason": ""})
     table.to_csv(tmp / "store_windows.tsv", sep="\t", index=False)
-    paths = [str(tmp / f"test.{s}") for s in ("seq.npy", "targets.npy", "json")]
-    write_store(str(tmp / "store_windows.tsv"), "test", data["fasta"], data["tracks"], TARGETS, *paths, flank=flank,
-                bins={"size": BIN, "aggregate": "mean", "transform": "squash"}, species="toy")
-    return WindowStore(*paths)
+    task = {"type": "tracks", "species": "toy", "targets": TARGETS, "window": {"flank": flank},
+            "bins": {"size": BIN, "aggregate": "mean", "transform": "squash"}}
+    write_store(str(tmp / "store_windows.tsv"), "test", str(tmp / "test"), task=task, genomes={"toy": data["fasta"]},
+                tracks={"toy": data["tracks"]})
+    return WindowStore(tmp / "test")
 
 
 def test_binned_store_targets_and_shifted_batches(data: dict) -> None:
@@ -145,16 +148,16 @@ def test_track_chromosome_names_that_match_nothing_are_an_error(data: dict) -> N
 
 def test_binned_bpnet_trains_with_the_poisson_loss() -> None:
     torch.manual_seed(0)
-    model = build_model("bpnet", 3, {"filters": 8, "layers": 2, "profile_kernel": 5}, bin_size=BIN)
+    model = build_model("bpnet", {"filters": 8, "layers": 2, "profile_kernel": 5}, "binned", 3, {"bin_size": BIN})
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (4, 64)), 4).float().transpose(1, 2)
     out = model(x)
     assert out.shape == (4, 3, 64 // BIN)
     y = torch.rand(4, 3, 64 // BIN) * 5
-    loss, profile, count = task_loss(out, y, 0.0)
+    loss, profile, count = tasks.get("tracks").loss(out, y, 0.0)
     expected = (torch.exp(out) - y * out).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6) and count.item() == 0
     loss.backward()
-    assert model.model.iconv.weight.grad.abs().sum() > 0
+    assert model.trunk.iconv.weight.grad.abs().sum() > 0
 
 
 def test_track_metrics_against_direct_pearson() -> None:

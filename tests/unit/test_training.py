@@ -13,13 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import signal_when, start_python
+from helpers import save_store, signal_when, start_python
 
+from dnalm import tasks
 from dnalm.checkpoint import TrainingInterrupted
+from dnalm.device import native_bf16, resolve_precision
 from dnalm.models import build_model
+from dnalm.predict import load_model
 from dnalm.store import WindowStore, encode
-from dnalm.training import (HISTORY_COLUMNS, init_count_bias, load_model, mean_log_count, native_bf16,
-                            resolve_precision, train, validate)
+from dnalm.tasks.profile import mean_log_count
+from dnalm.training import HISTORY_COLUMNS, train, validate
 
 torch.use_deterministic_algorithms(True)
 
@@ -36,7 +39,7 @@ def revcomp(seq: str) -> str:
     return seq[::-1].translate(str.maketrans("ACGT", "TGCA"))
 
 
-def write_store(directory: Path, split: str, n: int, seed: int) -> list[str]:
+def write_store(directory: Path, split: str, n: int, seed: int) -> str:
     """A store in the `write_store` format where the signal is caused by a planted motif.
 
     Each window holds MOTIF on one strand; 20 reads sit 2 bases into the motif on that strand's channel
@@ -55,14 +58,8 @@ def write_store(directory: Path, split: str, n: int, seed: int) -> list[str]:
         else:
             seq[i, pos : pos + len(MOTIF)] = encode(revcomp(MOTIF))
             targets[i, 1, pos + len(MOTIF) - 3] += 20
-    paths = [str(directory / f"{split}.seq.npy"), str(directory / f"{split}.targets.npy"),
-             str(directory / f"{split}.json")]
-    np.save(paths[0], seq)
-    np.save(paths[1], targets)
-    meta = {"split": split, "n": n, "length": LENGTH, "flank": FLANK, "channels": ["pa/+", "pa/-"],
-            "rc_perm": [1, 0], "ids": [f"{split}{i}" for i in range(n)]}
-    Path(paths[2]).write_text(json.dumps(meta))
-    return paths
+    return save_store(directory, split, seq, targets, length=LENGTH, flank=FLANK, channels=["pa/+", "pa/-"],
+                      rc_perm=[1, 0])
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +70,7 @@ def stores(tmp_path_factory) -> dict:
 
 def run(stores: dict, out: Path, **overrides) -> dict:
     params = {**PARAMS, **overrides}
-    return train(WindowStore(*stores["train"]), WindowStore(*stores["val"]), str(out), train_params=params, **RUN)
+    return train(WindowStore(stores["train"]), WindowStore(stores["val"]), str(out), train_params=params, **RUN)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +125,7 @@ def test_train_learns_and_writes_outputs(reference, stores):
     assert history["val_pearson_median"][best] > history["val_pearson_median"][0] + 0.2
     running_min = history["val_loss"].cummin()
     assert list(history["best"]) == [1] + list((history["val_loss"] < running_min.shift())[1:].astype(int))
-    window = np.load(stores["train"][1])[:, :, FLANK : FLANK + LENGTH]  # the window, not its flanks
+    window = np.load(stores["train"] + ".targets.npy")[:, :, FLANK : FLANK + LENGTH]  # the window, not its flanks
     assert summary["count_weight"] == pytest.approx(np.median(window.sum(axis=(1, 2))) / 10)  # over both strands
     assert summary["count_weight"] != pytest.approx(np.median(window.sum(axis=-1)) / 10)  # not per strand
     assert (summary["channels"], summary["length"], summary["arch"]) == (["pa/+", "pa/-"], LENGTH, "bpnet")
@@ -141,29 +138,29 @@ def test_best_checkpoint_holds_the_best_epoch_not_the_last(stores, tmp_path):
     best = int(history["val_loss"].idxmin())
     assert summary["best_epoch"] == history["epoch"][best] < summary["epochs_run"]  # precondition, true for this data
     model, info = load_model(str(tmp_path / "m" / "best.ckpt"))
-    val = validate(model, WindowStore(*stores["val"]), 16, info["count_weight"], torch.device("cpu"))
+    val = validate(model, WindowStore(stores["val"]), 16, info["count_weight"], torch.device("cpu"))
     assert val["val_loss"] == pytest.approx(history["val_loss"][best], rel=1e-5)
     assert val["val_loss"] < history["val_loss"].iloc[-1]
     assert info["trainable_params"] == sum(p.numel() for p in model.parameters())
 
 
 def test_count_head_starts_at_the_mean_log_count(stores):
-    train_store = WindowStore(*stores["train"])
-    totals = np.load(stores["train"][1])[:, :, FLANK : FLANK + LENGTH].sum(axis=-1)
+    train_store = WindowStore(stores["train"])
+    totals = np.load(stores["train"] + ".targets.npy")[:, :, FLANK : FLANK + LENGTH].sum(axis=-1)
     assert np.allclose(mean_log_count(train_store), np.log1p(totals).mean(axis=0))
     torch.manual_seed(0)
-    model = build_model("bpnet", 2, MODEL)
+    model = build_model("bpnet", MODEL, "profile", 2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    assert init_count_bias(model, train_store)
+    assert tasks.get("profile").prepare(model, train_store, revcomp=False)
     after = model.state_dict()
-    assert torch.allclose(after["linear.bias"], torch.as_tensor(np.log1p(totals).mean(axis=0), dtype=torch.float32))
-    assert all(torch.equal(after[k], before[k]) for k in before if k != "linear.bias")
+    assert torch.allclose(after["head.linear.bias"], torch.as_tensor(np.log1p(totals).mean(axis=0), dtype=torch.float32))
+    assert all(torch.equal(after[k], before[k]) for k in before if k != "head.linear.bias")
     # with strand-swapping augmentation the head sees each channel's windows and its partner's, half the time each
-    assert init_count_bias(model, train_store, revcomp=True)
+    assert tasks.get("profile").prepare(model, train_store, revcomp=True)
     mean = np.log1p(totals).mean(axis=0)
     both = (mean + mean[train_store.rc_perm]) / 2
     assert train_store.rc_perm.tolist() == [1, 0] and not np.allclose(mean, both)  # precondition: strands differ
-    assert torch.allclose(model.state_dict()["linear.bias"], torch.as_tensor(both, dtype=torch.float32))
+    assert torch.allclose(model.state_dict()["head.linear.bias"], torch.as_tensor(both, dtype=torch.float32))
 
 
 def test_bf16_training_learns_and_records_its_precision(stores, tmp_path, reference):
@@ -191,9 +188,9 @@ def test_zero_epochs_writes_the_untrained_model(stores, tmp_path):
     history = pd.read_csv(tmp_path / "m" / "history.tsv", sep="\t")
     assert list(history.columns) == HISTORY_COLUMNS and len(history) == 0
     torch.manual_seed(RUN["seed"])
-    fresh = build_model("bpnet", 2, MODEL)
+    fresh = build_model("bpnet", MODEL, "profile", 2)
     # the untrained network: random weights, the count head at the mean log count
-    init_count_bias(fresh, WindowStore(*stores["train"]), revcomp=PARAMS["revcomp"])
+    tasks.get("profile").prepare(fresh, WindowStore(stores["train"]), revcomp=PARAMS["revcomp"])
     saved = best_state(tmp_path / "m")
     assert all(torch.equal(saved[k], v) for k, v in fresh.state_dict().items())
 
@@ -201,7 +198,7 @@ def test_zero_epochs_writes_the_untrained_model(stores, tmp_path):
 TRAIN_CODE = """
 from dnalm.store import WindowStore
 from dnalm.training import train
-train(WindowStore(*args["train"]), WindowStore(*args["val"]), args["out"], train_params=args["params"], **args["run"])
+train(WindowStore(args["train"]), WindowStore(args["val"]), args["out"], train_params=args["params"], **args["run"])
 """
 
 
@@ -242,7 +239,7 @@ def test_sigterm_checkpoints_mid_epoch_and_stops(reference, stores, tmp_path, ca
     assert f"TrainingInterrupted: stopped on SIGTERM; checkpoint {last} ({where}) written" in stderr, stderr
     assert state["epoch"] < PARAMS["epochs"] and not (out / "best.ckpt").exists()
 
-    with caplog.at_level(logging.INFO, logger="dnalm.training"):
+    with caplog.at_level(logging.INFO, logger="dnalm"):
         run(stores, out)
     assert f"resuming from {last} after epoch {state['epoch']}" in caplog.text
     assert_same_run(reference, out)
@@ -277,7 +274,7 @@ def test_damaged_checkpoint_is_skipped_with_a_warning(reference, stores, tmp_pat
         data[len(data) // 2] ^= 0xFF  # one flipped bit in the weights: torch.load alone would not notice
         prev.write_bytes(bytes(data))
 
-    with caplog.at_level(logging.INFO, logger="dnalm.training"):
+    with caplog.at_level(logging.INFO, logger="dnalm"):
         run(stores, out)
     assert f"ignoring damaged checkpoint {last}" in caplog.text
     if damage == "last_truncated":
@@ -326,7 +323,7 @@ def test_cuda_training_with_bf16_autocast_learns(stores, tmp_path):
     """On a GPU the same code path trains under bf16 autocast and still learns the planted motif."""
     torch.use_deterministic_algorithms(False)
     try:
-        summary = train(WindowStore(*stores["train"]), WindowStore(*stores["val"]), str(tmp_path / "cuda"),
+        summary = train(WindowStore(stores["train"]), WindowStore(stores["val"]), str(tmp_path / "cuda"),
                         train_params=PARAMS, **{**RUN, "device": "cuda"})
     finally:
         torch.use_deterministic_algorithms(True)

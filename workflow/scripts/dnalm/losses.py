@@ -41,16 +41,3 @@ def profile_count_loss(logits: torch.Tensor, log_counts: torch.Tensor, counts: t
 def poisson_nll(log_rate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean Poisson NLL (without the log y! term) of targets (B, C, bins) under rates exp(log_rate)."""
     return torch.nn.functional.poisson_nll_loss(log_rate.float(), target, log_input=True, full=False)
-
-
-def task_loss(output, target: torch.Tensor, count_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Loss of one batch for either task type, as (total, profile part, count part).
-
-    A profile model's output is (logits, log counts): `profile_count_loss`. A tracks model's output is one tensor
-    of log-rates per bin: `poisson_nll`, reported as the profile part with a zero count part.
-    """
-    if isinstance(output, torch.Tensor):
-        loss = poisson_nll(output, target)
-        return loss, loss, torch.zeros((), dtype=loss.dtype)
-    logits, log_counts = output
-    return profile_count_loss(logits, log_counts, target, count_weight)

@@ -1,9 +1,9 @@
-"""dnalm.cluster: the job-environment line that training logs write (the Slurm test reads it)."""
+"""dnalm.jobs: the job-environment line that training logs write (the Slurm test reads it)."""
 
 import logging
 import socket
 
-from dnalm.cluster import job_environment, log_job_environment
+from dnalm.jobs import job_environment, log_job_environment
 
 
 def test_job_environment_names_slurm_job_and_gpus() -> None:
