@@ -57,3 +57,22 @@ def save_store(directory: Path, split: str, seq: np.ndarray, targets: np.ndarray
     meta = {"split": split, "n": len(seq), "ids": [f"{split}{i}" for i in range(len(seq))], **meta}
     Path(f"{prefix}.json").write_text(json.dumps(meta))
     return str(prefix)
+
+
+def tiny_bert(directory: Path, kind: str, species: list[str], architecture: dict, seed: int = 123) -> str:
+    """A small random BertForMaskedLM saved as a downloaded SpeciesLM/DNABERT checkpoint looks: `save_pretrained`
+    weights and config, `vocab.txt` and `tokenizer_config.json` in dnalm's token layout (`kind`, `species`)."""
+    import torch
+    from transformers import BertForMaskedLM
+
+    from dnalm import tokenize
+    from dnalm.models.lm import bert_config
+
+    vocab = tokenize.vocabulary(kind, species)
+    torch.manual_seed(seed)
+    BertForMaskedLM(bert_config(len(vocab), architecture)).save_pretrained(str(directory))
+    tokens = [t for t, _ in sorted(vocab.items(), key=lambda item: item[1])]
+    (directory / "vocab.txt").write_text("\n".join(tokens) + "\n")
+    (directory / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "BertTokenizer",
+                                                                 "do_lower_case": False}))
+    return str(directory)

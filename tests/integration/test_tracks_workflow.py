@@ -1,4 +1,5 @@
-"""End to end: a tracks task (tiled windows, binned bigWig targets, BPNet) on a reduced yeast_tracks example."""
+"""End to end: a tracks task (tiled windows, binned bigWig targets) on a reduced yeast_tracks example, with BPNet and
+a language model fine-tuned with LoRA (any trunk on any task type), through evaluation, export and the report."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pandas as pd
 import pyBigWig
 import pytest
 import yaml
+from helpers import tiny_bert
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
@@ -20,24 +22,33 @@ CHANNELS = ["rna/+", "rna/-", "polii", "scc1", "mnase"]
 FILES = {"rna/+": "RNA.fwd.bw", "rna/-": "RNA.rev.bw", "polii": "PolII.bw", "scc1": "Scc1.bw", "mnase": "MNase.bw"}
 
 
-def reduced_config() -> dict:
-    """The example with 2 kb windows, few windows per split, a tiny BPNet and one epoch."""
+def reduced_config(backbone: str = "backbone") -> dict:
+    """The example with 2 kb windows, few windows per split, a tiny BPNet and a tiny LM (LoRA, conv head) on a
+    local backbone directory; no interpretation (attributions of binned outputs are not built yet)."""
     config = yaml.safe_load((REPO / "config" / "examples" / "yeast_tracks.yaml").read_text())
     task = config["tasks"]["coverage"]
     task["window"].update(length=2048, stride=2048, flank=64)
     task["max_windows"] = {"train": 48, "val": 16, "test": 16}
     config["models"]["bpnet"] = {"arch": "bpnet", "bpnet": {"filters": 8, "layers": 3, "profile_kernel": 9},
                                  "train": {"epochs": 2, "batch_size": 16, "jitter": 64, "patience": 2}}
+    config["models"]["lm_lora"] = {"arch": "lm", "lm": {"backbone": backbone, "finetune": "lora", "head": "conv",
+                                                        "conv_head": {"widths": [16, 16, 8]}},
+                                   "train": {"epochs": 2, "batch_size": 4, "max_batches_per_epoch": 3, "jitter": 64,
+                                             "patience": 2}}
+    config["interpret"] = {"models": []}
     return config
 
 
 @pytest.fixture(scope="module")
 def tracks_run(tmp_path_factory) -> Path:
-    """Run the reduced example up to the comparison table."""
+    """Run the reduced example to the report, the LM on a small random checkpoint in SpeciesLM's layout."""
     workdir = tmp_path_factory.mktemp("tracks")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(reduced_config()))
+    architecture = {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64, "max_positions": 2048 + 8}
+    (workdir / "backbone").mkdir()
+    tiny_bert(workdir / "backbone", "nucleotide", ["saccharomyces_cerevisiae"], architecture)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(reduced_config(str(workdir / "backbone"))))
     cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", "2",
-           "results/eval/coverage/comparison.tsv"]
+           "results/report.html"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return workdir
@@ -67,30 +78,34 @@ def test_store_targets_equal_pybigwig(tracks_run: Path) -> None:
 
 
 @pytest.mark.slow
-def test_training_and_evaluation_give_track_metrics(tracks_run: Path) -> None:
-    history = pd.read_csv(tracks_run / "results/models/coverage/bpnet/history.tsv", sep="\t")
+@pytest.mark.parametrize("model", ["bpnet", "lm_lora"])
+def test_training_and_evaluation_give_track_metrics(tracks_run: Path, model: str) -> None:
+    history = pd.read_csv(tracks_run / f"results/models/coverage/{model}/history.tsv", sep="\t")
     assert len(history) == 2 and np.isfinite(history["val_loss"]).all()
-    metrics = json.loads((tracks_run / "results/eval/coverage/bpnet/metrics.json").read_text())
+    metrics = json.loads((tracks_run / f"results/eval/coverage/{model}/metrics.json").read_text())
     assert metrics["n_windows"] == 16 and metrics["transform"] == "squash"
     for name in CHANNELS:
         assert -1 <= metrics[f"track_pearson/{name}"] <= 1
         assert -1 <= metrics[f"track_pearson_transformed/{name}"] <= 1
     assert np.isfinite(metrics["pearson_median"]) and np.isfinite(metrics["test_loss"])
-    with h5py.File(tracks_run / "results/eval/coverage/bpnet/predictions.h5") as h5:
+    with h5py.File(tracks_run / f"results/eval/coverage/{model}/predictions.h5") as h5:
         assert h5["observed"].shape == (16, 5, 2048 // 32) and h5.attrs["scale"] == "original"
         targets = np.load(tracks_run / "results/windows/coverage/test.targets.npy")[:, :, 2:-2]
         # observed is the store's squashed targets taken back to the bigWig's scale
         np.testing.assert_allclose(h5["observed"][:], (targets.astype(np.float64)) ** (4 / 3), rtol=1e-4, atol=1e-4)
     table = pd.read_csv(tracks_run / "results/eval/coverage/comparison.tsv", sep="\t")
-    assert table["model"].tolist() == ["bpnet"]
+    assert table["model"].tolist() == ["bpnet", "lm_lora"] and table["arch"].tolist() == ["bpnet", "lm"]
     assert {f"track_pearson/{name}" for name in CHANNELS} <= set(table.columns)
 
 
-def test_window_length_not_a_whole_number_of_bins_names_the_keys(tmp_path: Path) -> None:
-    config = reduced_config()
-    config["tasks"]["coverage"]["window"]["length"] = 2000
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = subprocess.run([*SNAKEMAKE, "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
-                           "-n"], capture_output=True, text=True)
-    assert proc.returncode != 0
-    assert "tasks.coverage.window.length (2000) must be a multiple of tasks.coverage.bins.size (32)" in proc.stdout + proc.stderr
+@pytest.mark.slow
+def test_the_lm_on_tracks_is_fine_tuned_with_lora_exported_and_reported(tracks_run: Path) -> None:
+    info = json.loads((tracks_run / "results/models/coverage/lm_lora/model.json").read_text())
+    assert info["head"]["kind"] == "binned" and info["head"]["params"]["bin_size"] == 32
+    assert 0 < info["trainable_params"] < info["total_params"]  # adapters, stack and head; the backbone is fixed
+    head = json.loads((tracks_run / "results/models/coverage/lm_lora/hf/head.json").read_text())
+    assert head["head"]["kind"] == "binned" and head["stack"]["kind"] == "conv"
+    swap = pd.read_csv(tracks_run / "results/eval/coverage/lm_lora/counterfactual.tsv", sep="\t")
+    assert swap["species"].tolist() == ["saccharomyces_cerevisiae"] and swap["mean_abs_delta_log_count"][0] == 0
+    report = (tracks_run / "results/report.html").read_text()
+    assert "lm_lora" in report and "coverage" in report

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from helpers import tiny_bert
 from torch.nn import functional as F
 
 from dnalm import tokenize
@@ -28,22 +29,9 @@ def onehot(n: int, length: int = LENGTH, seed: int = 0) -> torch.Tensor:
 
 
 def checkpoint(directory, kind: str = "kmer6_species", seed: int = 123) -> str:
-    """A tiny BertForMaskedLM checkpoint in SpeciesLM's layout (save_pretrained weights, vocab.txt, config).
-
-    Its seed differs from the builds' (0), so a `scratch` model is not by chance initialised to these weights.
-    """
-    from transformers import BertForMaskedLM
-
-    from dnalm.models.lm import bert_config
-
-    vocab = tokenize.vocabulary(kind, SPECIES)
-    torch.manual_seed(seed)
-    BertForMaskedLM(bert_config(len(vocab), ARCH)).save_pretrained(str(directory))
-    tokens = [t for t, _ in sorted(vocab.items(), key=lambda item: item[1])]
-    (directory / "vocab.txt").write_text("\n".join(tokens) + "\n")
-    (directory / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "BertTokenizer",
-                                                                 "do_lower_case": False}))
-    return str(directory)
+    """A tiny checkpoint in SpeciesLM's layout; its seed differs from the builds' (0), so a `scratch` model is not by
+    chance initialised to these weights."""
+    return tiny_bert(directory, kind, SPECIES, ARCH, seed)
 
 
 @pytest.fixture(scope="module")
