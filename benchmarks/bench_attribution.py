@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 from dnalm.attribution import attribute, make_references  # noqa: E402
-from dnalm.models.bpnet import BPNet  # noqa: E402
+from dnalm.models import bpnet  # noqa: E402
 
 
 class CountOutput(torch.nn.Module):
@@ -88,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = BPNet(2, filters=64, layers=8).eval()
+    model = bpnet(2, filters=64, layers=8).eval()
     print(f"BPNet 64 filters x 8 layers, count head, {args.refs} references, {args.threads} threads, batch "
           f"{args.batch} (dnalm {args.our_batch or args.batch}), "
           f"load average {os.getloadavg()[0]:.1f}")

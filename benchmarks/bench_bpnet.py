@@ -31,14 +31,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 from dnalm.losses import profile_count_loss  # noqa: E402
 from dnalm.models import build_model  # noqa: E402
-from dnalm.training import as_float, autocast, native_bf16  # noqa: E402
+from dnalm.device import as_float, autocast, native_bf16  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from bench_lm import matmul_samples  # noqa: E402
 
 
 def ours(precision: str = "fp32") -> tuple[torch.nn.Module, callable]:
-    """Our BPNet and its training loss (the forward pass under `precision`, as `dnalm.training.run_epoch`)."""
-    model = build_model("bpnet", 2, {"filters": 64, "layers": 8})
+    """Our BPNet and its training loss (the forward pass under `precision`, as `dnalm.training.run_epoch` runs it)."""
+    model = build_model("bpnet", {"filters": 64, "layers": 8}, "profile", 2)
 
     def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with autocast(torch.device("cpu"), precision):

@@ -92,7 +92,7 @@ def lm_model(arch: dict):
     the largest checkpoint: AdamW state for all of them; LoRA's and frozen's are smaller)."""
     params = {"backbone": None, "tokenizer": "nucleotide", "finetune": "scratch", "architecture": arch,
               "head": "conv", "species": "saccharomyces_cerevisiae"}
-    return build_model("lm", 2, params)
+    return build_model("lm", params, "profile", 2)
 
 
 def cases():
@@ -104,7 +104,7 @@ def cases():
 
     vocab = tokenize.vocabulary("nucleotide", ["saccharomyces_cerevisiae"])
     return [
-        ("BPNet 64 × 8 (demo), epoch of 63 steps × 64", lambda: build_model("bpnet", 2, {"filters": 64, "layers": 8}),
+        ("BPNet 64 × 8 (demo), epoch of 63 steps × 64", lambda: build_model("bpnet", {"filters": 64, "layers": 8}, "profile", 2),
          64, profile_step, 63, True),
         ("LM 2 × 64 fine-tuning, all weights trained (demo size), epoch of 30 steps × 32",
          lambda: lm_model(DEMO_LM), 32, profile_step, 30, True),

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 from dnalm import attribution, tokenize  # noqa: E402
 from dnalm.attribution import attribute  # noqa: E402
-from dnalm.models.lm import build_lm  # noqa: E402
+from dnalm.models import build_model  # noqa: E402
 
 REFS = 5
 
@@ -66,7 +66,7 @@ def main() -> None:
     torch.manual_seed(0)
     params = {"backbone": None, "tokenizer": "kmer6_species", "finetune": "scratch", "head": "conv",
               "architecture": {"layers": 1, "hidden": 64, "heads": 4}, "species": "synth", "species_list": ["synth"]}
-    model = build_lm(2, params).eval()
+    model = build_model("lm", params, "profile", 2).eval()
     rng = np.random.default_rng(0)
     x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (args.n, args.length))].transpose(0, 2, 1).copy()
     inputs = args.n * REFS * args.steps

@@ -4,7 +4,7 @@ Prints, each the median of several runs on `--threads` threads:
 - the fp32 matmul rate (2048 × 2048 × 2048, GFLOP/s), the reference of the ratios: sampled before every model and
   summarised by the median of all samples, so a burst of load from other processes moves it less;
 - per backbone size (`--sizes`, default BERT 2 layers × hidden 128 and 4 layers × hidden 256, FFN 4 × hidden,
-  one head per 64 channels) and variant: seconds per training step of `LMProfileModel` (6-mer tokens, conv head,
+  one head per 64 channels) and variant: seconds per training step of an LM trunk with a profile head (6-mer tokens, conv head,
   profile + count loss, AdamW as `dnalm.training` makes it) on `--batch` windows of `--length` bp, the model FLOP/s
   and their ratio to the matmul rate (goal ≥ 60%); and MLM pretraining (`dnalm.pretrain.masked_logits`, fused
   AdamW as `pretrain_lm`) steps/s.
@@ -47,10 +47,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scrip
 from dnalm import tokenize  # noqa: E402
 from dnalm.losses import profile_count_loss  # noqa: E402
 from dnalm.models.dropout import use_fast_dropout  # noqa: E402
-from dnalm.models.heads import build_head  # noqa: E402
-from dnalm.models.lm import LMProfileModel, apply_finetune, bert_config, load_backbone, parameter_counts  # noqa: E402
+from dnalm.models import SequenceModel  # noqa: E402
+from dnalm.models.heads import ProfileHead, build_stack  # noqa: E402
+from dnalm.models.lm import LMTrunk, apply_finetune, bert_config, load_backbone, parameter_counts  # noqa: E402
 from dnalm.pretrain import mask_tokens, masked_logits  # noqa: E402
-from dnalm.training import as_float, autocast, native_bf16  # noqa: E402
+from dnalm.device import as_float, autocast, native_bf16  # noqa: E402
 
 LORA = {"r": 8, "alpha": 16, "target_modules": ["query", "value", "dense"]}
 VARIANTS = [f"{mode}{drop}{precision}" for mode in ("lora", "full", "frozen", "pretrain") for drop in ("", "-nodrop")
@@ -132,16 +133,19 @@ def architecture(layers: int, hidden: int) -> dict:
 
 def finetune_step(layers: int, hidden: int, mode: str, dropout: float, batch: int, length: int, precision: str,
                   fast_dropout: bool = True):
-    """A training-step closure of LMProfileModel, its analytic FLOPs and (trainable, total) parameters."""
+    """A training-step closure of an LM with SpeciesLM's conv head, its analytic FLOPs and (trainable, total)
+    parameters."""
     torch.manual_seed(0)
     vocab = tokenize.vocabulary("kmer6_species", ["yeast"])
     overrides = {"attention_probs_dropout_prob": dropout}
     backbone, vocab = load_backbone(None, overrides, vocab=vocab, architecture=architecture(layers, hidden))
     backbone = apply_finetune(backbone, mode, {**LORA, "dropout": dropout})
-    head = build_head("conv", hidden, 2)
-    model = LMProfileModel(backbone, head, vocab=vocab, species="yeast", finetune=mode).train()
+    stack, kernel = build_stack("conv", hidden, {})
+    trunk = LMTrunk(backbone, stack, vocab=vocab, species="yeast", finetune=mode)
+    head = ProfileHead(stack.out_channels, 2, kernel)
+    model = SequenceModel(trunk, head).train()
     if fast_dropout:
-        use_fast_dropout(model)  # as dnalm.models.lm.build_lm
+        use_fast_dropout(model)  # as dnalm.models.lm.build_lm_trunk
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)  # as dnalm.training.train
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (batch, length)), 4).float().transpose(1, 2).contiguous()
     y = torch.poisson(torch.full((batch, 2, length), 0.2))
@@ -154,9 +158,9 @@ def finetune_step(layers: int, hidden: int, mode: str, dropout: float, batch: in
         loss.backward()
         optimizer.step()
 
-    n_tokens = model.n_tokens(length)
+    n_tokens = trunk.n_tokens(length)
     adapters = sum(p.numel() for name, p in model.named_parameters() if "lora_" in name)
-    flops = encoder_flops(layers, hidden, n_tokens, batch, mode) + 3 * head_flops(head, length, batch)
+    flops = encoder_flops(layers, hidden, n_tokens, batch, mode) + 3 * (head_flops(stack, length, batch) + head_flops(head, length, batch))
     return step, flops + 6 * adapters * batch * n_tokens, parameter_counts(model)
 
 

@@ -44,7 +44,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     npz = args.npz
     if args.checkpoint:
-        store = WindowStore(f"{args.store}.seq.npy", f"{args.store}.targets.npy", f"{args.store}.json")
+        store = WindowStore(args.store)
         summary = attribute_windows(args.checkpoint, store, args.out, n_windows=args.windows,
                                     outputs=["count", "profile"], n_shuffles=args.shuffles, seed=0,
                                     threads=args.threads)

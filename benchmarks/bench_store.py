@@ -59,7 +59,7 @@ def read_epoch(paths: list[str], batch: int, mode: str) -> dict:
     """
     from dnalm.store import WindowStore
 
-    store = WindowStore(*paths)
+    store = WindowStore(paths[2])
     rng = np.random.default_rng(1)
     order = rng.permutation(len(store))
     t0 = time.perf_counter()
@@ -88,19 +88,19 @@ def train_step_rate(batch: int, threads: int, steps: int = 3) -> float:
     """Samples/s of a training step of the example's BPNet on one batch of the store's shape (median of steps)."""
     import torch
 
-    from dnalm.losses import task_loss
+    from dnalm import tasks
     from dnalm.models import build_model
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build_model("bpnet", CHANNELS, {"filters": 32, "layers": 8, "profile_kernel": 25}, BIN)
+    model = build_model("bpnet", {"filters": 32, "layers": 8, "profile_kernel": 25}, "binned", CHANNELS, {"bin_size": BIN})
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (batch, LENGTH)), 4).float().transpose(1, 2)
     y = torch.rand(batch, CHANNELS, LENGTH // BIN) * 10
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
-        loss = task_loss(model(x), y, 0.0)[0]
+        loss = tasks.get("tracks").loss(model(x), y, 0.0)[0]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

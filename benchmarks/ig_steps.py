@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scrip
 from dnalm import attribution  # noqa: E402
 from dnalm.interpret import select_windows  # noqa: E402
 from dnalm.store import WindowStore  # noqa: E402
-from dnalm.training import load_model  # noqa: E402
+from dnalm.predict import load_model  # noqa: E402
 
 
 class PairGaps(logging.Handler):
@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    store = WindowStore(f"{a.store}.seq.npy", f"{a.store}.targets.npy", f"{a.store}.json")
+    store = WindowStore(a.store)
     model, info = load_model(a.checkpoint)
     if attribution.resolve_method(model) != "ig":
         sys.exit(f"{a.checkpoint} is a {info.get('arch')} model attributed with DeepLIFT (exact); nothing to measure")

@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--euclidean", action="store_true", help="also match by memelite's Euclidean column distance")
     args = parser.parse_args()
 
-    store = WindowStore(f"{args.store}.seq.npy", f"{args.store}.targets.npy", f"{args.store}.json")
+    store = WindowStore(args.store)
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(args.keep or scratch)
         clean, clean_euclidean = 0, 0

@@ -23,6 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 from dnalm import training  # noqa: E402
+from dnalm.device import pick_device  # noqa: E402
+from dnalm.predict import load_model, predict_outputs  # noqa: E402
 from dnalm.store import WindowStore  # noqa: E402
 
 
@@ -40,7 +42,7 @@ def main() -> None:
 
     def store(split: str) -> WindowStore:
         prefix = results / "windows" / args.task / split
-        return WindowStore(f"{prefix}.seq.npy", f"{prefix}.targets.npy", f"{prefix}.json")
+        return WindowStore(prefix)
 
     test = store("test")
     for revcomp in (True, False):
@@ -49,9 +51,9 @@ def main() -> None:
                                      train_params=dict(info["train_params"], revcomp=revcomp), seed=info["seed"],
                                      threads=args.threads)
             history = pd.read_csv(Path(out) / "history.tsv", sep="\t")
-            model, _ = training.load_model(str(Path(out) / "best.ckpt"))
+            model, _ = load_model(str(Path(out) / "best.ckpt"))
         predicted, observed = [], []
-        for _, _, log_counts, y in training.predict(model, test, 64, torch.device("cpu")):
+        for _, (_, log_counts), y in predict_outputs(model, test, 64, pick_device("cpu")):
             predicted.append(log_counts)
             observed.append(torch.log1p(y.sum(-1)))
         p, o = torch.cat(predicted).numpy(), torch.cat(observed).numpy()
