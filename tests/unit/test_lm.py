@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-from helpers import tiny_bert
 from torch.nn import functional as F
 
 from dnalm import tokenize
@@ -15,6 +14,7 @@ from dnalm.models import SequenceModel, build_model
 from dnalm.models.export import export_hf, load_exported
 from dnalm.models.heads import ConvStack, PooledHead, ProfileHead, build_stack, scaled_widths
 from dnalm.models.lm import kmer_embeddings, kmer_features_per_base, load_backbone, parameter_counts
+from helpers import tiny_bert
 
 torch.use_deterministic_algorithms(True)
 

@@ -4,7 +4,7 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-from dnalm.splits import assign_splits  # noqa: E402
+from dnalm.splits import assign_splits
 
 assign_splits(
     snakemake.input.windows,

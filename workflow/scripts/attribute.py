@@ -4,8 +4,8 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-from dnalm.interpret import attribute_windows  # noqa: E402
-from dnalm.store import WindowStore  # noqa: E402
+from dnalm.interpret import attribute_windows
+from dnalm.store import WindowStore
 
 attribute_windows(
     snakemake.input.best,

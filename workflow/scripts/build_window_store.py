@@ -4,7 +4,7 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-from dnalm.store import write_store  # noqa: E402
+from dnalm.store import write_store
 
 write_store(
     snakemake.input.windows,

@@ -4,7 +4,7 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-from dnalm.evaluate import compare_models  # noqa: E402
+from dnalm.evaluate import compare_models
 
 compare_models(
     list(snakemake.input.metrics),

@@ -4,8 +4,8 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-from dnalm.evaluate import evaluate  # noqa: E402
-from dnalm.store import WindowStore  # noqa: E402
+from dnalm.evaluate import evaluate
+from dnalm.store import WindowStore
 
 evaluate(
     snakemake.input.best,

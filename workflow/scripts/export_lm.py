@@ -4,8 +4,8 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-from dnalm.models.export import export_hf  # noqa: E402
-from dnalm.predict import load_model  # noqa: E402
+from dnalm.models.export import export_hf
+from dnalm.predict import load_model
 
 model, _ = load_model(snakemake.input.best)
 export_hf(model, snakemake.output.hf)

@@ -4,7 +4,7 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-from dnalm.homology import filter_splits  # noqa: E402
+from dnalm.homology import filter_splits
 
 params = dict(snakemake.params.homology)
 params["fastas"] = dict(params["fastas"])

@@ -4,6 +4,6 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-from dnalm.folds import make_folds  # noqa: E402
+from dnalm.folds import make_folds
 
 make_folds(snakemake.input.fasta, snakemake.input.fai, snakemake.output.folds, **snakemake.params.folds)

@@ -4,7 +4,7 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-from dnalm.windows import make_windows  # noqa: E402
+from dnalm.windows import make_windows
 
 make_windows(
     snakemake.input.fasta,

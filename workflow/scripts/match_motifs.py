@@ -4,7 +4,7 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-from dnalm.interpret import match_motifs  # noqa: E402
+from dnalm.interpret import match_motifs
 
 match_motifs(
     dict(zip(snakemake.params.outputs, snakemake.input.modisco)),

@@ -4,8 +4,8 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-from dnalm.corpus import corpus_genomes  # noqa: E402
-from dnalm.pretrain_homology import excluded_corpus_windows  # noqa: E402
+from dnalm.corpus import corpus_genomes
+from dnalm.pretrain_homology import excluded_corpus_windows
 
 settings = dict(snakemake.params.settings)
 excluded_corpus_windows(

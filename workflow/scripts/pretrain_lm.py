@@ -4,10 +4,10 @@ from dnalm.jobs import start
 
 start(snakemake, append=True, environment=True)
 
-import os  # noqa: E402
+import os
 
-from dnalm.corpus import corpus_genomes, exclude_windows  # noqa: E402
-from dnalm.pretrain import pretrain_lm  # noqa: E402
+from dnalm.corpus import corpus_genomes, exclude_windows
+from dnalm.pretrain import pretrain_lm
 
 genomes = corpus_genomes(snakemake.params.genomes, getattr(snakemake.input, "gate", None))
 exclude_windows(genomes, snakemake.input.excluded)

@@ -4,7 +4,7 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-from dnalm.report import write_report  # noqa: E402
+from dnalm.report import write_report
 
 files: dict[str, list[str]] = {}
 for record in snakemake.params.manifest:

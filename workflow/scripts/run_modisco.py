@@ -4,11 +4,11 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-import os  # noqa: E402
+import os
 
 os.environ.setdefault("NUMBA_NUM_THREADS", str(snakemake.threads))
 
-from dnalm.interpret import run_modisco  # noqa: E402
+from dnalm.interpret import run_modisco
 
 run_modisco(
     snakemake.input.npz,

@@ -4,7 +4,7 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-from dnalm.evaluate import sweep_table  # noqa: E402
+from dnalm.evaluate import sweep_table
 
 sweep_table(
     list(snakemake.input.metrics),

@@ -4,7 +4,7 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-from dnalm.tiling import tile_windows  # noqa: E402
+from dnalm.tiling import tile_windows
 
 tile_windows(
     snakemake.input.fasta,

@@ -4,10 +4,10 @@ from dnalm.jobs import start
 
 start(snakemake, append=True, environment=True)
 
-import os  # noqa: E402
+import os
 
-from dnalm.store import WindowStore  # noqa: E402
-from dnalm.training import train  # noqa: E402
+from dnalm.store import WindowStore
+from dnalm.training import train
 
 train(
     WindowStore(snakemake.input.meta),

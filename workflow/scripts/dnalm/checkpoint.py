@@ -17,10 +17,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
 import signal
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 import torch
 
@@ -126,7 +128,7 @@ class Checkpointer:
         self._last = time.monotonic()
         self._saved: dict = {}
 
-    def __enter__(self) -> Checkpointer:
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             for sig in STOP_SIGNALS:
                 self._saved[sig] = signal.signal(sig, self._record)
@@ -176,7 +178,7 @@ def load_resume(path: Path, fp: str, model, optimizer) -> dict | None:
             continue
         try:
             state = load_verified(candidate)
-        except Exception as err:  # CorruptCheckpoint, or a file torch cannot read
+        except (CorruptCheckpoint, RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:  # unreadable
             log.warning("ignoring damaged checkpoint %s (%s)", candidate, err)
             continue
         if state.get("fingerprint") != fp:

@@ -18,6 +18,7 @@ import jsonschema
 
 from dnalm import tasks
 from dnalm.schema import SCHEMA, load_schema
+
 SPLITS = ("train", "val", "test")
 #: A run id: a model id, then `~<label><value>` per swept key and `~seed<N>` for repeated seeds.
 RUN_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]*(~[A-Za-z0-9_.+-]+)*")
@@ -150,10 +151,10 @@ def _check_backbone(cfg: dict, model: str, repo: str | Path) -> None:
     if lm["backbone"] is None and lm["finetune"] != "scratch":
         raise ValueError(f"models.{model}.lm.backbone is null: give a pretrain name ({sorted(cfg['pretrain'])}) or "
                          "a local Hugging Face directory, or use finetune: scratch")
-    if lm["backbone"] is not None and lm["backbone"] not in cfg["pretrain"]:
-        if not os.path.isdir(backbone_dir(cfg, model, repo)):
-            raise ValueError(f"models.{model}.lm.backbone: {lm['backbone']!r} is neither a pretrain name "
-                             f"({sorted(cfg['pretrain'])}) nor a directory")
+    local = lm["backbone"] is not None and lm["backbone"] not in cfg["pretrain"]
+    if local and not os.path.isdir(backbone_dir(cfg, model, repo)):
+        raise ValueError(f"models.{model}.lm.backbone: {lm['backbone']!r} is neither a pretrain name "
+                         f"({sorted(cfg['pretrain'])}) nor a directory")
 
 
 def check_sweeps(cfg: dict, schema: dict) -> None:

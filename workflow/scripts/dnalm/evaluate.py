@@ -6,7 +6,6 @@ import json
 import logging
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 import torch

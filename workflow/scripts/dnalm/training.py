@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -82,7 +83,7 @@ def run_epoch(model, store: WindowStore, optimizer, *, epoch: int, seed: int, ba
         optimizer.step()
         losses.append(loss.item())
         if on_batch is not None:
-            on_batch(lambda: epoch_progress(epoch, b + 1, losses, rng, device))
+            on_batch(functools.partial(epoch_progress, epoch, b + 1, losses, rng, device))
     return float(np.mean(losses)) if losses else float("nan")
 
 

@@ -26,7 +26,7 @@ def export_hf(model: SequenceModel, out_dir: str | Path) -> Path:
 
     trunk = model.trunk
     if not isinstance(trunk, LMTrunk):
-        raise ValueError(f"only language models export to Hugging Face directories, not a {type(trunk).__name__}")
+        raise TypeError(f"only language models export to Hugging Face directories, not a {type(trunk).__name__}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     backbone = copy.deepcopy(trunk.backbone).cpu()

@@ -8,6 +8,8 @@ convolutions) or `bpnet` (BPNet's dilated tower on the LM features).
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -41,7 +43,7 @@ class ConvStack(nn.Module):
         self.out_channels = widths[-1]
         self.dropout = nn.Dropout(dropout)
         chans = [hidden, *widths]
-        self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel_size, padding="same") for a, b in zip(chans, chans[1:]))
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel_size, padding="same") for a, b in itertools.pairwise(chans))
         self.relus = nn.ModuleList(nn.ReLU() for _ in widths)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:

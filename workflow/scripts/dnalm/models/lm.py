@@ -36,7 +36,6 @@ input needs gradients), `full`, `scratch` (the backbone's architecture, random w
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import warnings

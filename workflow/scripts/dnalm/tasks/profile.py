@@ -119,7 +119,7 @@ class ProfileTask(TaskType):
         import h5py
 
         from dnalm.metrics import profile_metrics
-        from dnalm.predict import prediction_datasets, predict_outputs
+        from dnalm.predict import predict_outputs, prediction_datasets
 
         tmp = Path(out_predictions).with_name(f".{Path(out_predictions).name}.tmp")
         losses = np.zeros(3)

@@ -149,7 +149,7 @@ class TracksTask(TaskType):
         import h5py
 
         from dnalm.metrics import track_metrics
-        from dnalm.predict import prediction_datasets, predict_outputs
+        from dnalm.predict import predict_outputs, prediction_datasets
 
         tmp = Path(out_predictions).with_name(f".{Path(out_predictions).name}.tmp")
         loss, n_bins = 0.0, store.length // store.bin_size
