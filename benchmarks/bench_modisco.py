@@ -5,7 +5,7 @@ Usage (from the repository root):
     python benchmarks/bench_modisco.py --checkpoint results/models/polya/bpnet/best.ckpt \
         --store results/windows/polya/test --windows 300 --shuffles 5 --out /tmp/attributions.npz
 
-With --checkpoint, the attributions are computed first (dnalm.interpret.attribute_windows, timed too) and written to
+With --checkpoint, the attributions are computed first (dnalm.attribution.attribute_windows, timed too) and written to
 --out. Prints the seconds of every run, the median, the seqlets and patterns found, and the TOMTOM matches against
 resources/motifs (polya_yeast.meme + yeast_tf_consensus.meme).
 """
@@ -23,7 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-from dnalm.interpret import attribute_windows, match_motifs, read_patterns, run_modisco  # noqa: E402
+from dnalm.attribution import attribute_windows  # noqa: E402
+from dnalm.interpret import match_motifs, read_patterns, run_modisco  # noqa: E402
 from dnalm.store import WindowStore  # noqa: E402
 
 MOTIFS = [str(REPO / "resources/motifs/polya_yeast.meme"), str(REPO / "resources/motifs/yeast_tf_consensus.meme")]

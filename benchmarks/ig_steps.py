@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 from dnalm import attribution  # noqa: E402
-from dnalm.interpret import select_windows  # noqa: E402
+from dnalm.attribution import select_windows  # noqa: E402
 from dnalm.store import WindowStore  # noqa: E402
 from dnalm.predict import load_model  # noqa: E402
 

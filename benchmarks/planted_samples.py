@@ -30,7 +30,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-from dnalm import interpret  # noqa: E402
+from dnalm import attribution, interpret  # noqa: E402
 from dnalm.motifs import bh_qvalues, read_motif_files  # noqa: E402
 from dnalm.store import WindowStore  # noqa: E402
 from dnalm.synthetic import decoys_matched, recovered  # noqa: E402
@@ -93,7 +93,7 @@ def main() -> None:
                 out = root / f"w{n_windows}_seed{seed}"
                 out.mkdir(parents=True, exist_ok=True)
                 start = time.perf_counter()
-                interpret.attribute_windows(args.checkpoint, store, str(out / "attributions.npz"), n_windows=n_windows,
+                attribution.attribute_windows(args.checkpoint, store, str(out / "attributions.npz"), n_windows=n_windows,
                                             outputs=args.outputs, n_shuffles=args.shuffles, seed=seed,
                                             ig_steps=args.steps, threads=args.threads)
                 files = {}

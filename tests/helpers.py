@@ -1,14 +1,16 @@
-"""Helpers shared by the tests: window stores written by hand, Python code run in a real subprocess and signalled at a
-chosen moment."""
+"""Helpers shared by the tests: window stores and checkpoints written by hand, Python code run in a real subprocess
+and signalled at a chosen moment, the structure of a report page."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +78,66 @@ def tiny_bert(directory: Path, kind: str, species: list[str], architecture: dict
     (directory / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "BertTokenizer",
                                                                  "do_lower_case": False}))
     return str(directory)
+
+
+#: Elements of a report section whose text `report_structure` keeps, and the key of the section's dict it goes to.
+_STRUCTURE_TEXT = {"h2": "title", "h3": "h3", "h4": "h4", "th": "tables", "figcaption": "figures"}
+
+
+class _StructureParser(HTMLParser):
+    """Collect the report's top-level sections with the headings, table headers and figure captions inside each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[dict] = []
+        self._depth = 0  # depth of <section> elements; the top-level ones are the report's sections
+        self._tag: str | None = None  # the element whose text is being collected
+        self._thead = False  # inside a table's header (a <th> elsewhere is not a column title)
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "section":
+            self._depth += 1
+            if self._depth == 1:
+                self.sections.append({"id": dict(attrs).get("id"), "title": "", "h3": [], "h4": [], "tables": [],
+                                      "figures": []})
+        elif tag == "thead" and self.sections:
+            self.sections[-1]["tables"].append([])
+            self._thead = True
+        elif tag in _STRUCTURE_TEXT and self.sections and (tag != "th" or self._thead):
+            self._tag, self._text = tag, []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "section":
+            self._depth -= 1
+        elif tag == "thead":
+            self._thead = False
+        elif tag == self._tag:
+            text = " ".join("".join(self._text).split())
+            key, section = _STRUCTURE_TEXT[tag], self.sections[-1]
+            if key == "title":
+                section["title"] = text
+            else:  # a header cell goes to the table opened last; a caption loses its numbers
+                target = section["tables"][-1] if key == "tables" else section[key]
+                target.append(re.sub(r"\d+(?:[.,]\d+)*", "#", text) if key == "figures" else text)
+            self._tag = None
+
+    def handle_data(self, data: str) -> None:
+        if self._tag is not None:
+            self._text.append(data)
+
+
+def report_structure(html: str) -> dict:
+    """What a report page shows, without the numbers that change from run to run.
+
+    Args:
+        html: The text of a report page (results/report.html).
+
+    Returns:
+        `{"sections": [...]}`, one dict per top-level section in page order: `id`, `title` (its h2), `h3` and `h4`
+        (headings in order), `tables` (each table's header row) and `figures` (captions, every number written `#`).
+    """
+    parser = _StructureParser()
+    parser.feed(html)
+    parser.close()
+    return {"sections": parser.sections}

@@ -189,8 +189,9 @@ def test_report_shows_the_before_after_table(planted: dict, tmp_path: Path) -> N
     excluded.write_text("genome\tchrom\tstart\tend\treason\thit\tidentity\tcoverage\n"
                         "sp2\tc1\t0\t300\thomology\tt|sp:te:1\t0.98\t1.0\n")
     out = tmp_path / "report.html"
-    empty = {k: [] for k in ("inputs", "splits", "histories", "model_infos", "comparisons", "predictions")}
-    write_report(str(out), **empty, homology=[str(summary)], pretrain_homology=[str(excluded)])
+    manifest = [{"kind": "homology_summary", "task": "t", "task_type": "profile", "path": str(summary)},
+                {"kind": "pretrain_homology", "lm": "lm", "path": str(excluded)}]
+    write_report(str(out), manifest, n_examples=0, interpret_examples=0)
     text = out.read_text()
     assert '<section id="homology"><h2>Homology filter</h2>' in text
     # study 2's layout: train / test / val before, after, train removed (%)
@@ -208,8 +209,8 @@ def test_report_counts_windows_dropped_at_fold_boundaries(tmp_path: Path) -> Non
     counts.write_text("species\tsplit\tsites\tdropped_n\tdropped_subsample\tdropped_fold\twindows\n"
                       "sp\ttrain\t100\t1\t0\t7\t92\nsp\tval\t20\t0\t0\t2\t18\nsp\ttest\t20\t0\t0\t0\t20\n")
     out = tmp_path / "report.html"
-    empty = {k: [] for k in ("inputs", "histories", "model_infos", "comparisons", "predictions")}
-    write_report(str(out), splits=[str(counts)], **empty)
+    manifest = [{"kind": "split_counts", "task": "t", "task_type": "profile", "path": str(counts)}]
+    write_report(str(out), manifest, n_examples=0, interpret_examples=0)
     text = out.read_text()
     assert "<th>dropped (crosses fold)</th><th>windows</th>" in text
     assert '<td class="num">7</td><td class="num">92</td>' in text

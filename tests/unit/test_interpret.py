@@ -11,8 +11,8 @@ import pandas as pd
 import pyBigWig
 import pytest
 
-from dnalm.interpret import (Pattern, correlation_columns, match_motifs, read_patterns, run_modisco, save_npz_atomic,
-                             select_windows, tomtom_matches)
+from dnalm.attribution import save_npz_atomic, select_windows
+from dnalm.interpret import Pattern, correlation_columns, match_motifs, read_patterns, run_modisco, tomtom_matches
 from dnalm.motifs import bh_qvalues, consensus_ppm, read_meme, read_motif_files, write_meme
 from dnalm.synthetic import DECOYS, PLANTED, synthetic_decoys, write_synthetic
 
@@ -236,7 +236,7 @@ def test_report_section_side_by_side(tmp_path: Path) -> None:
     from dnalm.report import write_report
 
     motifs = [str(POLYA), str(TF)]
-    files = []
+    manifest = []
     for model, patterns in {"bpnet": {"a": ("AATAAA", 120), "b": ("TATATA", 40)},
                             "lm": {"a": ("AATAAA", 60), "c": ("GGGCCCGGGCCC", 30)}}.items():
         root = tmp_path / "results" / "interpret" / "polya" / model
@@ -246,10 +246,12 @@ def test_report_section_side_by_side(tmp_path: Path) -> None:
         x = np.stack([onehot("ACGT" * 25)] * 4)
         save_npz_atomic(root / "attributions.npz", onehot=x, window_ids=np.array([f"w{i}" for i in range(4)]),
                         count_attr=x * np.arange(1, 5)[:, None, None], count_hyp=x)
-        files += [str(root / n) for n in ("attributions.npz", "modisco.count.h5", "motifs.tsv")]
+        names = {"task": "polya", "task_type": "profile", "model": model}
+        manifest += [{"kind": "attributions", **names, "path": str(root / "attributions.npz")},
+                     {"kind": "motifs", **names, "path": str(root / "motifs.tsv")},
+                     {"kind": "modisco", **names, "output": "count", "path": str(root / "modisco.count.h5")}]
     out = tmp_path / "report.html"
-    empty = {k: [] for k in ("inputs", "splits", "histories", "model_infos", "comparisons", "predictions")}
-    write_report(str(out), **empty, interpretations=files, interpret_examples=2)
+    write_report(str(out), manifest, n_examples=0, interpret_examples=2)
     text = out.read_text()
     section = text[text.index('<section id="interpretation">'):]
     table = section[:section.index("</table>")]
@@ -267,11 +269,11 @@ def test_report_section_side_by_side(tmp_path: Path) -> None:
 def test_report_without_interpretation(tmp_path: Path) -> None:
     from dnalm.report import write_report
 
-    empty = {k: [] for k in ("inputs", "splits", "histories", "model_infos", "comparisons", "predictions")}
-    write_report(str(tmp_path / "r.html"), **empty)
+    write_report(str(tmp_path / "r.html"), [], n_examples=0, interpret_examples=2)
     assert "No model was interpreted" in (tmp_path / "r.html").read_text()
     lone = tmp_path / "results/interpret/t/m/attributions.npz"
     lone.parent.mkdir(parents=True)
     lone.write_bytes(b"")
+    record = {"kind": "attributions", "task": "t", "task_type": "profile", "model": "m", "path": str(lone)}
     with pytest.raises(ValueError, match="task 't', model 'm' has no motifs.tsv"):
-        write_report(str(tmp_path / "r.html"), **empty, interpretations=[str(lone)])
+        write_report(str(tmp_path / "r.html"), [record], n_examples=0, interpret_examples=2)

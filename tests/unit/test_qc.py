@@ -494,15 +494,12 @@ def test_summary_gate_and_pretrain_list(qc_run: Path) -> None:
 
 @needs("mash", "tantan")
 def test_report_qc_section(qc_run: Path, tmp_path: Path) -> None:
-    names = [f"{n}.json" for n in ("ref", "near", "far")] + ["summary.tsv", "thresholds.tsv", "mash_distances.tsv"]
-    (tmp_path / "results/qc").mkdir(parents=True)
-    qc_files = []  # the report reads the species and table names from the results/qc layout
-    for name in names:
-        qc_files.append(str(tmp_path / "results/qc" / name))
-        shutil.copy(qc_run / name, qc_files[-1])
+    # the report reads species and table names from the manifest's records, not from the paths
+    manifest = [{"kind": "qc_genome", "species": s, "path": str(qc_run / f"{s}.json")} for s in ("ref", "near", "far")]
+    tables = ("summary", "thresholds", "mash_distances")
+    manifest += [{"kind": f"qc_{t}", "path": str(qc_run / f"{t}.tsv")} for t in tables]
     out = tmp_path / "report.html"
-    write_report(str(out), inputs=[], splits=[], histories=[], model_infos=[], comparisons=[], predictions=[],
-                 qc=qc_files)  # fmt: skip
+    write_report(str(out), manifest, n_examples=0, interpret_examples=0)
     html = out.read_text()
     assert '<section id="qc"><h2>Genome QC</h2>' in html
     assert "the gate admitted 2 to language-model pretraining" in html and "ref, near" in html
@@ -513,5 +510,5 @@ def test_report_qc_section(qc_run: Path, tmp_path: Path) -> None:
 
 def test_report_without_qc_says_so(tmp_path: Path) -> None:
     out = tmp_path / "report.html"
-    write_report(str(out), inputs=[], splits=[], histories=[], model_infos=[], comparisons=[], predictions=[])
+    write_report(str(out), [], n_examples=0, interpret_examples=0)
     assert "Genome QC was not run" in out.read_text()

@@ -1,4 +1,4 @@
-"""Tests for dnalm.report: the self-contained HTML report."""
+"""Tests for dnalm.report: the self-contained HTML report, built from a hand-made report manifest."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from dnalm.report import write_report
+from dnalm.report.sections import SECTIONS, examples
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "col", "source", "wbr"}
 HISTORY_HEADER = (
@@ -125,57 +126,60 @@ def _predictions(path: Path, order: list[int]) -> str:
     return str(path)
 
 
-def _make_inputs(root: Path) -> dict[str, list[str]]:
-    """Inputs for task polya (three models, one a baseline) and task promoters (splits only), one pretrained LM."""
+def _make_manifest(root: Path) -> list[dict]:
+    """Records for task polya (three models, one a baseline) and task promoters (splits only), one pretrained LM."""
     res, out = root / "resources" / "yeast", root / "results"
-    inputs = [
-        _info(
-            res / "genome.json",
-            kind="genome",
-            md5="b" * 32,
-            md5_expected="B" * 32,
-            sequences=17,
-            length=12157105,
-            source="https://example.org/R64<b>.fa.gz",
-        ),
-        _info(res / "annotation.json", kind="annotation", features=6600),
-        _info(res / "tracks" / "polya_plus.json", kind="track", md5="c" * 32, md5_expected="d" * 32, chroms=17),
+    genome = _info(res / "genome.json", kind="genome", md5="b" * 32, md5_expected="B" * 32, sequences=17,
+                   length=12157105, source="https://example.org/R64<b>.fa.gz")
+    records = [
+        {"kind": "input", "species": "yeast", "input": "genome", "path": genome},
+        {"kind": "input", "species": "yeast", "input": "annotation",
+         "path": _info(res / "annotation.json", kind="annotation", features=6600)},
+        {"kind": "input", "species": "yeast", "input": "track", "track": "polya_plus",
+         "path": _info(res / "tracks" / "polya_plus.json", kind="track", md5="c" * 32, md5_expected="d" * 32,
+                       chroms=17)},
     ]
+    lm = out / "pretrain" / "fungal_lm"
+    records += [{"kind": "pretrain_summary", "lm": "fungal_lm",
+                 "path": _write(lm / "pretrain.json", json.dumps(PRETRAIN_SUMMARY))},
+                {"kind": "pretrain_history", "lm": "fungal_lm", "path": _write(lm / "history.tsv", PRETRAIN_HISTORY)}]
     counts = "species\tsplit\tsites\tdropped_n\tdropped_subsample\twindows\n"
-    splits = [
-        _write(
-            out / "splits" / "polya" / "counts.tsv",
-            counts + "yeast\ttrain\t900\t3\t0\t897\nyeast\tval\t60\t0\t0\t60\n" "yeast\ttest\t120\t0\t0\t120\n",
-        ),
-        _write(out / "splits" / "promoters" / "counts.tsv", counts + "ecoli\ttrain\t50\t0\t0\t50\n"),
-    ]
+    polya = {"task": "polya", "task_type": "profile"}
+    records.append({"kind": "split_counts", **polya, "path": _write(
+        out / "splits" / "polya" / "counts.tsv",
+        counts + "yeast\ttrain\t900\t3\t0\t897\nyeast\tval\t60\t0\t0\t60\nyeast\ttest\t120\t0\t0\t120\n")})
+    records.append({"kind": "comparison", **polya,
+                    "path": _write(out / "eval" / "polya" / "comparison.tsv", COMPARISON)})
     curves = {"bpnet": [(1, 5.0, 4.0), (2, 3.0, 2.5), (3, 2.0, 2.7)], "lm_lora": [(1, 4.0, 3.5), (2, 3.0, 3.1)]}
-    histories, infos = [], []
-    for model in ("bpnet", "lm_lora", "baseline"):
-        rows = "".join(f"{e}\t{t}\t{v}\t0\t0\t0\t0.001\t1\t0\t\t\n" for e, t, v in curves.get(model, []))
-        histories.append(_write(out / "models" / "polya" / model / "history.tsv", HISTORY_HEADER + rows))
-        info = {"arch": "bpnet", "total_params": 90_000_000, "trainable_params": 2_400_000, "best_epoch": 2}
-        infos.append(_write(out / "models" / "polya" / model / "model.json", json.dumps(info)))
     orders = {"bpnet": list(range(6)), "lm_lora": [5, 4, 3, 2, 1, 0], "baseline": list(range(6))}
-    return {
-        "inputs": inputs,
-        "splits": splits,
-        "histories": histories,
-        "model_infos": infos,
-        "comparisons": [_write(out / "eval" / "polya" / "comparison.tsv", COMPARISON)],
-        "predictions": [_predictions(out / "eval" / "polya" / m / "predictions.h5", o) for m, o in orders.items()],
-        "pretrain_histories": [_write(out / "pretrain" / "fungal_lm" / "history.tsv", PRETRAIN_HISTORY)],
-        "pretrain_summaries": [_write(out / "pretrain" / "fungal_lm" / "pretrain.json", json.dumps(PRETRAIN_SUMMARY))],
-        "counterfactuals": [
-            _write(out / "eval" / "polya" / m / "counterfactual.tsv", text) for m, text in COUNTERFACTUALS.items()
-        ],
-    }
+    info = {"arch": "bpnet", "total_params": 90_000_000, "trainable_params": 2_400_000, "best_epoch": 2}
+    for model, order in orders.items():
+        rows = "".join(f"{e}\t{t}\t{v}\t0\t0\t0\t0.001\t1\t0\t\t\n" for e, t, v in curves.get(model, []))
+        folder = out / "models" / "polya" / model
+        records += [
+            {"kind": "model_info", **polya, "model": model, "path": _write(folder / "model.json", json.dumps(info))},
+            {"kind": "history", **polya, "model": model, "path": _write(folder / "history.tsv", HISTORY_HEADER + rows)},
+            {"kind": "prediction", **polya, "model": model,
+             "path": _predictions(out / "eval" / "polya" / model / "predictions.h5", order)},
+        ]
+    records += [{"kind": "counterfactual", **polya, "model": m,
+                 "path": _write(out / "eval" / "polya" / m / "counterfactual.tsv", text)}
+                for m, text in COUNTERFACTUALS.items()]
+    promoters = _write(out / "splits" / "promoters" / "counts.tsv", counts + "ecoli\ttrain\t50\t0\t0\t50\n")
+    records.append({"kind": "split_counts", "task": "promoters", "task_type": "tracks", "path": promoters})
+    return records
 
 
 @pytest.fixture
-def report_inputs(tmp_path: Path) -> dict[str, list[str]]:
-    """Fresh inputs a test may change."""
-    return _make_inputs(tmp_path)
+def manifest(tmp_path: Path) -> list[dict]:
+    """Fresh records (and files) a test may change."""
+    return _make_manifest(tmp_path)
+
+
+def _render(out: Path, records: list[dict], n_examples: int = 0) -> str:
+    """Write the report of `records` and return its text."""
+    write_report(str(out), records, n_examples=n_examples, interpret_examples=3)
+    return out.read_text(encoding="utf-8")
 
 
 def _parse_html(text: str) -> PageParser:
@@ -197,8 +201,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """The report rendered once for the module (rendering takes seconds): its root directory and text."""
     root = tmp_path_factory.mktemp("report")
     out = root / "results" / "report.html"
-    write_report(str(out), n_examples=2, **_make_inputs(root))
-    return root, out.read_text(encoding="utf-8")
+    return root, _render(out, _make_manifest(root), n_examples=2)
 
 
 @pytest.fixture
@@ -217,9 +220,9 @@ def test_page_is_well_formed_and_self_contained(page: tuple[str, PageParser], re
     assert sorted(p.name for p in (rendered[0] / "results").iterdir()) == [
         "eval", "models", "pretrain", "report.html", "splits"
     ]
-    order = ["qc", "splits", "pretrain", "training", "metrics", "counterfactual", "examples"]
-    positions = [text.index(f'<section id="{s}"><h2>') for s in order]
-    assert positions == sorted(positions)
+    positions = [text.index(f'<section id="{s}"><h2>') for s in SECTIONS]
+    assert positions == sorted(positions) and SECTIONS[:3] == ("inputs", "qc", "splits")
+    assert text.count("<h2>") == len(SECTIONS) + 1  # the contents, then one per registered section
 
 
 def test_inputs_table_flags_md5_and_escapes(page: tuple[str, PageParser]) -> None:
@@ -260,10 +263,7 @@ def test_examples_pick_typical_windows(page: tuple[str, PageParser]) -> None:
 
 
 def test_empty_report_says_so(tmp_path: Path) -> None:
-    out = tmp_path / "report.html"
-    empty: dict[str, list[str]] = {k: [] for k in ("inputs", "splits", "histories", "model_infos", "comparisons")}
-    write_report(str(out), predictions=[], **empty)
-    text = out.read_text()
+    text = _render(tmp_path / "report.html", [])
     assert "No input files were downloaded." in text and text.count("No tasks were run") == 4
     assert "No language model was pretrained by this workflow" in text
     assert "No species-token counterfactual was computed." in text
@@ -282,10 +282,9 @@ def test_pretrain_section(page: tuple[str, PageParser]) -> None:
     assert text.index('id="pretrain"') < text.index('<section id="training">')
 
 
-def test_pretrain_section_without_history(tmp_path: Path, report_inputs: dict[str, list[str]]) -> None:
-    out = tmp_path / "report.html"
-    write_report(str(out), n_examples=0, **{**report_inputs, "pretrain_histories": []})
-    section = _section(out.read_text(), "pretrain")
+def test_pretrain_section_without_history(tmp_path: Path, manifest: list[dict]) -> None:
+    records = [r for r in manifest if r["kind"] != "pretrain_history"]
+    section = _section(_render(tmp_path / "report.html", records), "pretrain")
     assert "No pretraining history for fungal_lm." in section and "<img" not in section
     assert _parse_html(section).row("fungal_lm")[7][0] == "1,234,567"
 
@@ -306,18 +305,51 @@ def test_counterfactual_section(page: tuple[str, PageParser]) -> None:
     assert "No counterfactual for task promoters." in section
 
 
-def test_missing_input_is_named(tmp_path: Path, report_inputs: dict[str, list[str]]) -> None:
-    gone = Path(report_inputs["histories"][0])
-    gone.unlink()
+def test_missing_input_is_named(tmp_path: Path, manifest: list[dict]) -> None:
+    Path(next(r["path"] for r in manifest if r["kind"] == "history")).unlink()
     with pytest.raises(FileNotFoundError, match="polya/bpnet/history.tsv"):
-        write_report(str(tmp_path / "report.html"), **report_inputs)
+        _render(tmp_path / "report.html", manifest)
     assert not (tmp_path / "report.html").exists()
 
 
-def test_bad_path_layout_is_rejected(tmp_path: Path, report_inputs: dict[str, list[str]]) -> None:
-    report_inputs["comparisons"] = [_write(tmp_path / "comparison.tsv", COMPARISON)]
-    with pytest.raises(ValueError, match="results/eval/{task}/comparison.tsv"):
-        write_report(str(tmp_path / "report.html"), **report_inputs)
+@pytest.mark.parametrize(("change", "message"), [
+    ({"kind": "comparisons"}, "unknown kind 'comparisons'"),
+    ({"task": None}, "comparison record .* lacks task"),
+    ({"path": None}, "comparison record .* lacks path"),
+])
+def test_malformed_record_is_rejected(tmp_path: Path, manifest: list[dict], change: dict, message: str) -> None:
+    index = next(i for i, r in enumerate(manifest) if r["kind"] == "comparison")
+    manifest[index] = {k: v for k, v in {**manifest[index], **change}.items() if v is not None}
+    with pytest.raises(ValueError, match=message):
+        _render(tmp_path / "report.html", manifest)
+
+
+def test_duplicate_record_is_rejected(tmp_path: Path, manifest: list[dict]) -> None:
+    comparison = next(r for r in manifest if r["kind"] == "comparison")
+    copy = _write(tmp_path / "elsewhere.tsv", COMPARISON)
+    with pytest.raises(ValueError, match="two comparison records for .*'task': 'polya'.*elsewhere.tsv"):
+        _render(tmp_path / "report.html", [*manifest, {**comparison, "path": copy}])
+
+
+def test_names_come_from_records_not_paths(tmp_path: Path, manifest: list[dict]) -> None:
+    # a comparison table anywhere, named by its record: the report never parses a path
+    flat = _write(tmp_path / "flat" / "any_name.tsv", COMPARISON)
+    records = [{**r, "path": flat} if r["kind"] == "comparison" else r for r in manifest]
+    metrics = _parse_html(_section(_render(tmp_path / "report.html", records), "metrics"))
+    assert metrics.row("lm_lora", "0.809")[1] == ("0.809 ± 0.010", True)
+
+
+def test_examples_dispatch_on_task_type(tmp_path: Path, manifest: list[dict], monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[tuple[int, int]] = []
+    monkeypatch.setitem(examples.DRAWERS, "toy", lambda ax, obs, pred: drawn.append((len(obs), len(pred))))
+    records = [{**r, "task_type": "toy"} if r["kind"] == "prediction" else r for r in manifest]
+    section = _section(_render(tmp_path / "report.html", records, n_examples=1), "examples")
+    assert drawn == [(50, 50)] * 6  # one window: 3 models x 2 channels, each through the toy type's function
+    assert section.count("<img") == 1
+    unknown = [{**r, "task_type": "seq2seq"} if r["kind"] == "prediction" else r for r in manifest]
+    with pytest.raises(ValueError, match="task polya: the report cannot draw .* task type 'seq2seq'; known: profile"):
+        _render(tmp_path / "report.html", unknown, n_examples=1)
+    assert set(examples.DRAWERS) >= {"profile", "tracks"}
 
 
 SWEEP = """model\tlm.lora.dropout\ttrain.lr\tn_seeds\tval_loss\tval_loss_sd\tpearson_median\tpearson_median_sd\tauroc\tauroc_sd\tbest
@@ -328,11 +360,11 @@ m~dropout0.5~lr0.01\t0.5\t0.01\t3\t2.7\t0.1\t0.57\t0.02\t0.89\t0.01\tFalse
 """
 
 
-def test_sweep_section(tmp_path: Path, report_inputs: dict[str, list[str]]) -> None:
+def test_sweep_section(tmp_path: Path, manifest: list[dict]) -> None:
     out = tmp_path / "report.html"
     sweep = _write(tmp_path / "results" / "eval" / "polya" / "sweeps" / "m.tsv", SWEEP)
-    write_report(str(out), n_examples=0, **report_inputs, sweeps=[sweep])
-    section = _section(out.read_text(), "sweeps")
+    record = {"kind": "sweep", "task": "polya", "task_type": "profile", "model": "m", "path": sweep}
+    section = _section(_render(out, [*manifest, record]), "sweeps")
     assert "Best point (lowest mean validation loss): m~dropout0.5~lr0.001." in section
     assert section.count("<img") == 1  # metrics against each swept key, one figure
     row = _parse_html(section).row("m~dropout0.5~lr0.001")
@@ -340,5 +372,4 @@ def test_sweep_section(tmp_path: Path, report_inputs: dict[str, list[str]]) -> N
     assert all(bold for _, bold in row)  # the best point is bold
     assert not any(bold for _, bold in _parse_html(section).row("m~dropout0.1~lr0.01"))
 
-    write_report(str(out), n_examples=0, **report_inputs)
-    assert "No model has a sweep" in _section(out.read_text(), "sweeps")
+    assert "No model has a sweep" in _section(_render(out, manifest), "sweeps")

@@ -4,7 +4,7 @@ from dnalm.jobs import start
 
 start(snakemake)
 
-from dnalm.interpret import attribute_windows
+from dnalm.attribution import attribute_windows
 from dnalm.store import WindowStore
 
 attribute_windows(

@@ -43,12 +43,17 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import time
 import warnings
+from pathlib import Path
 
 import numba
 import numpy as np
 import torch
 from torch import nn
+
+from dnalm.device import pick_device
+from dnalm.store import WindowStore
 
 log = logging.getLogger(__name__)
 
@@ -239,13 +244,13 @@ def _relu_rescale(zx, zr, out, m):  # pragma: no cover (compiled)
         w, k = row // n_refs, row % n_refs
         for f in range(size):
             a, r = zx[w, f], zr[w, k, f]
-            o = r if r > zero else zero
+            o = max(zero, r)
             out[w, k, f] = o
             d = a - r
             if abs(d) < eps:
                 m[w, k, f] = one if a > zero else zero
             else:
-                m[w, k, f] = ((a if a > zero else zero) - o) / d
+                m[w, k, f] = ((max(zero, a)) - o) / d
 
 
 def _local_gradient(module: nn.Module, z: torch.Tensor) -> torch.Tensor:
@@ -438,8 +443,6 @@ def attribute(model: nn.Module, onehot: np.ndarray, *, output: str = "count", n_
     Returns:
         (attributions (N, 4, L) = hypothetical × one-hot, hypothetical contributions (N, 4, L)), float32.
     """
-    from dnalm.device import pick_device
-
     x_all = _check_args(onehot, output, method, n_shuffles)
     method = resolve_method(model, method)
     steps = int(kw.pop("steps", 20))
@@ -513,8 +516,6 @@ def completeness_gap(model: nn.Module, onehot: np.ndarray, attributions: np.ndar
     Zero for exact DeepLIFT on a model whose every activation has a rule; for integrated gradients it shrinks with
     the number of steps. `references` are the ones `attribute` used (`make_references(onehot, n_shuffles, seed)`).
     """
-    from dnalm.device import pick_device
-
     device = pick_device(device)
     x = torch.as_tensor(np.asarray(onehot, dtype=np.float32))
     refs = torch.as_tensor(np.asarray(references, dtype=np.float32))
@@ -523,3 +524,56 @@ def completeness_gap(model: nn.Module, onehot: np.ndarray, attributions: np.ndar
     delta = (fx[:, None] - fr).cpu().double()
     total = torch.as_tensor(np.asarray(attributions, dtype=np.float64)).sum((1, 2))
     return ((total - delta.mean(1)).abs() / delta.abs().mean(1).clamp_min(1e-8)).numpy()
+
+
+# ----------------------------------------------------------------------------------------------------- the rule
+def select_windows(n_total: int, n: int, seed: int) -> np.ndarray:
+    """Rows of the test windows to interpret: all when there are at most n, else a seeded sample (sorted)."""
+    if n >= n_total:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng(seed).choice(n_total, size=n, replace=False))
+
+
+def save_npz_atomic(path: str | Path, **arrays: np.ndarray) -> None:
+    """np.savez_compressed to a temp file, then rename (no half-written file at `path`)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+
+
+def attribute_windows(checkpoint: str, store: WindowStore, out_npz: str, *, n_windows: int, outputs: list[str],
+                      n_shuffles: int, seed: int, ig_steps: int = 20, threads: int = 1, batch_size: int = 32,
+                      device: str | None = None) -> dict:
+    """DeepLIFT/SHAP attributions of test windows for each model output, saved with their one-hot sequences.
+
+    Writes `onehot` (N, 4, L) float32, `window_ids` (N,), and per output `<output>_attr` (attributions) and
+    `<output>_hyp` (hypothetical contributions), both (N, 4, L).
+
+    `ig_steps` is the number of integrated-gradient steps of language models (DeepLIFT models ignore it).
+
+    Returns:
+        A summary (windows, seconds per output).
+    """
+    from dnalm.predict import load_model
+
+    torch.set_num_threads(max(int(threads), 1))
+    dev = pick_device(device)
+    model, info = load_model(checkpoint, dev)
+    rows = select_windows(len(store), n_windows, seed)
+    onehot, _ = store.batch(rows)
+    arrays = {"onehot": onehot, "window_ids": np.asarray(store.meta["ids"], dtype=str)[rows]}
+    seconds = {}
+    for output in outputs:
+        start = time.perf_counter()
+        attr, hyp = attribute(model, onehot, output=output, n_shuffles=n_shuffles, seed=seed,
+                              batch_size=batch_size, device=dev, steps=ig_steps)
+        seconds[output] = time.perf_counter() - start
+        log.info("%s: %d windows attributed in %.1f s", output, len(rows), seconds[output])
+        arrays[f"{output}_attr"] = np.asarray(attr, dtype=np.float32)
+        arrays[f"{output}_hyp"] = np.asarray(hyp, dtype=np.float32)
+    save_npz_atomic(out_npz, **arrays)
+    return {"windows": len(rows), "arch": info.get("arch"), "seconds": seconds}
+
+
+# ----------------------------------------------------------------------------------------------------------- modisco

@@ -12,11 +12,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
-import torch
 
 from dnalm.io import write_tsv
 from dnalm.motifs import ALPHABET, bh_qvalues, read_motif_files
-from dnalm.store import WindowStore
 
 log = logging.getLogger(__name__)
 
@@ -26,60 +24,6 @@ MOTIF_COLUMNS = ["output", "pattern", "sign", "n_seqlets", "consensus", "best_ma
 
 
 # ------------------------------------------------------------------------------------------------------ attributions
-
-
-def select_windows(n_total: int, n: int, seed: int) -> np.ndarray:
-    """Rows of the test windows to interpret: all when there are at most n, else a seeded sample (sorted)."""
-    if n >= n_total:
-        return np.arange(n_total)
-    return np.sort(np.random.default_rng(seed).choice(n_total, size=n, replace=False))
-
-
-def save_npz_atomic(path: str | Path, **arrays: np.ndarray) -> None:
-    """np.savez_compressed to a temp file, then rename (no half-written file at `path`)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
-
-
-def attribute_windows(checkpoint: str, store: WindowStore, out_npz: str, *, n_windows: int, outputs: list[str],
-                      n_shuffles: int, seed: int, ig_steps: int = 20, threads: int = 1, batch_size: int = 32,
-                      device: str | None = None) -> dict:
-    """DeepLIFT/SHAP attributions of test windows for each model output, saved with their one-hot sequences.
-
-    Writes `onehot` (N, 4, L) float32, `window_ids` (N,), and per output `<output>_attr` (attributions) and
-    `<output>_hyp` (hypothetical contributions), both (N, 4, L).
-
-    `ig_steps` is the number of integrated-gradient steps of language models (DeepLIFT models ignore it).
-
-    Returns:
-        A summary (windows, seconds per output).
-    """
-    from dnalm.attribution import attribute
-    from dnalm.device import pick_device
-    from dnalm.predict import load_model
-
-    torch.set_num_threads(max(int(threads), 1))
-    dev = pick_device(device)
-    model, info = load_model(checkpoint, dev)
-    rows = select_windows(len(store), n_windows, seed)
-    onehot, _ = store.batch(rows)
-    arrays = {"onehot": onehot, "window_ids": np.asarray(store.meta["ids"], dtype=str)[rows]}
-    seconds = {}
-    for output in outputs:
-        start = time.perf_counter()
-        attr, hyp = attribute(model, onehot, output=output, n_shuffles=n_shuffles, seed=seed,
-                              batch_size=batch_size, device=dev, steps=ig_steps)
-        seconds[output] = time.perf_counter() - start
-        log.info("%s: %d windows attributed in %.1f s", output, len(rows), seconds[output])
-        arrays[f"{output}_attr"] = np.asarray(attr, dtype=np.float32)
-        arrays[f"{output}_hyp"] = np.asarray(hyp, dtype=np.float32)
-    save_npz_atomic(out_npz, **arrays)
-    return {"windows": len(rows), "arch": info.get("arch"), "seconds": seconds}
-
-
-# ----------------------------------------------------------------------------------------------------------- modisco
 
 
 def _crop(length: int, window: int | None) -> slice:

@@ -22,14 +22,12 @@ class TaskType:
             (rule tile_windows); the file is results/windows/<task>/<windows>.tsv.
         metrics: Columns of comparison.tsv after the run columns (mean ± sd over seeds).
         extra_metrics: Prefixes of further per-run metric keys kept after `n_windows` (per-track metrics).
-        examples: How the report's example section draws this type's test windows (`dnalm.report`).
     """
 
     name: str = ""
     windows: str = "candidates"
     metrics: tuple[str, ...] = COMPARISON_METRICS
     extra_metrics: tuple[str, ...] = ()
-    examples: str = ""
 
     # ------------------------------------------------------------------------------------------------ config side
     def check(self, task: str, spec: dict, cfg: dict) -> None:

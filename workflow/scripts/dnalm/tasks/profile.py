@@ -58,7 +58,6 @@ class ProfileTask(TaskType):
 
     name = "profile"
     windows = "candidates"
-    examples = "profile"
 
     def check(self, task: str, spec: dict, cfg: dict) -> None:
         """The site target exists."""

@@ -87,7 +87,6 @@ class TracksTask(TaskType):
     windows = "tiles"
     extra_metrics = ("pearson_median_transformed", "pearson_mean_transformed", "track_pearson",
                      "window_pearson_median")
-    examples = "tracks"
 
     def check(self, task: str, spec: dict, cfg: dict) -> None:
         """Window length and flank are whole bins; no extra train species (their windows are made around sites)."""

@@ -1,0 +1,173 @@
+"""Section interpretation: known-motif matches side by side across models, TF-MoDISco patterns as sequence logos (CWM
+and PWM, both strands) and attribution logos over example windows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
+from matplotlib.figure import Figure
+
+from dnalm.interpret import MOTIF_COLUMNS, Pattern, read_patterns
+from dnalm.report import html
+from dnalm.report.manifest import Manifest
+
+TITLE = "Interpretation: motifs"
+MAX_PATTERNS = 8  # per output and model: logos of the patterns with most seqlets
+TRACK_WIDTH = 80  # bases of an example window drawn as an attribution logo
+HEADER = ["output", "pattern", "sign", "seqlets", "consensus", "best match", "q-value", "CWM / PWM logos"]
+INTRO = ("Attributions (DeepLIFT/SHAP against dinucleotide-shuffled references; integrated gradients for language "
+         "models) of test windows, clustered into patterns by TF-MoDISco, and each pattern's best TOMTOM match among "
+         "the known motifs (interpret.motifs). Sign +: bases that raise the output, −: bases that lower it. q-values "
+         "in green are below interpret.q_threshold. CWM: contribution weights of the pattern; PWM: information "
+         "content of its seqlets' bases.")
+EXAMPLES = ("The test windows with the strongest count attributions; each row one model and output, letters scaled "
+            "by the attribution of the base present (positive up, negative down).")
+
+
+def _logo(ax: Any, matrix: np.ndarray, title: str, ylabel: str) -> None:
+    """A sequence logo of an (L, 4) matrix (rows A, C, G, T) on `ax`."""
+    import logomaker
+
+    logomaker.Logo(pd.DataFrame(np.asarray(matrix, dtype=float), columns=list("ACGT")), ax=ax, show_spines=False)
+    ax.set_title(title, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=7)
+    ax.tick_params(labelsize=6)
+
+
+def _information(ppm: np.ndarray) -> np.ndarray:
+    """Bits per base of a probability matrix: p × (2 − entropy)."""
+    p = np.clip(ppm, 1e-6, 1)
+    p = p / p.sum(axis=1, keepdims=True)
+    return p * (2 + (p * np.log2(p)).sum(axis=1, keepdims=True))
+
+
+def pattern_figure(pattern: Pattern) -> Markup:
+    """CWM and PWM (information content) of the trimmed pattern, forward and reverse complement."""
+    keep = pattern.trimmed()
+    cwm, pwm = pattern.cwm[keep], _information(pattern.ppm[keep])
+    fig = Figure(figsize=(7.2, 2.6), layout="constrained")
+    axes = fig.subplots(2, 2)
+    for r, (matrix, name, unit) in enumerate(((cwm, "CWM", "contribution"), (pwm, "PWM", "bits"))):
+        _logo(axes[r, 0], matrix, f"{name}, forward", unit)
+        _logo(axes[r, 1], matrix[::-1, ::-1], f"{name}, reverse complement", unit)
+    for ax in axes[1]:
+        ax.set_ylim(0, 2)
+    return html.figure(fig, f"{pattern.output} {pattern.name} ({pattern.n_seqlets} seqlets)")
+
+
+def _q_cell(q: Any, significant: bool) -> html.Html:
+    """A q-value, green when significant."""
+    if pd.isna(q):
+        return "–"
+    text = f"{float(q):.2g}"
+    return html.span(text, "ok") if significant else text
+
+
+def summary_table(tables: dict[str, pd.DataFrame]) -> Markup:
+    """Known motif × model: the best q-value of any pattern whose best match it is, with that pattern."""
+    found = sorted({m for t in tables.values() for m in t.loc[t["significant"], "best_match"]})
+    if not found:
+        return html.note("No pattern of any model matches a known motif significantly.")
+    rows = []
+    for motif in found:
+        row: list[html.Html] = [motif]
+        for hits in (t[(t["best_match"] == motif) & t["significant"]].sort_values("q_value") for t in tables.values()):
+            if hits.empty:
+                row.append(html.span("not found", "muted"))
+                continue
+            h = hits.iloc[0]
+            where = f" ({h['output']} {h['pattern']}, {html.fmt_int(h['n_seqlets'])} seqlets, strand {h['strand']})"
+            row.append(html.join([_q_cell(h["q_value"], True), where]))
+        rows.append(row)
+    return html.table(["known motif", *tables], rows)
+
+
+def _pattern_rows(motifs: pd.DataFrame, patterns: dict[tuple[str, str], Pattern]) -> list[list[html.Html]]:
+    """Table rows of the patterns (most seqlets first per output), each with its logos."""
+    rows = []
+    for output, group in motifs.groupby("output", sort=False):
+        for r in group.head(MAX_PATTERNS).itertuples():
+            pattern = patterns.get((output, r.pattern))
+            match = f"{r.best_match} (p {float(r.p_value):.2g}, offset {r.offset}, strand {r.strand})"
+            logos = "" if pattern is None else pattern_figure(pattern)
+            rows.append([str(output), str(r.pattern), str(r.sign), html.fmt_int(r.n_seqlets), html.code(r.consensus),
+                         match, _q_cell(r.q_value, bool(r.significant)), logos])
+    return rows
+
+
+def _model_block(manifest: Manifest, task: str, model: str, motifs: pd.DataFrame) -> Markup:
+    """Patterns, matches and logos of one model."""
+    if motifs.empty:
+        text = "TF-MoDISco found no patterns (too few seqlets pass its threshold)."
+        return html.join([html.heading(model), html.note(text)])
+
+    patterns = {(p.output, p.name): p for r in manifest.find("modisco", task=task, model=model)
+                for p in read_patterns(r["path"], r["output"])}
+    text = f"{len(motifs)} pattern(s); the {MAX_PATTERNS} with most seqlets per output are drawn."
+    patterns_table = html.table(HEADER, _pattern_rows(motifs, patterns), numeric=[3])
+    return html.join([html.heading(model), html.note(text, "meta"), patterns_table])
+
+
+def _example_windows(npz: dict[str, Any], n: int) -> list[str]:
+    """Window ids present for every model, strongest total |count attribution| (first model) first."""
+    first = next(iter(npz.values()))
+    shared = set(first["window_ids"])
+    for data in npz.values():
+        shared &= set(data["window_ids"])
+    key = "count_attr" if "count_attr" in first else "profile_attr"
+    strength = np.abs(first[key]).sum(axis=(1, 2))
+    order = [i for i in np.argsort(-strength, kind="stable") if first["window_ids"][i] in shared]
+    return [str(first["window_ids"][i]) for i in order[:n]]
+
+
+def attribution_figure(window: str, npz: dict[str, Any]) -> Markup:
+    """Attribution logos of one window: a row per model and output, around the strongest attribution."""
+    panels = [(m, k[:-5], d) for m, d in npz.items() for k in d.files if k.endswith("_attr")]
+    fig = Figure(figsize=(10, 1.3 * len(panels) + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(panels), 1))
+    first = next(iter(npz.values()))
+    row = int(np.flatnonzero(first["window_ids"] == window)[0])
+    key = "count_attr" if "count_attr" in first.files else "profile_attr"
+    centre = int(np.abs(first[key][row]).sum(axis=0).argmax())
+    length = first[key].shape[2]
+    start = int(np.clip(centre - TRACK_WIDTH // 2, 0, max(length - TRACK_WIDTH, 0)))
+    for ax, (model, output, data) in zip(axes, panels, strict=True):
+        i = int(np.flatnonzero(data["window_ids"] == window)[0])
+        _logo(ax, data[f"{output}_attr"][i][:, start:start + TRACK_WIDTH].T, f"{model}: {output}", "attribution")
+        ticks = ax.get_xticks()
+        ax.set_xticks(ticks[(ticks >= 0) & (ticks < TRACK_WIDTH)])
+        ax.set_xticklabels([str(int(t) + start) for t in ax.get_xticks()])
+    axes[-1].set_xlabel("position in window", fontsize=8)
+    return html.figure(fig, f"Window {window}: attributions (DeepLIFT/SHAP; integrated gradients for language models) "
+                       f"at bases {start}–{start + TRACK_WIDTH - 1}, around the strongest attribution.")
+
+
+def _task(manifest: Manifest, task: str) -> Markup:
+    """Summary, per-model patterns and example attribution logos of one task."""
+    models = manifest.names("model", ("attributions", "motifs", "modisco"), task=task)
+    motifs = {}
+    for model in models:
+        path = manifest.path("motifs", task=task, model=model)
+        if path is None:
+            raise ValueError(f"interpretation of task {task!r}, model {model!r} has no motifs.tsv")
+        motifs[model] = html.read_tsv(path, MOTIF_COLUMNS)
+        motifs[model]["significant"] = motifs[model]["significant"].astype(str).str.lower() == "true"
+    parts = [html.heading("Known motifs found, side by side"), summary_table(motifs),
+             *(_model_block(manifest, task, m, motifs[m]) for m in models)]
+    npz = {r["model"]: np.load(r["path"]) for r in manifest.find("attributions", task=task)}
+    if npz and manifest.interpret_examples:
+        parts += [html.heading("Attributions over example windows"), html.note(EXAMPLES)]
+        parts += [attribution_figure(w, npz) for w in _example_windows(npz, manifest.interpret_examples)]
+    return html.join(parts)
+
+
+def build(manifest: Manifest) -> Markup:
+    """Known-motif matches and pattern and attribution logos per task and model."""
+    tasks = manifest.names("task", ("attributions", "motifs", "modisco"))
+    if not tasks:
+        return html.note("No model was interpreted (interpret.models is empty).")
+    blocks = html.task_blocks("interpretation", tasks, lambda t: _task(manifest, t))
+    return html.join([html.note(INTRO, "meta"), blocks])
