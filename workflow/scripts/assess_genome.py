@@ -6,7 +6,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-from dnalm.qc import assess_genome  # noqa: E402
+from dnalm.qc.gate import assess_genome  # noqa: E402
 
 inputs = snakemake.input  # noqa: F821
 assess_genome(

@@ -6,7 +6,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-from dnalm.qc import gate_genomes  # noqa: E402
+from dnalm.qc.gate import gate_genomes  # noqa: E402
 
 output = snakemake.output  # noqa: F821
 gate_genomes(
