@@ -257,7 +257,7 @@ def gtf_to_gff3(
         out: Text stream to write to (after the ``##gff-version`` line).
         rename: Maps a seqid to the name written.
         source: The annotation's source, named in errors.
-        workdir: Directory for gffread's input and output (removed afterwards).
+        workdir: Where the temporary directory of gffread's input and output is made (and removed).
         error: The error class to raise.
 
     Returns:
@@ -269,7 +269,7 @@ def gtf_to_gff3(
             _gffread_input(lines, handle, rename, source, error)
         version = run_gffread(gtf, gff3, source, error)
         features = 0
-        for number, fields in feature_lines(numbered_lines(gff3), f"gffread output of {source}", error):
+        for _, fields in feature_lines(numbered_lines(gff3), f"gffread output of {source}", error):
             out.write("\t".join([*fields[:8], prefixed_ids(fields)]) + "\n")
             features += 1
     return features, version
