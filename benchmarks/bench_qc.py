@@ -27,7 +27,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 from dnalm.download import prepare_annotation, prepare_genome  # noqa: E402
-from dnalm.qc import assess_genome, mash_sketch  # noqa: E402
+from dnalm.qc.gate import assess_genome  # noqa: E402
+from dnalm.qc.tools import mash_sketch  # noqa: E402
 
 DEMO = REPO / "resources" / "demo" / "scer"
 

@@ -6,19 +6,15 @@ import http.server
 import json
 import threading
 from collections import Counter
+from pathlib import Path
 
 import pyBigWig
 import pytest
 from pyfaidx import Fasta
 
-import dnalm.download
-
-from dnalm.download import (
-    DownloadError,
-    prepare_annotation,
-    prepare_genome,
-    prepare_track,
-)
+import dnalm.io.bigwig
+from dnalm.download import prepare_annotation, prepare_genome, prepare_track
+from dnalm.io.errors import DownloadError
 
 SEQ_I = "ACGT" * 30 + "AC"  # 122 bp, written 50 a line in the source
 SEQ_M = "TTGCA" * 3  # 15 bp
@@ -30,7 +26,7 @@ FASTA = (
     + "\n"
 )
 FASTA_GZ = gzip.compress(FASTA.encode())
-FAST = dict(retries=3, backoff=0.01, timeout=5.0)
+FAST = {"retries": 3, "backoff": 0.01, "timeout": 5.0}
 
 GTF = """#!genome-build R64-1-1
 IV\tsgd\tgene\t1802\t2953\t.\t+\t.\tgene_id "YDL248W"; gene_name "COS7"; gene_source "sgd"; gene_biotype "protein_coding";
@@ -119,14 +115,14 @@ def test_http_genome_is_decompressed_renamed_indexed_and_described(server, tmp_p
     info = prepare_genome(
         url, **out, md5=md5.upper(), aliases={"chrI": "I", "chrX": "X"}, **FAST
     )
-    assert open(out["fasta"]).read() == expected_fasta()
+    assert Path(out["fasta"]).read_text() == expected_fasta()
     i_offset = len(">I\n")
     m_offset = i_offset + 122 + 3 + len(">chrM\n")
-    assert open(out["fai"]).read().splitlines() == [
+    assert Path(out["fai"]).read_text().splitlines() == [
         f"I\t122\t{i_offset}\t60\t61",
         f"chrM\t15\t{m_offset}\t15\t16",
     ]
-    assert json.load(open(out["info"])) == info
+    assert json.loads(Path(out["info"]).read_text()) == info
     assert info == {
         "kind": "genome",
         "source": url,
@@ -179,7 +175,7 @@ def test_503_is_retried_until_the_file_comes(server, tmp_path):
         server.url("/flaky.fa.gz"), **out, aliases={"chrI": "I"}, **FAST
     )
     assert server.requests["/flaky.fa.gz"] == 3
-    assert open(out["fasta"]).read() == expected_fasta()
+    assert Path(out["fasta"]).read_text() == expected_fasta()
     assert info["md5"] == hashlib.md5(FASTA_GZ).hexdigest()
 
 
@@ -206,7 +202,7 @@ def test_file_url_relative_is_found_in_search_dirs_in_order(tmp_path):
     assert info["source"] == "file://resources/x.fa" and info["gzip"] is False
     (first / "resources" / "x.fa").write_text(">s2\nGG\n")
     prepare_genome("file://resources/x.fa", **out, search_dirs=dirs)
-    assert open(out["fasta"]).read() == ">s2\nGG\n"
+    assert Path(out["fasta"]).read_text() == ">s2\nGG\n"
     with pytest.raises(DownloadError) as err:
         prepare_genome("file://resources/y.fa", **out, search_dirs=dirs)
     assert "file://resources/y.fa" in str(err.value)
@@ -219,7 +215,7 @@ def test_plain_and_absolute_file_paths(tmp_path):
     out = genome_paths(tmp_path / "out")
     info = prepare_genome(str(source), **out, md5=hashlib.md5(FASTA_GZ).hexdigest())
     assert info["resolved"] == str(source) and info["bytes"] == len(FASTA_GZ)
-    assert open(out["fasta"]).read().startswith(">chrI\n" + SEQ_I[:60] + "\n")
+    assert Path(out["fasta"]).read_text().startswith(">chrI\n" + SEQ_I[:60] + "\n")
     info = prepare_genome("file://" + str(source), **out)
     assert info["resolved"] == str(source) and info["md5_expected"] is None
     info = prepare_genome("in.fa.gz", **out, search_dirs=[str(tmp_path)])
@@ -236,7 +232,7 @@ def test_long_sequence_is_rewrapped_at_60_and_indexable(tmp_path):
     )
     out = genome_paths(tmp_path / "out")
     info = prepare_genome(str(source), **out)
-    lines = open(out["fasta"]).read().splitlines()
+    lines = Path(out["fasta"]).read_text().splitlines()
     assert lines[0] == ">chr1" and "".join(lines[1:]) == bases
     assert {len(line) for line in lines[1:-1]} == {60} and len(
         lines[-1]
@@ -346,34 +342,25 @@ def read_gff(path):
 
 
 def test_gtf_is_converted_to_gff3(tmp_path):
+    """gffread's GFF3: the stop codon joins the CDS (GFF3's convention), repeated keys and escapes survive."""
     source = tmp_path / "a.gtf"
     source.write_text(GTF)
     gff = tmp_path / "o.gff3"
-    info = prepare_annotation(
-        str(source), str(gff), str(tmp_path / "o.json"), aliases={"IV": "chrIV"}
-    )
+    info = prepare_annotation(str(source), str(gff), str(tmp_path / "o.json"), aliases={"IV": "chrIV"})
     assert gff.read_text().splitlines()[0] == "##gff-version 3"
     rows = read_gff(gff)
-    assert [(r[0], r[1]) for r in rows] == [
-        ("chrIV", t) for t in ("gene", "transcript", "exon", "CDS", "stop_codon")
-    ]
-    gene, transcript, exon, cds, stop = (r[5] for r in rows)
+    assert [(r[0], r[1]) for r in rows] == [("chrIV", t) for t in ("gene", "transcript", "exon", "CDS")]
+    gene, transcript, exon, cds = (r[5] for r in rows)
     assert gene["ID"] == "gene:YDL248W" and "Parent" not in gene
     assert gene["gene_name"] == "COS7" and gene["gene_biotype"] == "protein_coding"
-    assert (
-        transcript["ID"] == "transcript:YDL248W_mRNA"
-        and transcript["Parent"] == "gene:YDL248W"
-    )
+    assert transcript["ID"] == "transcript:YDL248W_mRNA" and transcript["Parent"] == "gene:YDL248W"
     assert transcript["tag"] == "basic,Ensembl_canonical"
     assert exon["Parent"] == "transcript:YDL248W_mRNA" and "ID" not in exon
     assert exon["exon_id"] == "YDL248W_mRNA-E1" and exon["note"] == "a%3Bb%3Dc"
-    assert cds["Parent"] == stop["Parent"] == "transcript:YDL248W_mRNA"
-    assert cds["protein_id"] == "YDL248W" and rows[3][2:4] == (1802, 2950)
-    assert (
-        info["features"] == 5
-        and info["format"] == "gtf"
-        and info["renamed"] == {"IV": "chrIV"}
-    )
+    assert cds["Parent"] == "transcript:YDL248W_mRNA"
+    assert cds["protein_id"] == "YDL248W" and rows[3][2:4] == (1802, 2953)
+    assert info["features"] == 4 and info["format"] == "gtf" and info["renamed"] == {"IV": "chrIV"}
+    assert info["gffread"] == "0.12.7"
 
 
 def test_gtf_without_parents_gets_them_synthesised(tmp_path):
@@ -382,35 +369,48 @@ def test_gtf_without_parents_gets_them_synthesised(tmp_path):
     gff = tmp_path / "o.gff3"
     info = prepare_annotation(str(source), str(gff), str(tmp_path / "o.json"))
     rows = read_gff(gff)
-    assert [r[1] for r in rows] == [
-        "gene",
-        "transcript",
-        "exon",
-        "CDS",
-        "exon",
-        "transcript",
-        "exon",
-    ]
+    assert [r[1] for r in rows] == ["gene", "transcript", "exon", "exon", "CDS", "transcript", "exon"]
     gene, t1, t2 = rows[0], rows[1], rows[5]
-    assert gene[2:5] == (100, 500, "-") and gene[5]["ID"] == "gene:G1"
-    assert gene[5]["gene_biotype"] == "protein_coding"
-    assert (
-        t1[2:4] == (100, 400)
-        and t1[5]["ID"] == "transcript:T1"
-        and t1[5]["Parent"] == "gene:G1"
-    )
-    assert (
-        t2[2:4] == (350, 500)
-        and t2[5]["ID"] == "transcript:T2"
-        and t2[5]["Parent"] == "gene:G1"
-    )
-    assert [r[5]["Parent"] for r in rows if r[1] in ("exon", "CDS")] == [
-        "transcript:T1",
-        "transcript:T1",
-        "transcript:T1",
-        "transcript:T2",
-    ]
+    assert gene[2:5] == (100, 500, "-") and gene[5] == {"ID": "gene:G1"}
+    assert rows[2][5]["gene_biotype"] == "protein_coding"  # gffread leaves it on the line that has it
+    assert t1[2:4] == (100, 400) and t1[5] == {"ID": "transcript:T1", "Parent": "gene:G1"}
+    assert t2[2:4] == (350, 500) and t2[5] == {"ID": "transcript:T2", "Parent": "gene:G1"}
+    parents = [r[5]["Parent"] for r in rows if r[1] in ("exon", "CDS")]
+    assert parents == ["transcript:T1"] * 3 + ["transcript:T2"]
     assert info["features"] == 7
+
+
+def test_gtf_gene_and_transcript_of_one_name_keep_apart(tmp_path):
+    """gffread alone gives such a transcript the ID of its gene (ID=P;Parent=P); the prefixes keep them apart."""
+    source = tmp_path / "a.gtf"
+    source.write_text(
+        'XII\tsgd\ttranscript\t10\t40\t.\t+\t.\tgene_id "P"; transcript_id "P"; note "50%";\n'
+        'XII\tsgd\texon\t10\t40\t.\t+\t.\tgene_id "P"; transcript_id "P"; label "a b";\n'
+    )
+    gff = tmp_path / "o.gff3"
+    prepare_annotation(str(source), str(gff), str(tmp_path / "o.json"))
+    rows = read_gff(gff)
+    assert [(r[1], r[5].get("ID"), r[5].get("Parent")) for r in rows] == [
+        ("gene", "gene:P", None), ("transcript", "transcript:P", "gene:P"), ("exon", None, "transcript:P")
+    ]
+    assert rows[1][5]["note"] == "50%25" and rows[2][5]["label"] == "a b"  # escaped; unquoted
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('IV\ts\texon\t1\t9\t.\t+\t.\ttranscript_id "T";', "line 2: GTF record without a gene_id"),
+        ('IV\ts\texon\t1\t9\t.\t+\t.\tgene_id "G";', "line 2: GTF exon record without a transcript_id"),
+        ('IV\ts\texon\t1\tnine\t.\t+\t.\tgene_id "G"; transcript_id "T";', "line 2: start and end must be"),
+    ],
+)
+def test_malformed_gtf_line_names_its_number(tmp_path, line, message):
+    source = tmp_path / "a.gtf"
+    source.write_text(f'IV\ts\tgene\t1\t9\t.\t+\t.\tgene_id "G";\n{line}\n')
+    with pytest.raises(DownloadError, match=message) as err:
+        prepare_annotation(str(source), str(tmp_path / "o.gff3"), str(tmp_path / "o.json"))
+    assert str(source) in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gtf"]
 
 
 def make_bigwig(path, chroms):
@@ -422,7 +422,7 @@ def make_bigwig(path, chroms):
 
 
 def test_bigwig_chroms_are_renamed(tmp_path, monkeypatch):
-    monkeypatch.setattr(dnalm.download, "BIGWIG_STEP", 120)  # windows split (100, 150)
+    monkeypatch.setattr(dnalm.io.bigwig, "BIGWIG_STEP", 120)  # windows split (100, 150)
     source = tmp_path / "t.bw"
     make_bigwig(source, ["chrI", "chrII"])
     out, info_path = tmp_path / "o.bw", tmp_path / "o.json"

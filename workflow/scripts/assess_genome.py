@@ -1,20 +1,18 @@
 """Snakemake entry script for rule assess_genome: the QC measures of one genome (results/qc/<species>.json)."""
 
-import logging
-import sys
+from dnalm.jobs import start
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+start(snakemake)
 
-from dnalm.qc import assess_genome
+from dnalm.qc.gate import assess_genome
 
-inputs = snakemake.input  # noqa: F821
+inputs = snakemake.input
 assess_genome(
     fasta=inputs.fasta,
-    out=snakemake.output.qc,  # noqa: F821
+    out=snakemake.output.qc,
     annotation=inputs.get("annotation"),
     sketch=inputs.sketch,
     reference_sketch=inputs.get("reference_sketch"),
     busco=inputs.get("busco"),
-    **snakemake.params.qc,  # noqa: F821
+    **snakemake.params.qc,
 )

@@ -1,12 +1,10 @@
 """Snakemake entry script for rule compare_genomes: the Mash distance matrix of all genomes (mash triangle)."""
 
-import logging
-import sys
+from dnalm.jobs import start
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+start(snakemake)
 
-from dnalm.qc import write_mash_matrix
+from dnalm.qc.tools import write_mash_matrix
 
-sketches = dict(zip(snakemake.params.species, snakemake.input.sketches, strict=True))  # noqa: F821
-write_mash_matrix(sketches, snakemake.output.matrix)  # noqa: F821
+sketches = dict(zip(snakemake.params.species, snakemake.input.sketches, strict=True))
+write_mash_matrix(sketches, snakemake.output.matrix)

@@ -1,27 +1,20 @@
-"""Snakemake entry: fetch one genome, annotation or track and normalise its chromosome names."""
+"""Snakemake entry script for rules download_*: fetch one genome, annotation or track and normalise its chromosome names."""
 
-import sys
+from dnalm.jobs import start
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
+start(snakemake)
 
-import logging
 import os
 
 from dnalm.download import prepare_annotation, prepare_genome, prepare_track
 
-logging.basicConfig(
-    stream=sys.stderr,
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(message)s",
-)
-
-params = snakemake.params  # noqa: F821
-output = snakemake.output  # noqa: F821
-common = dict(
-    md5=params.md5,
-    aliases=dict(params.aliases or {}),
-    search_dirs=[os.getcwd(), str(params.repo)],
-)
+params = snakemake.params
+output = snakemake.output
+common = {
+    "md5": params.md5,
+    "aliases": dict(params.aliases or {}),
+    "search_dirs": [os.getcwd(), str(params.repo)],
+}
 
 if params.kind == "genome":
     prepare_genome(params.source, output.fasta, output.fai, output.info, **common)

@@ -1,19 +1,17 @@
 """Snakemake entry script for rule gate_genomes: QC summary, thresholds applied and the genomes admitted."""
 
-import logging
-import sys
+from dnalm.jobs import start
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+start(snakemake)
 
-from dnalm.qc import gate_genomes
+from dnalm.qc.gate import gate_genomes
 
-output = snakemake.output  # noqa: F821
+output = snakemake.output
 gate_genomes(
-    list(snakemake.input.genomes),  # noqa: F821
+    list(snakemake.input.genomes),
     output.summary,
     output.pretrain,
     output.thresholds,
-    thresholds=snakemake.params.thresholds,  # noqa: F821
-    busco_skipped=snakemake.params.busco_skipped,  # noqa: F821
+    thresholds=snakemake.params.thresholds,
+    busco_skipped=snakemake.params.busco_skipped,
 )

@@ -1,17 +1,15 @@
 """Snakemake entry script for rule run_busco: BUSCO completeness of one genome or proteome, offline."""
 
-import logging
-import sys
+from dnalm.jobs import start
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+start(snakemake)
 
-from dnalm.qc import run_busco
+from dnalm.qc.tools import run_busco
 
 run_busco(
-    snakemake.input.sequences,  # noqa: F821
-    out=snakemake.output.scores,  # noqa: F821
-    workdir=snakemake.params.workdir,  # noqa: F821
-    threads=snakemake.threads,  # noqa: F821
-    **snakemake.params.busco,  # noqa: F821
+    snakemake.input.sequences,
+    out=snakemake.output.scores,
+    workdir=snakemake.params.workdir,
+    threads=snakemake.threads,
+    **snakemake.params.busco,
 )

@@ -1,11 +1,9 @@
 """Snakemake entry script for rule sketch_genome: Mash sketch of one genome."""
 
-import logging
-import sys
+from dnalm.jobs import start
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+start(snakemake)
 
-from dnalm.qc import mash_sketch
+from dnalm.qc.tools import mash_sketch
 
-mash_sketch(snakemake.input.fasta, snakemake.output.sketch, **snakemake.params.mash)  # noqa: F821
+mash_sketch(snakemake.input.fasta, snakemake.output.sketch, **snakemake.params.mash)

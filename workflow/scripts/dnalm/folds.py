@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyfaidx
 
 from dnalm.io import read_fai, write_tsv
+from dnalm.io.fasta import open_fasta
 
 FOLD_COLUMNS = ["chrom", "start", "end", "fold"]
 #: A cut point moves to a chromosome end or gap within this fraction of a fold's length.
@@ -25,7 +25,7 @@ SNAP = 0.04
 def find_gaps(fasta: str | Path, min_gap: int) -> dict[str, list[tuple[int, int]]]:
     """Runs of at least `min_gap` N's (or n's) per chromosome, as 0-based half-open intervals."""
     gaps: dict[str, list[tuple[int, int]]] = {}
-    genome = pyfaidx.Fasta(str(fasta), as_raw=True, sequence_always_upper=True)
+    genome = open_fasta(fasta)
     try:
         for chrom in genome.keys():
             is_n = np.frombuffer(genome[chrom][:].encode("ascii"), dtype=np.uint8) == ord("N")

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import mappy
 import pandas as pd
-import pyfaidx
 
 from dnalm.io import write_tsv
+from dnalm.io.fasta import FastaCache
 from dnalm.splits import SPLITS, renumber_rows
 from dnalm.windows import read_windows
 
@@ -74,26 +74,9 @@ def window_records(windows: pd.DataFrame, fastas: dict[str, str]) -> list[tuple[
             windows[["id", "species", "chrom", "start", "end"]].itertuples(index=False)]
 
 
-class _Reader:
-    """Reads window sequences from FASTAs opened lazily (one handle per FASTA)."""
-
-    def __init__(self) -> None:
-        self.handles: dict[str, pyfaidx.Fasta] = {}
-
-    def seq(self, fasta: str, chrom: str, start: int, end: int) -> str:
-        if fasta not in self.handles:
-            self.handles[fasta] = pyfaidx.Fasta(fasta, as_raw=True, sequence_always_upper=True)
-        return self.handles[fasta][chrom][start:end]
-
-    def close(self) -> None:
-        for handle in self.handles.values():
-            handle.close()
-        self.handles.clear()
-
-
 def write_targets(records: Iterable[tuple[str, str, str, int, int]], path: str | Path) -> int:
     """Write the target windows as a FASTA named by window id; returns the number written."""
-    reader, n = _Reader(), 0
+    reader, n = FastaCache(), 0
     try:
         with open(path, "w") as out:
             for wid, fasta, chrom, start, end in records:
@@ -111,7 +94,7 @@ _WORKER: dict = {}
 def _init_worker(index: str, preset: str, min_identity: float, min_coverage: float) -> None:
     """Load the minimap2 index once per worker process."""
     _WORKER["aligner"] = mappy.Aligner(index, preset=preset)
-    _WORKER["reader"] = _Reader()
+    _WORKER["reader"] = FastaCache()
     _WORKER["min_identity"] = min_identity
     _WORKER["min_coverage"] = min_coverage
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyBigWig
-import pyfaidx
 
 from dnalm.io import read_fai, write_tsv
+from dnalm.io.fasta import open_fasta
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def check_windows(windows: pd.DataFrame, fasta: str | Path, chroms: dict[str, in
     lengths = out["chrom"].map(chroms).to_numpy()
     inside = (out["start"].to_numpy() - flank >= 0) & (out["end"].to_numpy() + flank <= lengths)
     reason = np.where(inside, "", "out_of_bounds").astype(object)
-    genome = pyfaidx.Fasta(str(fasta), as_raw=True, sequence_always_upper=True)
+    genome = open_fasta(fasta)
     for i in np.flatnonzero(inside):
         row = out.iloc[i]
         seq = genome[row["chrom"]][int(row["start"]) - flank : int(row["end"]) + flank]
