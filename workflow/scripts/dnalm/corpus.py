@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyfaidx
 
 from dnalm.io import read_fai
+from dnalm.io.fasta import FastaCache, open_fasta
 from dnalm.store import encode
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def index_windows(genomes: list[dict], split: str, window: int, stride: int) -> 
     """
     parts, names, dropped = [], [], 0
     for g, genome in enumerate(genomes):
-        fasta = pyfaidx.Fasta(genome["fasta"], as_raw=True, sequence_always_upper=True)
+        fasta = open_fasta(genome["fasta"])
         try:
             for chrom in genome.get(f"{split}_chroms") or []:
                 if chrom not in fasta:
@@ -150,21 +150,17 @@ class WindowReader:
     def __init__(self, genomes: list[dict], window: int):
         self.paths = [g["fasta"] for g in genomes]
         self.window = window
-        self.handles: dict[int, pyfaidx.Fasta] = {}
+        self.fastas = FastaCache()
 
     def codes(self, index: WindowIndex, rows: np.ndarray) -> np.ndarray:
         """(len(rows), window) uint8 codes of the given rows of the index."""
         out = np.empty((len(rows), self.window), dtype=np.uint8)
         for i, row in enumerate(rows):
-            g = int(index.genome[row])
-            if g not in self.handles:
-                self.handles[g] = pyfaidx.Fasta(self.paths[g], as_raw=True, sequence_always_upper=True)
             start = int(index.start[row])
             chrom = index.chrom_names[index.chrom[row]]
-            out[i] = encode(self.handles[g][chrom][start : start + self.window])
+            out[i] = encode(self.fastas.seq(self.paths[int(index.genome[row])], chrom, start, start + self.window))
         return out
 
     def close(self) -> None:
-        for handle in self.handles.values():
-            handle.close()
-        self.handles.clear()
+        """Close every FASTA opened so far."""
+        self.fastas.close()

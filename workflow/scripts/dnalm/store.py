@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pyBigWig
-import pyfaidx
 
+from dnalm.io.fasta import FastaCache
 from dnalm.tasks.tracks import bin_signal, transform
 from dnalm.windows import check_track_chroms, read_windows
 
@@ -76,20 +76,22 @@ class _Sources:
 
     def __init__(self, genomes: dict[str, str], tracks: dict[str, dict[str, str]]) -> None:
         self.genomes, self.tracks = genomes, tracks
-        self.open: dict[str, tuple[pyfaidx.Fasta, dict[str, pyBigWig.pyBigWig]]] = {}
+        self.fastas = FastaCache()
+        self.bigwigs: dict[str, dict[str, pyBigWig.pyBigWig]] = {}
 
-    def get(self, species: str) -> tuple[pyfaidx.Fasta, dict[str, pyBigWig.pyBigWig]]:
-        if species not in self.open:
-            self.open[species] = (pyfaidx.Fasta(self.genomes[species], as_raw=True, sequence_always_upper=True),
-                                  {name: pyBigWig.open(path) for name, path in self.tracks[species].items()})
-        return self.open[species]
+    def get(self, species: str) -> tuple:
+        """The species' open genome (pyfaidx) and {track name: open bigWig}."""
+        if species not in self.bigwigs:
+            self.bigwigs[species] = {name: pyBigWig.open(path) for name, path in self.tracks[species].items()}
+        return self.fastas.get(self.genomes[species]), self.bigwigs[species]
 
     def close(self) -> None:
-        for genome, handles in self.open.values():
-            genome.close()
+        """Close every genome and bigWig opened so far."""
+        self.fastas.close()
+        for handles in self.bigwigs.values():
             for handle in handles.values():
                 handle.close()
-        self.open.clear()
+        self.bigwigs.clear()
 
 
 def store_paths(prefix: str | Path) -> dict[str, str]:

@@ -7,9 +7,9 @@ import re
 
 import numpy as np
 import pandas as pd
-import pyfaidx
 
 from dnalm.io import read_fai, write_tsv
+from dnalm.io.fasta import open_fasta
 from dnalm.windows import WINDOW_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def n_drop_reasons(windows: pd.DataFrame, fasta: str, flank: int, max_n_fraction
     """
     reason = np.full(len(windows), "", dtype=object)
     gap = re.compile(f"[^ACGT]{{{gap_length},}}")
-    genome = pyfaidx.Fasta(fasta, as_raw=True, sequence_always_upper=True)
+    genome = open_fasta(fasta)
     try:
         for chrom, rows in windows.groupby("chrom", sort=False).indices.items():
             seq = genome[chrom][:]
