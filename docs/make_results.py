@@ -137,7 +137,7 @@ def motifs_section(run: Path) -> list[str]:
         lines += [f"### Motifs of task {task_dir.name}", "", *known_motif_table(tables), ""]
         for model, rows in tables.items():
             body = [[cell(row.get(c, ""), c) for c in MOTIF_COLUMNS] for row in rows]
-            lines += [f"#### {model}", "", f"`{(task_dir / model / 'motifs.tsv').relative_to(run)}`", "",
+            lines += [f"#### Patterns of {model} on {task_dir.name}", "", f"`{(task_dir / model / 'motifs.tsv').relative_to(run)}`", "",
                       *table(MOTIF_COLUMNS, body), ""]
     return lines
 

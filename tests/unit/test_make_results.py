@@ -77,11 +77,13 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 def _rows(page: str, heading: str) -> list[list[str]]:
-    """Cells of the first table after the heading line `heading`."""
+    """Cells of the first table after the heading line `heading` (header row first, no separator row)."""
     lines = page.splitlines()
     start = lines.index(heading)
     table = []
     for line in lines[start + 1:]:
+        if line.startswith("|---"):
+            continue
         if line.startswith("|"):
             table.append([c.strip() for c in line.strip("|").split(" | ")])
         elif table:
@@ -96,8 +98,8 @@ def test_tables_hold_the_run_values(run_dir: Path, tmp_path: Path) -> None:
 
     comparison = _rows(page, "### Test metrics of task polya")
     assert comparison[0] == ["model", "arch", "n_seeds", "pearson_median", "auroc", "n_windows"]
-    assert comparison[2] == ["bpnet", "bpnet", "1", "0.0512", "0.8071", "872"]
-    assert comparison[3] == ["lm_lora~seed", "lm", "3", "0.0531 ± 0.0042", "0.7813 ± 0.0107", "872"]
+    assert comparison[1] == ["bpnet", "bpnet", "1", "0.0512", "0.8071", "872"]
+    assert comparison[2] == ["lm_lora~seed", "lm", "3", "0.0531 ± 0.0042", "0.7813 ± 0.0107", "872"]
 
     qc = {row[0]: row[1:] for row in _rows(page, "### Genome QC")}
     assert qc["measure"] == ["scer", "calb"]
@@ -105,18 +107,18 @@ def test_tables_hold_the_run_values(run_dir: Path, tmp_path: Path) -> None:
     assert qc["`reasons`"] == ["", "mash_distance 0.329 > 0.25"]
 
     splits = _rows(page, "### Splits of task polya")
-    assert splits[2] == ["scer", "4000", "872", "900", "3992", "872", "898", "10", "8", "0.2"]
+    assert splits[1] == ["scer", "4000", "872", "900", "3992", "872", "898", "10", "8", "0.2"]
 
     pretrain = {row[0]: row[1] for row in _rows(page, "### Pretraining of fungal_lm")}
     assert pretrain["`species`"] == "saccharomyces_cerevisiae, candida_albicans"
     assert pretrain["`final_val_accuracy`"] == "0.3769"
     assert "| scer | saccharomyces_cerevisiae | 14 | 1 |" in page
 
-    bpnet = _rows(page, "#### bpnet")
+    bpnet = _rows(page, "#### Patterns of bpnet on polya")
     assert bpnet[0] == make_results.MOTIF_COLUMNS
-    assert bpnet[2] == ["count", "pos_patterns.pattern_0", "+", "233", "TATATATA", "efficiency_UAUAUA", "0.00812",
+    assert bpnet[1] == ["count", "pos_patterns.pattern_0", "+", "233", "TATATATA", "efficiency_UAUAUA", "0.00812",
                         "+", "True", "positioning_UAUAAA", "0.0142"]
-    assert len(bpnet) == 5
+    assert len(bpnet) == 4
 
 
 def test_known_motif_table_takes_each_models_best_significant_match(run_dir: Path, tmp_path: Path) -> None:
@@ -164,6 +166,6 @@ def test_several_runs_and_a_run_without_results(run_dir: Path, tmp_path: Path) -
     assert page.index("## demo_run") < page.index("## planted")
     assert "config not recorded (pass --config)" in page
     planted_part = page[page.index("## planted"):]
-    assert _rows(planted_part, "#### bpnet")[2][:4] == ["count", "pos_patterns.pattern_0", "+", "343"]
+    assert _rows(planted_part, "#### Patterns of bpnet on synth")[1][:4] == ["count", "pos_patterns.pattern_0", "+", "343"]
     assert "| TATATA | q = 0.006: count pos_patterns.pattern_0 (+, 343 seqlets, strand +) |" in planted_part
     assert make_results.main([str(tmp_path / "nothing"), "--out", str(out)]) == 1
