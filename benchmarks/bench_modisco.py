@@ -1,4 +1,4 @@
-"""TF-MoDISco (modisco-lite) wall time on a model's attributions, per output, with the README's default settings.
+"""TF-MoDISco (modisco-lite) wall time on a model's attributions, per output, with interpret.modisco's defaults.
 
 Usage (from the repository root):
     python benchmarks/bench_modisco.py results/interpret/polya/bpnet/attributions.npz [--repeats 3]

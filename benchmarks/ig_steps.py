@@ -9,7 +9,7 @@ step count:
 - the same per window, after averaging over the references (`dnalm.attribution.completeness_gap`);
 - agreement with the most steps: the median over windows of the Pearson correlation of the hypothetical
   contributions (what modisco clusters) with those at the largest step count.
-`interpret.ig_steps` is the knob; the README's "Interpretation" quotes this for the planted-motif model.
+`interpret.ig_steps` is the knob; benchmarks/RESULTS.md records this for the planted-motif model.
 
 Usage (after the planted-motif example, or any run with a language model):
     .venv/bin/python benchmarks/ig_steps.py results/models/synth/kmer_lm/best.ckpt results/windows/synth/test \\

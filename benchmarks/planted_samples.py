@@ -6,8 +6,8 @@ model on several samples (`--seeds`, the `seed` that picks the windows and their
 (`--windows`), with the example config's modisco settings (the test's), and prints per sample: the planted elements recovered (all outputs;
 the positive count patterns), and every pattern whose best match is a decoy. With `--euclidean` it also matches the same
 patterns the way memelite does by itself (Euclidean distance of the probability columns, which dnalm used before it
-compared columns by correlation) and prints that version's decoy matches. The README's "Interpretation" quotes it
-for the planted-motif LM.
+compared columns by correlation) and prints that version's decoy matches. benchmarks/RESULTS.md records it for the
+planted-motif LM and BPNet.
 
 Usage (in the working directory of config/examples/synthetic_motifs.yaml, after its run):
     .venv/bin/python benchmarks/planted_samples.py results/models/synth/kmer_lm/best.ckpt results/windows/synth/test \\
