@@ -4,7 +4,7 @@ output must be explained by the two elements that scale a site's reads.
 
 The language model is attributed through its multilinear k-mer embedding (integrated gradients, dnalm.attribution):
 the same check at nucleotide resolution for k-mer tokens, on its count output. It has a BPNet-style head; with the
-shallow conv head the validation loss is lowest at epoch 1, before the count head learns (README, "Interpretation").
+shallow conv head the validation loss is lowest at epoch 1, before the count head learns (docs/attributions.md).
 config/examples/synthetic_motifs.yaml runs both. Training is pinned to fp32 so every CPU trains the same weights."""
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def test_count_patterns_are_the_elements_that_scale_the_reads(model: str, reques
 def test_no_pattern_matches_a_decoy(model: str, request: pytest.FixtureRequest) -> None:
     """Any pattern, positive or negative. Before columns were compared by correlation, the LM's small negative
     patterns (A/T noise around one strong base) matched the gapped Abf1 decoy through its N columns in some window
-    samples (README, "Interpretation")."""
+    samples (docs/attributions.md)."""
     table = request.getfixturevalue(model)
     assert not decoys_matched(table), table.to_string()
 

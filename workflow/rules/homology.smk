@@ -1,5 +1,5 @@
 # Splits beyond the chromosome holdout: k-fold genome folds, extra train species, and the homology filter of the
-# task windows and of the pretraining corpus (README "Splits and homology filtering").
+# task windows and of the pretraining corpus (docs/splits.md).
 
 
 rule make_folds:

@@ -1,5 +1,5 @@
 # Genome QC of every configured species and the gate that admits genomes to language-model pretraining.
-# Measures and thresholds: README "Genome QC"; the package: workflow/scripts/dnalm/qc/.
+# Measures and thresholds: docs/genome-qc.md; the package: workflow/scripts/dnalm/qc/.
 
 
 # Downloads need the internet (often missing on compute nodes); the Mash matrix and the gate take seconds.

@@ -179,7 +179,7 @@ def tomtom_matches(patterns: list[Pattern], motifs: dict[str, np.ndarray], *,
         ppms += [m[::-1, ::-1] for m in ppms]
     targets = [correlation_columns(m, 5) for m in ppms]
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="tomtom was given")  # small databases: said in the README
+        warnings.filterwarnings("ignore", message="tomtom was given")  # small databases: docs/attributions.md
         p, scores, offsets, _, strands = tomtom(queries, targets, reverse_complement=False)
     if reverse_complement:
         n = len(motifs)
