@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-from dnalm.attribution import attribute, make_references  # noqa: E402
-from dnalm.models import bpnet  # noqa: E402
+from dnalm.attribution import attribute, make_references
+from dnalm.models import bpnet
 
 
 class CountOutput(torch.nn.Module):

@@ -29,11 +29,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-from dnalm.losses import profile_count_loss  # noqa: E402
-from dnalm.models import build_model  # noqa: E402
-from dnalm.device import as_float, autocast, native_bf16  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-from bench_lm import matmul_samples  # noqa: E402
+from bench_lm import matmul_samples
+from torch.utils.flop_counter import FlopCounterMode
+
+from dnalm.device import as_float, autocast, native_bf16
+from dnalm.losses import profile_count_loss
+from dnalm.models import build_model
 
 
 def ours(precision: str = "fp32") -> tuple[torch.nn.Module, callable]:

@@ -25,10 +25,11 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-from dnalm.checkpoint import load_verified, save_atomic  # noqa: E402
-from dnalm.losses import profile_count_loss  # noqa: E402
-from dnalm.models import build_model  # noqa: E402
-from bench_lm import median_time  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from bench_lm import median_time
+
+from dnalm.checkpoint import load_verified, save_atomic
+from dnalm.losses import profile_count_loss
+from dnalm.models import build_model
 
 LENGTH = 300
 DEMO_LM = {"layers": 2, "hidden": 64, "heads": 4, "intermediate": None, "max_positions": 512}

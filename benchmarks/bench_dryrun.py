@@ -26,13 +26,13 @@ def dry_run(config: Path) -> tuple[float, float, int]:
                str(config), "--directory", tmp, "-n", "--cores", "1", "--quiet", "rules"]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode:
         raise SystemExit(f"dry run failed:\n{proc.stderr[-3000:]}")
-    jobs = re.search(r"^total\s+(\d+)", proc.stdout, re.M)
+    jobs = re.search(r"^total\s+(\d+)", proc.stdout, re.MULTILINE)
     return seconds, cpu, int(jobs.group(1)) if jobs else -1
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from dnalm.homology import HomologySettings, find_homologs  # noqa: E402
+from dnalm.homology import HomologySettings, find_homologs
 
 WINDOW = 16384
 FULL_TRAIN = 404_608  # study 2's 165-genome corpus, train windows before filtering
@@ -73,8 +73,7 @@ def write_genome(path: Path, windows: np.ndarray, per_chrom: int = 500) -> list[
 
 def write_window_fasta(path: Path, windows: np.ndarray, names: list[str]) -> None:
     with open(path, "w") as out:
-        for name, codes in zip(names, windows):
-            out.write(f">{name}\n{LETTERS[codes].tobytes().decode()}\n")
+        out.writelines(f">{name}\n{LETTERS[codes].tobytes().decode()}\n" for name, codes in zip(names, windows))
 
 
 def cpu_seconds() -> float:

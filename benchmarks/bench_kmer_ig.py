@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-from dnalm import attribution, tokenize  # noqa: E402
-from dnalm.attribution import attribute  # noqa: E402
-from dnalm.models import build_model  # noqa: E402
+from dnalm import attribution, tokenize
+from dnalm.attribution import attribute
+from dnalm.models import build_model
 
 REFS = 5
 

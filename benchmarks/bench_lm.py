@@ -32,6 +32,7 @@ Usage: .venv/bin/python benchmarks/bench_lm.py [--threads 2] [--repeats 3] [--ba
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import sys
@@ -44,14 +45,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-from dnalm import tokenize  # noqa: E402
-from dnalm.losses import profile_count_loss  # noqa: E402
-from dnalm.models.dropout import use_fast_dropout  # noqa: E402
-from dnalm.models import SequenceModel  # noqa: E402
-from dnalm.models.heads import ProfileHead, build_stack  # noqa: E402
-from dnalm.models.lm import LMTrunk, apply_finetune, bert_config, load_backbone, parameter_counts  # noqa: E402
-from dnalm.pretrain import mask_tokens, masked_logits  # noqa: E402
-from dnalm.device import as_float, autocast, native_bf16  # noqa: E402
+from dnalm import tokenize
+from dnalm.device import as_float, autocast, native_bf16
+from dnalm.losses import profile_count_loss
+from dnalm.models import SequenceModel
+from dnalm.models.dropout import use_fast_dropout
+from dnalm.models.heads import ProfileHead, build_stack
+from dnalm.models.lm import LMTrunk, apply_finetune, bert_config, load_backbone, parameter_counts
+from dnalm.pretrain import mask_tokens, masked_logits
 
 LORA = {"r": 8, "alpha": 16, "target_modules": ["query", "value", "dense"]}
 VARIANTS = [f"{mode}{drop}{precision}" for mode in ("lora", "full", "frozen", "pretrain") for drop in ("", "-nodrop")
@@ -96,7 +97,7 @@ def shape_rates(repeats: int) -> None:
         rates = []
         for dtype in (torch.float32, torch.bfloat16):
             a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-            rates.append(2 * m * k * n / median_time(lambda: torch.mm(a, b), repeats) / 1e9)
+            rates.append(2 * m * k * n / median_time(functools.partial(torch.mm, a, b), repeats) / 1e9)
         print(f"{f'{m} x {k} x {n}':>20}{rates[0]:>14.0f}{rates[1]:>14.0f}")
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 
-from dnalm.attribution import attribute_windows  # noqa: E402
-from dnalm.interpret import match_motifs, read_patterns, run_modisco  # noqa: E402
-from dnalm.store import WindowStore  # noqa: E402
+from dnalm.attribution import attribute_windows
+from dnalm.interpret import match_motifs, read_patterns, run_modisco
+from dnalm.store import WindowStore
 
 MOTIFS = [str(REPO / "resources/motifs/polya_yeast.meme"), str(REPO / "resources/motifs/yeast_tf_consensus.meme")]
 

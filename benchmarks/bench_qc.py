@@ -26,9 +26,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-from dnalm.download import prepare_annotation, prepare_genome  # noqa: E402
-from dnalm.qc.gate import assess_genome  # noqa: E402
-from dnalm.qc.tools import mash_sketch  # noqa: E402
+from dnalm.download import prepare_annotation, prepare_genome
+from dnalm.qc.gate import assess_genome
+from dnalm.qc.tools import mash_sketch
 
 DEMO = REPO / "resources" / "demo" / "scer"
 
@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--genomes", type=int, nargs="+", default=[1, 10, 40, 165])
     args = parser.parse_args()
-    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, inherited by mash and tantan
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, inherited by mash and tantan
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         fasta, gff = root / "genome.fa", root / "annotation.gff3"

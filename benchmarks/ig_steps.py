@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-from dnalm import attribution  # noqa: E402
-from dnalm.attribution import select_windows  # noqa: E402
-from dnalm.store import WindowStore  # noqa: E402
-from dnalm.predict import load_model  # noqa: E402
+from dnalm import attribution
+from dnalm.attribution import select_windows
+from dnalm.predict import load_model
+from dnalm.store import WindowStore
 
 
 class PairGaps(logging.Handler):

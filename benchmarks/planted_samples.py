@@ -30,10 +30,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-from dnalm import attribution, interpret  # noqa: E402
-from dnalm.motifs import bh_qvalues, read_motif_files  # noqa: E402
-from dnalm.store import WindowStore  # noqa: E402
-from dnalm.synthetic import decoys_matched, recovered  # noqa: E402
+from dnalm import attribution, interpret
+from dnalm.motifs import bh_qvalues, read_motif_files
+from dnalm.store import WindowStore
+from dnalm.synthetic import decoys_matched, recovered
 
 MODISCO = yaml.safe_load((REPO / "config" / "examples" / "synthetic_motifs.yaml").read_text())["interpret"]["modisco"]
 

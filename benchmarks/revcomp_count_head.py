@@ -22,10 +22,10 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-from dnalm import training  # noqa: E402
-from dnalm.device import pick_device  # noqa: E402
-from dnalm.predict import load_model, predict_outputs  # noqa: E402
-from dnalm.store import WindowStore  # noqa: E402
+from dnalm import training
+from dnalm.device import pick_device
+from dnalm.predict import load_model, predict_outputs
+from dnalm.store import WindowStore
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-from dnalm.metrics import pearson_rows  # noqa: E402
+from dnalm.metrics import pearson_rows
 
 
 def main() -> None:

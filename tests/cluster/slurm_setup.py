@@ -31,7 +31,7 @@ def unavailable() -> str | None:
 
 def start() -> dict[str, str]:
     """Start the cluster (installing its packages if needed) and return os.environ plus its SLURM_CONF."""
-    proc = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{SCRIPT} start failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     conf = proc.stdout.strip().splitlines()[-1].removeprefix("export SLURM_CONF=")
@@ -40,7 +40,7 @@ def start() -> dict[str, str]:
 
 def stop() -> None:
     """Cancel the cluster's jobs and stop slurmctld and slurmd."""
-    subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
 
 
 def reduced_config() -> dict:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
-import slurm_setup  # noqa: E402
+import slurm_setup
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 TARGETS = ("results/eval/polya/bpnet/metrics.json", "results/models/polya/broken/best.ckpt")

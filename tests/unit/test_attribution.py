@@ -9,8 +9,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnalm import tokenize
-from dnalm.attribution import (attribute, completeness_gap, dinucleotide_shuffle, make_references,
-                               multilinear_kmer_embeddings, resolve_method, scalar_output)
+from dnalm.attribution import (
+    attribute,
+    completeness_gap,
+    dinucleotide_shuffle,
+    make_references,
+    multilinear_kmer_embeddings,
+    resolve_method,
+    scalar_output,
+)
 from dnalm.models import SequenceModel, bpnet, build_model
 from dnalm.models.lm import kmer_embeddings
 
@@ -151,7 +158,7 @@ def test_hypothetical_contributions_are_substitution_effects_of_a_linear_model()
     attr, hyp = attribute(model, x.numpy(), n_shuffles=3)
     with torch.no_grad():
         weights = torch.softmax(model(x)[1], dim=-1)  # the window's channel weights (see scalar_output)
-    f = lambda z: (model(z)[1] * weights).sum().item()  # noqa: E731
+    f = lambda z: (model(z)[1] * weights).sum().item()
     base = x[0].argmax(0)
     for pos in (0, 7, 29):
         for c in range(4):

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import save_store
 
 from dnalm.evaluate import METRICS, compare_models, evaluate, sweep_table
 from dnalm.losses import profile_count_loss
@@ -18,6 +17,7 @@ from dnalm.metrics import profile_metrics
 from dnalm.predict import load_model
 from dnalm.store import WindowStore
 from dnalm.training import train
+from helpers import save_store
 
 torch.use_deterministic_algorithms(True)
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pyfaidx
 import pytest
 
-from dnalm.homology import HomologySettings, filter_splits, find_homologs
 from dnalm.corpus import corpus_genomes, exclude_windows, index_windows
+from dnalm.homology import HomologySettings, filter_splits, find_homologs
 from dnalm.pretrain_homology import excluded_corpus_windows
 from dnalm.windows import WINDOW_COLUMNS
 
@@ -25,7 +25,7 @@ def random_seq(rng: np.random.Generator, n: int) -> str:
 def diverge(rng: np.random.Generator, seq: str, fraction: float) -> str:
     """Substitute `fraction` of the bases (each by another base)."""
     out = np.array(list(seq))
-    pos = rng.choice(len(seq), int(round(fraction * len(seq))), replace=False)
+    pos = rng.choice(len(seq), round(fraction * len(seq)), replace=False)
     for p in pos:
         out[p] = rng.choice([b for b in BASES if b != out[p]])
     return "".join(out)
@@ -134,7 +134,7 @@ def test_16kb_copies_found_with_default_preset(tmp_path: Path) -> None:
     held = [random_seq(rng, 16384) for _ in range(2)]
     queries = [diverge(rng, held[0], 0.02), diverge(rng, held[1], 0.15), random_seq(rng, 16384)]
     fasta = write_fasta(tmp_path / "g.fa", {"h": "".join(held), "q": "".join(queries)})
-    records = lambda chrom, n: [(f"{chrom}{i}", fasta, chrom, i * 16384, (i + 1) * 16384) for i in range(n)]  # noqa: E731
+    records = lambda chrom, n: [(f"{chrom}{i}", fasta, chrom, i * 16384, (i + 1) * 16384) for i in range(n)]
     hits = find_homologs(records("q", 3), records("h", 2), HomologySettings())
     assert list(hits["id"]) == ["q0"] and list(hits["hit"]) == ["h0"]
 

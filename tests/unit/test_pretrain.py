@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import signal_when, start_python
 
 from dnalm import tokenize
 from dnalm.corpus import corpus_genomes, index_windows
 from dnalm.pretrain import HISTORY_COLUMNS, mask_tokens, pretrain_lm
+from helpers import signal_when, start_python
 
 torch.use_deterministic_algorithms(True)
 

@@ -153,7 +153,7 @@ def test_binned_bpnet_trains_with_the_poisson_loss() -> None:
     out = model(x)
     assert out.shape == (4, 3, 64 // BIN)
     y = torch.rand(4, 3, 64 // BIN) * 5
-    loss, profile, count = tasks.get("tracks").loss(out, y, 0.0)
+    loss, _, count = tasks.get("tracks").loss(out, y, 0.0)
     expected = (torch.exp(out) - y * out).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6) and count.item() == 0
     loss.backward()

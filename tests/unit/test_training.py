@@ -7,13 +7,13 @@ import json
 import logging
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import save_store, signal_when, start_python
 
 from dnalm import tasks
 from dnalm.checkpoint import TrainingInterrupted
@@ -23,6 +23,7 @@ from dnalm.predict import load_model
 from dnalm.store import WindowStore, encode
 from dnalm.tasks.profile import mean_log_count
 from dnalm.training import HISTORY_COLUMNS, train, validate
+from helpers import save_store, signal_when, start_python
 
 torch.use_deterministic_algorithms(True)
 
@@ -202,7 +203,7 @@ train(WindowStore(args["train"]), WindowStore(args["val"]), args["out"], train_p
 """
 
 
-def start_training(stores: dict, out: Path, **overrides) -> "subprocess.Popen":
+def start_training(stores: dict, out: Path, **overrides) -> subprocess.Popen:
     args = {"train": stores["train"], "val": stores["val"], "out": str(out), "params": {**PARAMS, **overrides},
             "run": RUN}
     return start_python(TRAIN_CODE, args)
@@ -301,7 +302,7 @@ def test_early_stopping_after_patience_epochs_without_improvement(stores, tmp_pa
     out = tmp_path / "model"
     summary = run(stores, out, lr=0.0, epochs=10, patience=3)  # weights never change: no later epoch improves
     history = pd.read_csv(out / "history.tsv", sep="\t")
-    assert summary["epochs_run"] == 4 < 10
+    assert summary["epochs_run"] == 4  # of 10 epochs
     assert summary["best_epoch"] == 1
     assert list(history["epoch"]) == [1, 2, 3, 4]
     assert list(history["best"]) == [1, 0, 0, 0]

@@ -13,7 +13,7 @@ import torch
 from dnalm import tasks
 from dnalm.device import autocast, pick_device
 from dnalm.metrics import pearson_rows
-from dnalm.predict import load_model
+from dnalm.predict import load_model, predict_outputs
 from dnalm.store import WindowStore
 from dnalm.tasks.base import COMPARISON_METRICS
 
@@ -45,8 +45,8 @@ def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metr
     torch.set_num_threads(threads)
     dev = pick_device(device)
     model, info = load_model(checkpoint, dev)
-    metrics = tasks.get(store.task_type).evaluate(model, info, store, out_predictions, site_threshold=site_threshold,
-                                                   batch_size=batch_size, device=dev)
+    batches = predict_outputs(model, store, batch_size, dev)
+    metrics = tasks.get(store.task_type).evaluate(batches, info, store, out_predictions, site_threshold=site_threshold)
     metrics.update(arch=info["arch"], best_epoch=info["best_epoch"], trainable_params=info["trainable_params"])
     Path(out_metrics).write_text(json.dumps(metrics, indent=2))
     if out_counterfactual is not None:

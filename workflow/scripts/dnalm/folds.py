@@ -27,7 +27,7 @@ def find_gaps(fasta: str | Path, min_gap: int) -> dict[str, list[tuple[int, int]
     gaps: dict[str, list[tuple[int, int]]] = {}
     genome = open_fasta(fasta)
     try:
-        for chrom in genome.keys():
+        for chrom in genome.keys():  # noqa: SIM118 (a pyfaidx.Fasta iterates over records, not names)
             is_n = np.frombuffer(genome[chrom][:].encode("ascii"), dtype=np.uint8) == ord("N")
             edges = np.diff(np.concatenate([[0], is_n.astype(np.int8), [0]]))
             starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
@@ -54,7 +54,7 @@ def _cut_points(chroms: dict[str, int], gaps: dict[str, list[tuple[int, int]]], 
             cut = int(near[np.argmin(np.abs(near - ideal))])
         else:
             c = int(np.searchsorted(offsets, ideal, side="right")) - 1
-            cut = int(offsets[c]) + min(int(round((ideal - offsets[c]) / step)) * step, int(offsets[c + 1] - offsets[c]))
+            cut = int(offsets[c]) + min(round((ideal - offsets[c]) / step) * step, int(offsets[c + 1] - offsets[c]))
         if cut <= cuts[-1]:
             raise ValueError(f"the genome ({total:,} bp) is too small to cut into {k} folds of whole {step} bp steps")
         cuts.append(cut)

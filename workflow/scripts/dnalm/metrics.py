@@ -50,7 +50,7 @@ def profile_metrics(pred: np.ndarray, obs: np.ndarray, site_threshold: float) ->
         "auroc": auroc,
         "auprc": auprc,
         "count_pearson": float(np.nanmean(count_r)),
-        "n_windows": int(len(pred)),
+        "n_windows": len(pred),
     }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import h5py
 import numpy as np
 import torch
 
@@ -45,14 +44,3 @@ def predict_outputs(model, store: WindowStore, batch_size: int, device: torch.de
             yield index, output, torch.from_numpy(y)
     finally:
         model.train(was_training)
-
-
-def prediction_datasets(h5: h5py.File, store: WindowStore, width: int):
-    """Create the observed and predicted (N, C, width) datasets, window ids and channel names of predictions.h5."""
-    n, c = len(store), len(store.channels)
-    chunks = (max(min(n, 256), 1), c, width)
-    obs = h5.create_dataset("observed", (n, c, width), dtype="f4", chunks=chunks)
-    pred = h5.create_dataset("predicted", (n, c, width), dtype="f4", chunks=chunks)
-    h5.create_dataset("window_id", data=np.array(store.meta["ids"], dtype="S"))
-    h5.attrs["channels"] = store.channels
-    return obs, pred

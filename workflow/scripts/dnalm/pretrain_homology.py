@@ -14,10 +14,10 @@ import logging
 import numpy as np
 import pandas as pd
 
+from dnalm.corpus import index_windows
 from dnalm.folds import read_folds
 from dnalm.homology import HomologySettings, find_homologs
 from dnalm.io import write_tsv
-from dnalm.corpus import index_windows
 from dnalm.windows import read_windows
 
 log = logging.getLogger(__name__)

@@ -68,7 +68,25 @@ class TaskType:
         raise NotImplementedError
 
     # -------------------------------------------------------------------------------------------- evaluation side
-    def evaluate(self, model, info: dict, store, out_predictions: str, *, site_threshold: float, batch_size: int,
-                 device) -> dict:
-        """Predict every test window, write predictions.h5 and return the test metrics."""
+    def evaluate(self, batches, info: dict, store, out_predictions: str, *, site_threshold: float) -> dict:
+        """Write predictions.h5 from the model's outputs on every test window and return the test metrics.
+
+        Args:
+            batches: (index, output, targets) of every batch of the store, in order (`dnalm.predict.predict_outputs`).
+            info: The model's summary (`best.ckpt`), e.g. its count weight.
+            store: The test windows.
+            out_predictions: predictions.h5 to write (`prediction_datasets`).
+            site_threshold: Observed signal that makes a base a site (profile tasks).
+        """
         raise NotImplementedError
+
+
+def prediction_datasets(h5, store, width: int):
+    """Create the observed and predicted (N, C, width) datasets, window ids and channel names of predictions.h5."""
+    n, c = len(store), len(store.channels)
+    chunks = (max(min(n, 256), 1), c, width)
+    obs = h5.create_dataset("observed", (n, c, width), dtype="f4", chunks=chunks)
+    pred = h5.create_dataset("predicted", (n, c, width), dtype="f4", chunks=chunks)
+    h5.create_dataset("window_id", data=np.array(store.meta["ids"], dtype="S"))
+    h5.attrs["channels"] = store.channels
+    return obs, pred

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dnalm.tasks.base import TaskType
+from dnalm.tasks.base import TaskType, prediction_datasets
 
 
 def site_target(task: str, spec: dict) -> dict:
@@ -112,19 +112,17 @@ class ProfileTask(TaskType):
         logits, log_counts = output
         return log_counts, torch.softmax(logits, dim=-1)
 
-    def evaluate(self, model, info: dict, store, out_predictions: str, *, site_threshold: float, batch_size: int,
-                 device) -> dict:
+    def evaluate(self, batches, info: dict, store, out_predictions: str, *, site_threshold: float) -> dict:
         """Write predictions.h5 (base resolution) and return the loss and `dnalm.metrics.profile_metrics`."""
         import h5py
 
         from dnalm.metrics import profile_metrics
-        from dnalm.predict import predict_outputs, prediction_datasets
 
         tmp = Path(out_predictions).with_name(f".{Path(out_predictions).name}.tmp")
         losses = np.zeros(3)
         with h5py.File(tmp, "w") as h5:
             obs, pred = prediction_datasets(h5, store, store.length)
-            for index, (logits, log_counts), y in predict_outputs(model, store, batch_size, device):
+            for index, (logits, log_counts), y in batches:
                 parts = self.loss((logits, log_counts), y, info["count_weight"])
                 losses += np.array([p.item() for p in parts]) * len(index)
                 obs[index[0] : index[-1] + 1] = y.numpy()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dnalm.tasks.base import TaskType
+from dnalm.tasks.base import TaskType, prediction_datasets
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,7 @@ class TracksTask(TaskType):
 
         return torch.logsumexp(output, dim=-1), torch.softmax(output, dim=-1)
 
-    def evaluate(self, model, info: dict, store, out_predictions: str, *, site_threshold: float, batch_size: int,
-                 device) -> dict:
+    def evaluate(self, batches, info: dict, store, out_predictions: str, *, site_threshold: float) -> dict:
         """Predictions and metrics on the original scale, and the metrics on the transformed (training) scale.
 
         The model predicts the transformed targets (the store's `transform`); `inverse_transform` takes predictions
@@ -148,13 +147,12 @@ class TracksTask(TaskType):
         import h5py
 
         from dnalm.metrics import track_metrics
-        from dnalm.predict import predict_outputs, prediction_datasets
 
         tmp = Path(out_predictions).with_name(f".{Path(out_predictions).name}.tmp")
         loss, n_bins = 0.0, store.length // store.bin_size
         pred_t = np.empty((len(store), len(store.channels), n_bins), dtype=np.float32)
         obs_t = np.empty_like(pred_t)
-        for index, output, y in predict_outputs(model, store, batch_size, device):
+        for index, output, y in batches:
             loss += self.loss(output, y, 0.0)[0].item() * len(index)
             pred_t[index] = output.exp().numpy()
             obs_t[index] = y.numpy()
