@@ -217,18 +217,6 @@ def task_track_names(spec: dict) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def site_target(cfg: dict, task: str) -> dict:
-    """The stranded target whose signal gives a site-centred task's sites."""
-    spec = cfg["tasks"][task]
-    stranded = [t for t in spec["targets"] if "plus" in t]
-    name = spec["sites"]["target"]
-    chosen = [t for t in stranded if t["name"] == name] if name else stranded[:1]
-    if not chosen:
-        raise ValueError(f"tasks.{task}.sites.target: no stranded target named {name!r} "
-                         f"(stranded targets: {[t['name'] for t in stranded]})")
-    return chosen[0]
-
-
 def task_genomes(cfg: dict, task: str) -> dict[str, str]:
     """Species id → genome FASTA of every genome feeding a task: its species, then its extra train species."""
     spec = cfg["tasks"][task]
