@@ -13,7 +13,7 @@ both averaged over `n_shuffles` dinucleotide-shuffled references of the window. 
   reading its window's activations. Tangermeme and captum run the window once per reference and backpropagate
   through both halves and the weights. Reused modules are fine (activations are matched by call order); functional
   activations (`F.relu`) get no rule: the completeness check then warns.
-- `ig` (language models, `dnalm.models.lm.LMProfileModel`): integrated gradients along the straight path from each
+- `ig` (language models: a `dnalm.models.lm.LMTrunk` inside): integrated gradients along the straight path from each
   reference to the window, Gauss-Legendre quadrature with `steps` nodes. DeepLIFT's rules are not defined for
   attention, LayerNorm and GELU products; integrated gradients need only gradients, and with one-hot endpoints they
   keep completeness (attributions sum to f(window) − f(reference), up to the quadrature error). With 6-mer tokens
@@ -426,7 +426,7 @@ def attribute(model: nn.Module, onehot: np.ndarray, *, output: str = "count", n_
     """Attributions and hypothetical contributions of windows, averaged over dinucleotide-shuffled references.
 
     Args:
-        model: BPNet-like model or `LMProfileModel`: one-hot (B, 4, L) in, (profile logits, log counts) out. Its
+        model: A model with a profile head (any trunk): one-hot (B, 4, L) in, (profile logits, log counts) out. Its
             mode, device and requires_grad flags are restored after.
         onehot: Windows (N, 4, L), rows A, C, G, T, N all zeros.
         output: `count` or `profile` (see the module docstring).
