@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from test_config import DEMO, dry_run
+from test_config_dag import DEMO, dry_run
 
 
 def fold_config(**folds) -> dict:

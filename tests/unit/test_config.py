@@ -137,3 +137,34 @@ def test_report_manifest_names_every_file_with_its_task_and_model() -> None:
     assert modisco == [(m, o) for m in cfg["interpret"]["models"] for o in cfg["interpret"]["outputs"]]
     assert len({r["path"] for r in manifest}) == len(manifest)
     assert "results/models/polya/lm_lora_conv/hf" in dc.final_outputs(cfg)
+
+
+def test_a_chromosome_in_two_splits_names_the_task_and_both_splits() -> None:
+    cfg = edited((["tasks", "polya", "split", "chromosomes"], {"train": ["II", "XV"], "val": ["XV"], "test": ["VII"]}))
+    with pytest.raises(ValueError, match=r"tasks\.polya\.split\.chromosomes: chromosome 'XV' is in both train and val"):
+        checked(cfg)
+
+
+def test_a_species_token_missing_from_a_local_backbone_is_a_config_error(tmp_path: Path) -> None:
+    """Found with the config, before any job runs (it used to surface only when training started)."""
+    from helpers import tiny_bert
+
+    arch = {"layers": 1, "hidden": 16, "heads": 2, "intermediate": 32}
+    tokens = list(dict.fromkeys(s.get("token") or name for name, s in DEMO["species"].items()))
+    tiny_bert(tmp_path, "nucleotide", [t for t in tokens if t != "candida_albicans"], arch)
+    cfg = edited((["models", "lm_lora_conv", "lm", "backbone"], str(tmp_path)))
+    with pytest.raises(ValueError) as err:
+        checked(cfg)
+    assert str(err.value).startswith(f"species.calb.token: 'candida_albicans' is not a species token of "
+                                     f"models.lm_lora_conv.lm.backbone ({tmp_path}")
+    tiny_bert(tmp_path, "nucleotide", tokens, arch)
+    checked(cfg)  # with every token the same config passes
+
+
+def test_a_key_written_twice_in_a_config_file_is_an_error_naming_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("species: {}\nmodels:\n  a: {arch: bpnet}\ntasks: {}\nmodels:\n  b: {arch: bpnet}\n")
+    with pytest.raises(ValueError, match=rf"{path}, line 5: key 'models' is written twice in the same block "
+                                         r"\(first on line 2\)"):
+        dc.check_config_files([str(path)])
+    dc.check_config_files([str(REPO / "config" / "config.yaml"), *map(str, (REPO / "config/examples").glob("*.yaml"))])

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import yaml
 
 from dnalm import tasks
 from dnalm.schema import SCHEMA, load_schema
@@ -41,6 +42,35 @@ def validate(cfg: dict, schema_path: str | Path = SCHEMA) -> dict:
                          "config/README.md):\n" + "\n".join(lines))
     fill_defaults(cfg, schema=str(schema_path), set_default=True)
     return cfg
+
+
+class _UniqueKeys(yaml.SafeLoader):
+    """A YAML loader that refuses a key written twice in one block (YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue  # `<<:` merges may be overridden by the block's own keys
+            key = key_node.value
+            if key in seen:
+                raise ValueError(f"{self.name}, line {key_node.start_mark.line + 1}: key {key!r} is written twice in "
+                                 f"the same block (first on line {seen[key]}); YAML would silently keep only the "
+                                 "last one: merge the two")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def check_config_files(paths: list[str]) -> None:
+    """Each config file the run reads is YAML without a key written twice in one block (errors name file and line)."""
+    for path in dict.fromkeys(map(str, paths)):
+        with open(path) as handle:
+            loader = _UniqueKeys(handle)
+            loader.name = path
+            try:
+                loader.get_single_data()
+            finally:
+                loader.dispose()
 
 
 def with_defaults(cfg: dict) -> dict:
@@ -94,9 +124,24 @@ def check_tasks(cfg: dict) -> None:
                 if key in target and target[key] not in tracks:
                     raise ValueError(f"tasks.{task}.targets ({target['name']}).{key}: track {target[key]!r} is "
                                      f"not under species.{spec['species']}.tracks (known: {sorted(tracks)})")
+        _check_holdout(task, spec)
         _check_folds(task, spec)
         _check_extra_species(cfg, task, spec)
         tasks.get(spec["type"]).check(task, spec, cfg)
+
+
+def _check_holdout(task: str, spec: dict) -> None:
+    """No chromosome is in two of a chromosome holdout's splits."""
+    chroms = spec["split"].get("chromosomes")
+    if chroms is None:
+        return
+    seen: dict[str, str] = {}
+    for split in SPLITS:
+        for name in chroms[split] or []:
+            if name in seen:
+                raise ValueError(f"tasks.{task}.split.chromosomes: chromosome {name!r} is in both {seen[name]} and "
+                                 f"{split}; list each chromosome in one split")
+            seen[name] = split
 
 
 def _check_folds(task: str, spec: dict) -> None:
@@ -155,6 +200,25 @@ def _check_backbone(cfg: dict, model: str, repo: str | Path) -> None:
     if local and not os.path.isdir(backbone_dir(cfg, model, repo)):
         raise ValueError(f"models.{model}.lm.backbone: {lm['backbone']!r} is neither a pretrain name "
                          f"({sorted(cfg['pretrain'])}) nor a directory")
+    if local:
+        _check_species_tokens(cfg, model, backbone_dir(cfg, model, repo))
+
+
+def _check_species_tokens(cfg: dict, model: str, path: str) -> None:
+    """Every configured species' token is a species token of a local backbone's vocabulary (the model reads the
+    task species' token and swaps in the others for the counterfactual)."""
+    from dnalm import tokenize
+
+    vocab = tokenize.load_vocab(path)
+    if vocab is None:
+        raise ValueError(f"models.{model}.lm.backbone: {path} has no tokenizer files (tokenizer.json or vocab.txt)")
+    known = set(tokenize.species_names(vocab))
+    for species in cfg["species"]:
+        token = species_token(cfg, species)
+        if token.lower() not in known:
+            raise ValueError(f"species.{species}.token: {token!r} is not a species token of models.{model}.lm.backbone "
+                             f"({path}; it knows {len(known)}: {', '.join(sorted(known)[:8])}"
+                             f"{' …' if len(known) > 8 else ''}); set the token to one of them")
 
 
 def check_sweeps(cfg: dict, schema: dict) -> None:

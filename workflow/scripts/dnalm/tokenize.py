@@ -20,6 +20,7 @@ added tokens so names with `_` stay one token.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -213,9 +214,17 @@ def save_tokenizer(vocab: Mapping[str, int], out_dir: str | Path, max_length: in
 
 
 def load_vocab(directory: str | Path) -> dict[str, int] | None:
-    """The vocabulary of a Hugging Face model directory (`tokenizer.json` or `vocab.txt`), or None if it has neither."""
+    """The vocabulary of a Hugging Face model directory (`tokenizer.json` or `vocab.txt`), or None if it has neither.
+
+    A `tokenizer.json` with a token → id vocabulary (WordPiece, WordLevel, BPE) is read as JSON, without loading
+    transformers (the config check reads it before any job runs); other tokenizers through `AutoTokenizer`.
+    """
     directory = Path(directory)
     if (directory / "tokenizer.json").exists():
+        data = json.loads((directory / "tokenizer.json").read_text())
+        vocab = data.get("model", {}).get("vocab")
+        if isinstance(vocab, dict):
+            return {**vocab, **{t["content"]: t["id"] for t in data.get("added_tokens", [])}}
         from transformers import AutoTokenizer
 
         return dict(AutoTokenizer.from_pretrained(str(directory), local_files_only=True).get_vocab())
