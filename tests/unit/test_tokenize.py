@@ -85,3 +85,28 @@ def test_infer_kind_rejects_other_layouts(vocab):
         tokenize.infer_kind(shuffled)
     with pytest.raises(ValueError, match="unknown tokenizer"):
         tokenize.vocabulary("bpe", [])
+
+
+@pytest.mark.parametrize("kind", tokenize.KINDS)
+def test_saved_tokenizer_reads_sequences_as_a_transformers_user_gives_them(kind, tmp_path, monkeypatch):
+    """Nucleotides: the raw sequence after the species token, lower case and N included. 6-mers: the overlapping
+    6-mers separated by spaces (DNABERT's seq2kmer), in either case. A raw sequence is not a 6-mer: `[UNK]`."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    vocab = tokenize.vocabulary(kind, SPECIES)
+    tokenize.save_tokenizer(vocab, tmp_path)
+    loaded = AutoTokenizer.from_pretrained(str(tmp_path), local_files_only=True)
+    seq = "ACGTacgtTTGCANgca"
+    expected = tokenize.encode(encode(seq)[None], kind, species=vocab["candida_glabrata"])[0].tolist()
+    if kind == "nucleotide":
+        text = f"candida_glabrata {seq}"
+    else:
+        text = "candida_glabrata " + " ".join(seq[i : i + 6] for i in range(len(seq) - 5))
+        assert loaded(f"candida_glabrata {seq}")["input_ids"] == [tokenize.CLS, 4101, tokenize.UNK, tokenize.SEP]
+    assert loaded(text)["input_ids"] == expected
+    upper = seq.upper()
+    if kind == "nucleotide":  # A=5, C=6, G=7, T=8
+        assert expected[2:6] == [5, 6, 7, 8]
+    else:  # DNABERT order: the 6-mer read as a base-4 number with A, T, C, G as the digits 0..3, plus 5
+        assert expected[2:6] == [5 + int("".join(str("ATCG".index(b)) for b in upper[i : i + 6]), 4) for i in range(4)]

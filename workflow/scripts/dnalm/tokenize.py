@@ -12,9 +12,10 @@ Two vocabularies, both starting with the five BERT special tokens `[PAD]=0 [UNK]
 
 The code tokenizes with the numpy encoders (`encode_kmers`, `encode_nucleotides`) from the uint8 base codes of
 `dnalm.store` (A0 C1 G2 T3, N 4). The Hugging Face tokenizer saved with each model (`save_tokenizer`, loadable with
-`AutoTokenizer`) gives the same ids for the text made by `to_text`: the species token and the tokens separated by
-spaces, as DNABERT and SpeciesLM take them (`"candida_glabrata ACGTGC CGTGCA …"`). Species tokens are registered as
-added tokens so names with `_` stay one token.
+`AutoTokenizer` alone) gives the same ids for the text made by `to_text`: the species token, then for nucleotides the
+raw sequence (`"candida_glabrata ACGTTGCA"`), for 6-mers the overlapping 6-mers separated by spaces, as DNABERT and
+SpeciesLM take them (`"candida_glabrata ACGTGC CGTGCA …"`). Species tokens are added tokens, so names with `_` stay
+one token.
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ def encode(codes: np.ndarray, kind: str, species: int | None = None) -> np.ndarr
 
 
 def to_text(seq: str, kind: str, species: str) -> str:
-    """The text the Hugging Face tokenizer takes for a sequence: species token, then tokens separated by spaces."""
+    """The text the Hugging Face tokenizer takes for a sequence: the species token, then the tokens separated by
+    spaces (for nucleotides the raw sequence reads the same)."""
     seq = seq.upper()
     if check_kind(kind) == "kmer6_species":
         tokens = [seq[i : i + K] for i in range(len(seq) - K + 1)]
@@ -184,19 +186,39 @@ def to_text(seq: str, kind: str, species: str) -> str:
 
 
 def build_tokenizer(vocab: Mapping[str, int], max_length: int = 512):
-    """A Hugging Face `BertTokenizer` over a vocabulary, species tokens registered so they are never split.
+    """A Hugging Face fast tokenizer over a vocabulary that reads text the way the model was trained.
+
+    The text is the species token, then the sequence (`to_text`): for `nucleotide`, the raw sequence (split into
+    bases; spaces allowed); for `kmer6_species`, the overlapping 6-mers separated by spaces, as DNABERT's and
+    SpeciesLM's users give them (`seq2kmer`). Lower-case bases read as upper case (soft-masked genome sequence is
+    trained on as its bases), anything else as `[UNK]`. `[CLS]` and `[SEP]` are added around; species tokens are
+    added tokens, matched on the raw text, so names with `_` stay one token. A WordLevel model (whole tokens, no
+    word pieces) with these rules saved in tokenizer.json, so `AutoTokenizer` reloads it unchanged.
 
     Args:
         vocab: Token → id (checked with `infer_kind`).
         max_length: `model_max_length` of the tokenizer (the model's maximum input length in tokens).
     """
-    from tokenizers import AddedToken
-    from transformers import BertTokenizer
+    from tokenizers import AddedToken, Regex, Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
 
-    infer_kind(vocab)
-    tokenizer = BertTokenizer(vocab=dict(vocab), do_lower_case=False, model_max_length=max_length)
-    tokenizer.add_tokens([AddedToken(t, single_word=True, normalized=False) for t in species_names(vocab)])
-    if len(tokenizer) != len(vocab):  # add_tokens reuses the vocabulary's ids; a new id would shift the layout
+    kind = infer_kind(vocab)
+    backend = Tokenizer(WordLevel(dict(vocab), unk_token=SPECIALS[UNK]))
+    backend.normalizer = normalizers.Sequence([normalizers.Replace(b, b.upper()) for b in "acgtn"])
+    split = [pre_tokenizers.WhitespaceSplit()]
+    if kind == "nucleotide":
+        split.append(pre_tokenizers.Split(Regex("."), behavior="isolated"))
+    backend.pre_tokenizer = pre_tokenizers.Sequence(split)
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[(SPECIALS[CLS], CLS), (SPECIALS[SEP], SEP)])
+    backend.add_special_tokens([AddedToken(t, normalized=False) for t in SPECIALS])
+    backend.add_tokens([AddedToken(t, single_word=True, normalized=False) for t in species_names(vocab)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=max_length,
+                                        **{f"{name}_token": SPECIALS[i] for name, i in
+                                           (("pad", PAD), ("unk", UNK), ("cls", CLS), ("sep", SEP), ("mask", MASK))})
+    if len(tokenizer) != len(vocab):  # added tokens reuse the vocabulary's ids; a new id would shift the layout
         raise RuntimeError(f"tokenizer has {len(tokenizer)} tokens, vocabulary {len(vocab)}")
     return tokenizer
 
