@@ -11,7 +11,9 @@ from dnalm.tasks.profile import site_target
 # against itself (dnalm/config.py); every error names the dotted key.
 REPO = str(Path(workflow.basedir).parent)
 SPLITS = list(dnalm.config.SPLITS)
-dnalm.config.check_config_files([*workflow.overwrite_configfiles, *workflow.configfiles])
+dnalm.config.check_config_files(
+    [*workflow.overwrite_configfiles, *workflow.configfiles]
+)
 dnalm.config.validate(config)
 dnalm.config.check(config, REPO)
 
