@@ -41,7 +41,7 @@ def window_rows(species: str, chrom: str, n: int, split: str, gap: int = 0) -> l
     """n adjacent windows of L bp (separated by `gap`) from the start of a chromosome."""
     return [{"id": f"{species}:{chrom}:{i}", "species": species, "chrom": chrom, "start": i * (L + gap),
              "end": i * (L + gap) + L, "strand": "+", "site": i * (L + gap) + L // 2, "offset": 0, "reads": 10.0,
-             "kept": True, "reason": "", "split": split, "row": 0} for i in range(n)]
+             "merged": 0, "kept": True, "reason": "", "split": split, "row": 0} for i in range(n)]
 
 
 @pytest.fixture(scope="module")

@@ -76,7 +76,7 @@ def candidate_table() -> pd.DataFrame:
     for i, (chrom, reason) in enumerate(spec):
         site = 100 + 10 * i
         rows.append({"id": f"sp:{chrom}:{site}:+", "species": "sp", "chrom": chrom, "start": site - 16,
-                     "end": site + 16, "strand": "+", "site": site, "offset": 0, "reads": 3.0,
+                     "end": site + 16, "strand": "+", "site": site, "offset": 0, "reads": 3.0, "merged": 0,
                      "kept": reason == "", "reason": reason})
     return pd.DataFrame(rows, columns=WINDOW_COLUMNS)
 
@@ -117,7 +117,7 @@ def test_assign_splits_end_to_end(tmp_path):
 
     counts = pd.read_csv(out_counts, sep="\t")
     expected = pd.DataFrame({"species": ["sp"] * 3, "split": ["train", "val", "test"], "sites": [6, 3, 3],
-                             "dropped_n": [1, 0, 1], "dropped_subsample": [2, 0, 0], "dropped_fold": [0, 0, 0],
+                             "merged_bases": [0, 0, 0], "dropped_n": [1, 0, 1], "dropped_subsample": [2, 0, 0], "dropped_fold": [0, 0, 0],
                              "windows": [3, 3, 2]})
     pd.testing.assert_frame_equal(counts, expected)
 

@@ -52,10 +52,10 @@ def test_call_sites_both_strands_threshold_and_genome_order(tmp_path):
     ])
     minus = write_bigwig(tmp_path / "m.bw", header, [("chrA", 10, 11, 7.0), ("chrA", 15, 16, 4.0)])
 
-    sites = call_sites(plus, minus, 2.0, chroms)
+    sites = call_sites(plus, minus, 2.0, chroms, min_distance=0)  # every base reaching the threshold
 
-    assert list(sites.columns) == ["chrom", "site", "strand", "reads"]
-    got = list(sites.itertuples(index=False, name=None))
+    assert list(sites.columns) == ["chrom", "site", "strand", "reads", "merged"]
+    got = list(sites.drop(columns="merged").itertuples(index=False, name=None))
     assert got == [
         ("chrB", 5, "+", 2.0),
         ("chrA", 10, "+", 5.0),
@@ -65,6 +65,24 @@ def test_call_sites_both_strands_threshold_and_genome_order(tmp_path):
         ("chrA", 21, "+", 3.0),
         ("chrA", 22, "+", 3.0),
     ]
+    assert (sites["merged"] == 0).all()
+
+
+def test_reads_spread_over_nearby_bases_give_one_site_at_their_peak(tmp_path):
+    """A cleavage site's reads spread over ±2 bp: one site, at the strongest base, with the cluster's reads."""
+    header = {"chrA": 200}
+    plus = write_bigwig(tmp_path / "p.bw", header, [
+        ("chrA", 48, 49, 2.0), ("chrA", 49, 50, 5.0), ("chrA", 50, 51, 8.0), ("chrA", 51, 52, 5.0),
+        ("chrA", 52, 53, 2.0),  # one spread site: 22 reads over 5 bases, peak at 50
+        ("chrA", 60, 61, 3.0), ("chrA", 61, 62, 3.0),  # a weaker one 10 bp away: its own site (6 reads), leftmost peak
+        ("chrA", 100, 101, 4.0), ("chrA", 102, 103, 4.0), ("chrA", 104, 105, 4.0),  # no base reaches 10, the sum does
+        ("chrA", 150, 151, 9.0),  # alone and below the threshold
+    ])
+    minus = write_bigwig(tmp_path / "m.bw", header, [])
+    sites = call_sites(plus, minus, 6.0, {"chrA": 200}, min_distance=5)
+    assert list(sites.itertuples(index=False, name=None)) == [
+        ("chrA", 50, "+", 22.0, 4), ("chrA", 60, "+", 6.0, 1), ("chrA", 100, "+", 12.0, 2), ("chrA", 150, "+", 9.0, 0)]
+    assert call_sites(plus, minus, 10.0, {"chrA": 200}, min_distance=5)["site"].tolist() == [50, 100]
 
 
 def test_call_sites_track_chromosome_missing_from_genome(tmp_path):

@@ -77,21 +77,22 @@ def subsample(windows: pd.DataFrame, max_windows: dict[str, int | None], seed: i
 
 
 def count_table(windows: pd.DataFrame) -> pd.DataFrame:
-    """Windows per species and split: sites (candidate windows), dropped for N's/gaps/bounds, dropped by subsampling,
-    and kept."""
+    """Windows per species and split: sites (candidate windows), bases with signal merged into the sites, dropped for
+    N's/gaps/bounds, dropped by subsampling, and kept."""
     rows = []
     for (species, split), group in windows[windows["split"] != ""].groupby(["species", "split"], sort=False):
         rows.append({
             "species": species,
             "split": split,
             "sites": len(group),
+            "merged_bases": int(group["merged"].sum()) if "merged" in group else 0,
             "dropped_n": int(group["reason"].isin(["contains_n", "out_of_bounds", *N_REASONS]).sum()),
             "dropped_subsample": int((group["reason"] == "subsampled").sum()),
             "dropped_fold": int((group["reason"] == "crosses_fold").sum()),
             "windows": int(group["kept"].sum()),
         })
-    table = pd.DataFrame(rows, columns=["species", "split", "sites", "dropped_n", "dropped_subsample", "dropped_fold",
-                                        "windows"])
+    table = pd.DataFrame(rows, columns=["species", "split", "sites", "merged_bases", "dropped_n", "dropped_subsample",
+                                        "dropped_fold", "windows"])
     table["_order"] = table["split"].map({s: i for i, s in enumerate(SPLITS)})
     return table.sort_values(["species", "_order"]).drop(columns="_order")
 

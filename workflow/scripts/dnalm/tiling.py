@@ -99,6 +99,7 @@ def tile_windows(fasta: str, fai: str, out_tsv: str, *, species: str, chromosome
     windows["site"] = (windows["start"] + windows["end"]) // 2
     windows["offset"] = 0
     windows["reads"] = 0.0
+    windows["merged"] = 0
     windows["id"] = [f"{species}:{c}:{s}-{e}" for c, s, e in zip(windows["chrom"], windows["start"], windows["end"])]
     windows = windows[WINDOW_COLUMNS]
     log.info("%d tiled windows of %d bp (stride %d) on %d chromosomes; %d kept, dropped: %s", len(windows), length,

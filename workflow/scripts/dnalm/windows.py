@@ -15,7 +15,8 @@ from dnalm.io.fasta import open_fasta
 
 log = logging.getLogger(__name__)
 
-WINDOW_COLUMNS = ["id", "species", "chrom", "start", "end", "strand", "site", "offset", "reads", "kept", "reason"]
+WINDOW_COLUMNS = ["id", "species", "chrom", "start", "end", "strand", "site", "offset", "reads", "merged", "kept",
+                  "reason"]
 
 
 def check_track_chroms(path: str | Path, track_chroms: Iterable[str], genome_chroms: Iterable[str],
@@ -50,41 +51,75 @@ def check_track_chroms(path: str | Path, track_chroms: Iterable[str], genome_chr
 
 
 def call_sites(plus: str | Path, minus: str | Path, min_reads: float, chroms: dict[str, int],
-               species: str | None = None) -> pd.DataFrame:
-    """Call sites: every base whose signal reaches `min_reads`, per strand.
+               species: str | None = None, min_distance: int = 0) -> pd.DataFrame:
+    """Call sites per strand: local maxima of the signal at least `min_distance` + 1 bp apart.
+
+    3'-end reads of one cleavage site spread over a few bases. Each base with signal is a candidate; from the
+    strongest down, a candidate becomes a site unless a site already lies within `min_distance` bp, and a site's
+    reads are the signal summed over its ±`min_distance` bp (the cluster, as poly(A) cluster tables count it). A site
+    is kept when those reads reach `min_reads`. With `min_distance` 0, every base reaching `min_reads` is a site.
 
     Args:
         plus: bigWig of the + strand signal.
         minus: bigWig of the - strand signal.
-        min_reads: Smallest signal of a site.
+        min_reads: Smallest signal of a site (summed over its cluster).
         chroms: Chromosome lengths of the genome; a track chromosome missing there is an error.
         species: Species id, named in the chromosome-name error.
+        min_distance: Bases with signal this close to a stronger site are merged into it.
 
     Returns:
-        Sites sorted by chromosome (genome order), position and strand: columns chrom, site (0-based), strand, reads.
+        Sites sorted by chromosome (genome order), position and strand: columns chrom, site (0-based), strand, reads,
+        merged (bases with signal merged into the site).
     """
     frames = []
     for path, strand in ((plus, "+"), (minus, "-")):
         with pyBigWig.open(str(path)) as bw:
             check_track_chroms(path, bw.chroms(), chroms, species)
             for chrom in bw.chroms():
-                frames.append(_strand_sites(bw, chrom, strand, min_reads))
-    sites = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["chrom", "site", "strand", "reads"])
+                frames.append(_strand_sites(bw, chrom, strand, min_reads, min_distance))
+    columns = ["chrom", "site", "strand", "reads", "merged"]
+    sites = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     order = {name: i for i, name in enumerate(chroms)}
     sites["_order"] = sites["chrom"].map(order)
     return sites.sort_values(["_order", "site", "strand"]).drop(columns="_order").reset_index(drop=True)
 
 
-def _strand_sites(bw: pyBigWig.pyBigWig, chrom: str, strand: str, min_reads: float) -> pd.DataFrame:
-    """Bases of one chromosome and strand whose value reaches `min_reads`."""
-    intervals = bw.intervals(chrom) or ()
-    positions, reads = [], []
-    for start, end, value in intervals:
-        if value >= min_reads:
-            positions.extend(range(start, end))
-            reads.extend([value] * (end - start))
-    return pd.DataFrame({"chrom": chrom, "site": np.array(positions, dtype=np.int64), "strand": strand,
-                         "reads": np.array(reads, dtype=np.float64)})
+def _strand_sites(bw: pyBigWig.pyBigWig, chrom: str, strand: str, min_reads: float,
+                  min_distance: int) -> pd.DataFrame:
+    """Sites of one chromosome and strand (see `call_sites`)."""
+    intervals = [(s, e, v) for s, e, v in (bw.intervals(chrom) or ()) if v > 0]
+    pos = np.concatenate([np.arange(s, e) for s, e, _ in intervals]) if intervals else np.zeros(0, np.int64)
+    val = np.concatenate([np.full(e - s, v) for s, e, v in intervals]) if intervals else np.zeros(0)
+    peaks = local_maxima(pos, val, min_distance)
+    cum = np.concatenate([[0.0], np.cumsum(val)])
+    lo = np.searchsorted(pos, pos[peaks] - min_distance)
+    hi = np.searchsorted(pos, pos[peaks] + min_distance, side="right")
+    reads = cum[hi] - cum[lo]
+    keep = reads >= min_reads
+    return pd.DataFrame({"chrom": chrom, "site": pos[peaks][keep].astype(np.int64), "strand": strand,
+                         "reads": reads[keep], "merged": (hi - lo - 1)[keep].astype(np.int64)})
+
+
+def local_maxima(pos: np.ndarray, val: np.ndarray, min_distance: int) -> np.ndarray:
+    """Indices (in position order) of greedy non-maximum suppression: from the largest value down (ties: leftmost
+    first), a base is kept unless a kept base lies within `min_distance` bp.
+
+    Args:
+        pos: Sorted positions of the bases with signal.
+        val: Their signal.
+        min_distance: Suppression radius in bp (0 keeps every base).
+    """
+    if min_distance <= 0:
+        return np.arange(len(pos))
+    taken = np.zeros(len(pos), dtype=bool)
+    kept = []
+    for i in np.lexsort((pos, -val)):
+        if not taken[i]:
+            kept.append(i)
+            lo = np.searchsorted(pos, pos[i] - min_distance)
+            hi = np.searchsorted(pos, pos[i] + min_distance, side="right")
+            taken[lo:hi] = True
+    return np.sort(np.asarray(kept, dtype=np.int64))
 
 
 def place_windows(sites: pd.DataFrame, length: int, max_offset: int, seed: int) -> pd.DataFrame:
@@ -146,7 +181,7 @@ def check_windows(windows: pd.DataFrame, fasta: str | Path, chroms: dict[str, in
 
 
 def make_windows(fasta: str, fai: str, plus: str, minus: str, out_tsv: str, *, species: str, min_reads: float,
-                 length: int, max_offset: int, flank: int, seed: int) -> pd.DataFrame:
+                 length: int, max_offset: int, flank: int, seed: int, min_distance: int = 0) -> pd.DataFrame:
     """Call sites, place and check windows, and write the candidate window table.
 
     Args:
@@ -156,25 +191,27 @@ def make_windows(fasta: str, fai: str, plus: str, minus: str, out_tsv: str, *, s
         minus: - strand bigWig.
         out_tsv: Output table (columns `WINDOW_COLUMNS`).
         species: Species id written in the table.
-        min_reads: Site threshold.
+        min_reads: Site threshold (reads summed over the site's cluster).
         length: Window length.
         max_offset: Largest random offset of the site from the window centre.
         flank: Extra stored bases on each side.
         seed: Seed of the offsets.
+        min_distance: Bases with signal within this many bp of a stronger site are merged into it (`call_sites`).
 
     Returns:
         The table written.
     """
     chroms = read_fai(fai)
-    sites = call_sites(plus, minus, min_reads, chroms, species)
+    sites = call_sites(plus, minus, min_reads, chroms, species, min_distance)
     if sites.empty:
         raise ValueError(f"no base of {plus} or {minus} reaches sites.min_reads={min_reads}; lower it in the config")
     windows = check_windows(place_windows(sites, length, max_offset, seed), fasta, chroms, flank)
     windows["species"] = species
     windows["id"] = [f"{species}:{c}:{s}:{st}" for c, s, st in zip(windows["chrom"], windows["site"], windows["strand"])]
     windows = windows[WINDOW_COLUMNS]
-    log.info("%d sites with >= %s reads; %d windows kept, dropped: %s", len(sites), min_reads,
-             int(windows["kept"].sum()), windows.loc[~windows["kept"], "reason"].value_counts().to_dict())
+    log.info("%d sites with >= %s reads (%d bases with signal within %d bp merged into them); %d windows kept, "
+             "dropped: %s", len(sites), min_reads, int(sites["merged"].sum()), min_distance, int(windows["kept"].sum()),
+             windows.loc[~windows["kept"], "reason"].value_counts().to_dict())
     write_tsv(windows, out_tsv)
     return windows
 

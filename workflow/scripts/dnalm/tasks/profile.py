@@ -66,7 +66,8 @@ class ProfileTask(TaskType):
     def window_params(self, spec: dict, species: str) -> dict:
         """Params of rule make_windows (`dnalm.windows.make_windows`): site calling and window placement."""
         window = spec["window"]
-        return {"species": species, "min_reads": spec["sites"]["min_reads"], "length": window["length"],
+        return {"species": species, "min_reads": spec["sites"]["min_reads"],
+                "min_distance": spec["sites"]["min_distance"], "length": window["length"],
                 "max_offset": window["max_offset"], "flank": window["flank"], "seed": spec["seed"]}
 
     def head(self, store) -> tuple[str, dict]:

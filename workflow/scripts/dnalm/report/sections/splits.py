@@ -56,6 +56,10 @@ def _task(task: str, path: str | None) -> Markup:
     counts = counts.assign(_k=counts["split"].astype(str).map(_split_key)).sort_values(["_k", "species"], kind="stable")
     # fold tasks also count windows dropped for crossing a fold boundary (shown before the kept windows)
     columns, header = list(COLUMNS), list(HEADER)
+    # site-centred tasks whose reads spread over nearby bases: the bases merged into sites (after the sites)
+    if "merged_bases" in counts.columns and counts["merged_bases"].any():
+        columns.insert(3, "merged_bases")
+        header.insert(3, "bases merged into sites")
     if "dropped_fold" in counts.columns and counts["dropped_fold"].any():
         columns.insert(-1, "dropped_fold")
         header.insert(-1, "dropped (crosses fold)")
