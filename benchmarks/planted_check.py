@@ -20,10 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+from dnalm.interpret import read_motif_table
 from dnalm.synthetic import PLANTED, decoys_matched, recovered
 
 CONFIG = REPO / "config" / "examples" / "synthetic_motifs.yaml"
@@ -43,8 +42,7 @@ def run(workdir: Path, model: str, cores: int) -> float:
 
 def report(workdir: Path, model: str) -> bool:
     """Print the check of one model's motifs.tsv; True when it passes."""
-    table = pd.read_csv(workdir / f"results/interpret/synth/{model}/motifs.tsv", sep="\t")
-    table["significant"] = table["significant"].astype(str).str.lower() == "true"
+    table = read_motif_table(workdir / f"results/interpret/synth/{model}/motifs.tsv")
     found = recovered(table)
     count = recovered(table[(table["output"] == "count") & (table["sign"] == "+")])
     decoys = decoys_matched(table)

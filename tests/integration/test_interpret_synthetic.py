@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from dnalm.interpret import read_motif_table
 from dnalm.synthetic import PLANTED, decoys_matched, recovered, write_synthetic
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,9 +69,7 @@ def run_model(workdir: Path, model: str, interpret: dict | None = None) -> pd.Da
     cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(config), "--cores", "2", target]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    table = pd.read_csv(workdir / target, sep="\t")
-    table["significant"] = table["significant"].astype(str).str.lower() == "true"
-    return table
+    return read_motif_table(workdir / target)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +114,15 @@ def test_no_pattern_matches_a_decoy(model: str, request: pytest.FixtureRequest) 
     samples (docs/attributions.md)."""
     table = request.getfixturevalue(model)
     assert not decoys_matched(table), table.to_string()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["bpnet", "kmer_lm"])
+def test_every_match_reported_as_found_is_a_planted_element(model: str, request: pytest.FixtureRequest) -> None:
+    """The report's known-motif table lists the found matches (significant, and seqlets in at least
+    interpret.min_support of the windows): on a planted genome, nothing but the planted elements."""
+    table = request.getfixturevalue(model)
+    assert set(table.loc[table["found"], "best_match"]) <= set(PLANTED), table.to_string()
 
 
 @pytest.mark.slow

@@ -12,7 +12,15 @@ import pyBigWig
 import pytest
 
 from dnalm.attribution import save_npz_atomic, select_windows
-from dnalm.interpret import Pattern, correlation_columns, match_motifs, read_patterns, run_modisco, tomtom_matches
+from dnalm.interpret import (
+    Pattern,
+    correlation_columns,
+    match_motifs,
+    read_motif_table,
+    read_patterns,
+    run_modisco,
+    tomtom_matches,
+)
 from dnalm.motifs import bh_qvalues, consensus_ppm, read_meme, read_motif_files, write_meme
 from dnalm.synthetic import DECOYS, PLANTED, synthetic_decoys, write_synthetic
 
@@ -169,7 +177,12 @@ def test_modisco_and_tomtom_find_a_planted_motif(tmp_path: Path) -> None:
     table = match_motifs({"count": str(tmp_path / "m.h5")}, [str(data["motifs"])], str(tmp_path / "motifs.tsv"))
     best = table.iloc[0]
     assert best["best_match"] == "positioning_AATAAA" and best["q_value"] < 0.05 and best["significant"]
-    assert pd.read_csv(tmp_path / "motifs.tsv", sep="\t").shape == table.shape
+    assert best["found"]  # no support threshold
+    assert read_motif_table(tmp_path / "motifs.tsv")[["significant", "found"]].equals(table[["significant", "found"]])
+    # a pattern with fewer seqlets than the support threshold keeps its match but is not reported as found
+    weak = match_motifs({"count": str(tmp_path / "m.h5")}, [str(data["motifs"])], str(tmp_path / "weak.tsv"),
+                        min_seqlets=int(best["n_seqlets"]) + 1)
+    assert weak.iloc[0]["significant"] and not weak.iloc[0]["found"]
     with pytest.raises(ValueError, match="no 'profile' attributions"):
         run_modisco(str(tmp_path / "a.npz"), "profile", str(tmp_path / "p.h5"), max_seqlets=10)
     assert not (tmp_path / "p.h5").exists()

@@ -370,6 +370,7 @@ def get_match_inputs(wildcards):
     """modisco results of every interpreted output, and the known-motif files."""
     prefix = f"results/interpret/{wildcards.task}/{wildcards.model}"
     return {
+        "npz": f"{prefix}/attributions.npz",
         "modisco": [f"{prefix}/modisco.{o}.h5" for o in config["interpret"]["outputs"]],
         "motifs": dnalm.config.motif_files(config, REPO),
     }

@@ -53,5 +53,6 @@ rule match_motifs:
         outputs=config["interpret"]["outputs"],
         q_threshold=config["interpret"]["q_threshold"],
         reverse_complement=config["interpret"]["reverse_complement"],
+        min_support=config["interpret"]["min_support"],
     script:
         "../scripts/match_motifs.py"

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 OUTPUTS = ("count", "profile")
 MOTIF_COLUMNS = ["output", "pattern", "sign", "n_seqlets", "consensus", "best_match", "q_value", "p_value", "offset",
-                 "strand", "significant", "second_match", "second_q_value"]
+                 "strand", "significant", "second_match", "second_q_value", "found"]
 
 
 # ------------------------------------------------------------------------------------------------------ attributions
@@ -189,13 +189,26 @@ def tomtom_matches(patterns: list[Pattern], motifs: dict[str, np.ndarray], *,
     return p, bh_qvalues(p), offsets, strands
 
 
+def read_motif_table(path: str | Path) -> pd.DataFrame:
+    """A `motifs.tsv` of `match_motifs`, its yes/no columns as booleans (a file without `found`, written before that
+    column existed, gets found = significant)."""
+    table = pd.read_csv(path, sep="\t")
+    missing = [c for c in MOTIF_COLUMNS if c not in table.columns and c != "found"]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, table.columns))}")
+    table["significant"] = table["significant"].astype(str).str.lower() == "true"
+    table["found"] = (table["found"].astype(str).str.lower() == "true") if "found" in table else table["significant"]
+    return table
+
+
 def match_motifs(modisco_files: dict[str, str], motif_files: list[str], out_tsv: str, *, q_threshold: float = 0.05,
-                 reverse_complement: bool = True) -> pd.DataFrame:
+                 reverse_complement: bool = True, min_seqlets: int = 0) -> pd.DataFrame:
     """Best TOMTOM match of every modisco pattern (all outputs) among the known motifs; writes `motifs.tsv`.
 
     Columns: output, pattern, sign (+ / −: positive or negative contributions), n_seqlets, consensus (of the
     trimmed pattern), best_match, q_value, p_value, offset, strand (+ or − of the known motif), significant
-    (q < q_threshold), second_match, second_q_value.
+    (q < q_threshold), second_match, second_q_value, found (significant and supported by at least `min_seqlets`
+    seqlets: a weak pattern can match a motif that is not there, so only these are reported as found).
     """
     motifs = read_motif_files(motif_files)
     patterns = [p for output, path in modisco_files.items() for p in read_patterns(path, output)]
@@ -208,7 +221,8 @@ def match_motifs(modisco_files: dict[str, str], motif_files: list[str], out_tsv:
             rows.append([pattern.output, pattern.name, pattern.sign, pattern.n_seqlets, pattern.consensus(),
                          names[best], q[i, best], p[i, best], int(offsets[i, best]),
                          "-" if strands[i, best] else "+", bool(q[i, best] < q_threshold),
-                         names[second] if second is not None else "", q[i, second] if second is not None else np.nan])
+                         names[second] if second is not None else "", q[i, second] if second is not None else np.nan,
+                         bool(q[i, best] < q_threshold and pattern.n_seqlets >= min_seqlets)])
     table = pd.DataFrame(rows, columns=MOTIF_COLUMNS)
     write_tsv(table, out_tsv)
     return table

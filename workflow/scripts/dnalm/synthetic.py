@@ -49,10 +49,10 @@ def synthetic_decoys() -> dict[str, str]:
 
 
 def recovered(table: pd.DataFrame, top: int = 6) -> set[str]:
-    """Planted elements that are the significant best match of one of an output's `top` patterns (by seqlets), in a
-    `motifs.tsv` table of `dnalm.interpret.match_motifs`."""
+    """Planted elements that are the found (significant, supported) best match of one of an output's `top` patterns
+    (by seqlets), in a `motifs.tsv` table of `dnalm.interpret.match_motifs`."""
     best = table.sort_values("n_seqlets", ascending=False, kind="stable").groupby("output").head(top)
-    return set(best.loc[best["significant"], "best_match"]) & set(PLANTED)
+    return set(best.loc[best["found"], "best_match"]) & set(PLANTED)
 
 
 def decoys_matched(table: pd.DataFrame) -> set[str]:

@@ -10,7 +10,7 @@ import pandas as pd
 from markupsafe import Markup
 from matplotlib.figure import Figure
 
-from dnalm.interpret import MOTIF_COLUMNS, Pattern, read_patterns
+from dnalm.interpret import Pattern, read_motif_table, read_patterns
 from dnalm.report import html
 from dnalm.report.manifest import Manifest
 
@@ -67,19 +67,21 @@ def _q_cell(q: Any, significant: bool) -> html.Html:
 
 
 def summary_table(tables: dict[str, pd.DataFrame]) -> Markup:
-    """Known motif × model: the best q-value of any pattern whose best match it is, with that pattern."""
-    found = sorted({m for t in tables.values() for m in t.loc[t["significant"], "best_match"]})
+    """Known motif × model: the best q-value of any found pattern (significant and supported by enough seqlets,
+    `motifs.tsv`'s `found`) whose best match it is, with that pattern, its sign and its seqlets."""
+    found = sorted({m for t in tables.values() for m in t.loc[t["found"], "best_match"]})
     if not found:
-        return html.note("No pattern of any model matches a known motif significantly.")
+        return html.note("No pattern of any model matches a known motif significantly with enough seqlets.")
     rows = []
     for motif in found:
         row: list[html.Html] = [motif]
-        for hits in (t[(t["best_match"] == motif) & t["significant"]].sort_values("q_value") for t in tables.values()):
+        for hits in (t[(t["best_match"] == motif) & t["found"]].sort_values("q_value") for t in tables.values()):
             if hits.empty:
                 row.append(html.span("not found", "muted"))
                 continue
             h = hits.iloc[0]
-            where = f" ({h['output']} {h['pattern']}, {html.fmt_int(h['n_seqlets'])} seqlets, strand {h['strand']})"
+            where = (f" ({h['output']} {h['pattern']}, sign {h['sign']}, {html.fmt_int(h['n_seqlets'])} seqlets, "
+                     f"strand {h['strand']})")
             row.append(html.join([_q_cell(h["q_value"], True), where]))
         rows.append(row)
     return html.table(["known motif", *tables], rows)
@@ -153,8 +155,7 @@ def _task(manifest: Manifest, task: str) -> Markup:
         path = manifest.path("motifs", task=task, model=model)
         if path is None:
             raise ValueError(f"interpretation of task {task!r}, model {model!r} has no motifs.tsv")
-        motifs[model] = html.read_tsv(path, MOTIF_COLUMNS)
-        motifs[model]["significant"] = motifs[model]["significant"].astype(str).str.lower() == "true"
+        motifs[model] = read_motif_table(path)
     parts = [html.heading("Known motifs found, side by side"), summary_table(motifs),
              *(_model_block(manifest, task, m, motifs[m]) for m in models)]
     npz = {r["model"]: np.load(r["path"]) for r in manifest.find("attributions", task=task)}
