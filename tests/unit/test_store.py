@@ -184,3 +184,11 @@ def test_revcomp_after_shift(genome):
     x2, y2 = store.batch(np.array([1]), shifts=np.array([-3]))  # the same bases, chr1:23-55, on the - strand
     np.testing.assert_array_equal(x, x2)
     np.testing.assert_array_equal(y, y2)
+
+
+def test_site_index_is_the_site_in_the_strand_oriented_window() -> None:
+    from dnalm.store import site_index
+
+    table = pd.DataFrame({"start": [100, 100], "end": [132, 132], "site": [110, 110], "strand": ["+", "-"]})
+    assert site_index(table) == [10, 21]  # the − strand window reads 131 … 100: base 110 is its 22nd
+    assert site_index(table.drop(columns="site")) is None

@@ -56,3 +56,22 @@ rule match_motifs:
         min_support=config["interpret"]["min_support"],
     script:
         "../scripts/match_motifs.py"
+
+
+rule positional_elements:
+    input:
+        npz="results/interpret/{task}/{model}/attributions.npz",
+    output:
+        tsv="results/interpret/{task}/{model}/positional.tsv",
+        profile="results/interpret/{task}/{model}/positional.npz",
+    log:
+        "logs/positional_elements/{task}/{model}.log",
+    conda:
+        "../../envs/interpret.yaml"
+    threads: 1
+    params:
+        outputs=config["interpret"]["outputs"],
+        settings=config["interpret"]["positional"],
+        seed=config["interpret"]["seed"],
+    script:
+        "../scripts/positional_elements.py"

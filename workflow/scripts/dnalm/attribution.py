@@ -547,8 +547,9 @@ def attribute_windows(checkpoint: str, store: WindowStore, out_npz: str, *, n_wi
                       device: str | None = None) -> dict:
     """DeepLIFT/SHAP attributions of test windows for each model output, saved with their one-hot sequences.
 
-    Writes `onehot` (N, 4, L) float32, `window_ids` (N,), and per output `<output>_attr` (attributions) and
-    `<output>_hyp` (hypothetical contributions), both (N, 4, L).
+    Writes `onehot` (N, 4, L) float32, `window_ids` (N,), `site_index` (N,; the site's position in each window, when
+    the store has sites), and per output `<output>_attr` (attributions) and `<output>_hyp` (hypothetical
+    contributions), both (N, 4, L).
 
     `ig_steps` is the number of integrated-gradient steps of language models (DeepLIFT models ignore it).
 
@@ -563,6 +564,8 @@ def attribute_windows(checkpoint: str, store: WindowStore, out_npz: str, *, n_wi
     rows = select_windows(len(store), n_windows, seed)
     onehot, _ = store.batch(rows)
     arrays = {"onehot": onehot, "window_ids": np.asarray(store.meta["ids"], dtype=str)[rows]}
+    if store.meta.get("site_index") is not None:
+        arrays["site_index"] = np.asarray(store.meta["site_index"], dtype=np.int64)[rows]
     seconds = {}
     for output in outputs:
         start = time.perf_counter()

@@ -514,6 +514,9 @@ def report_manifest(cfg: dict) -> list[dict]:
         prefix = f"results/interpret/{task}/{model}"
         tail.append({"kind": "attributions", "task": task, "model": model, "path": f"{prefix}/attributions.npz"})
         tail.append({"kind": "motifs", "task": task, "model": model, "path": f"{prefix}/motifs.tsv"})
+        if tasks.get(cfg["tasks"][task]["type"]).site_centred:
+            tail += [{"kind": kind, "task": task, "model": model, "path": f"{prefix}/positional.{ext}"}
+                     for kind, ext in (("positional_elements", "tsv"), ("positional_profile", "npz"))]
         tail += [{"kind": "modisco", "task": task, "model": model, "output": o, "path": f"{prefix}/modisco.{o}.h5"}
                  for o in cfg["interpret"]["outputs"]]
     records += [{**r, "task_type": cfg["tasks"][r["task"]]["type"]} for r in tail]

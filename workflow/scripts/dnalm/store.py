@@ -157,13 +157,22 @@ def write_store(windows_tsv: str, split: str, prefix: str, *, task: dict, genome
         sources.close()
     del seq, tgt
     meta = {"split": split, "n": len(table), "length": length, "flank": flank, "channels": channels,
-            "rc_perm": perm, "ids": table["id"].tolist(), "task_type": task["type"], "bin_size": bin_size,
+            "rc_perm": perm, "ids": table["id"].tolist(), "site_index": site_index(table),
+            "task_type": task["type"], "bin_size": bin_size,
             "aggregate": (bins or {}).get("aggregate"), "transform": (bins or {}).get("transform")}
     Path(seq_tmp).replace(out["seq"])
     Path(tgt_tmp).replace(out["targets"])
     Path(out["meta"]).write_text(json.dumps(meta))
     log.info("%s: %d windows of %d bp (+%d flank), channels %s", split, len(table), length, flank, channels)
     return len(table)
+
+
+def site_index(table) -> list[int] | None:
+    """Each window's site position in the stored (strand-oriented) window, or None for a table without sites."""
+    if "site" not in table:
+        return None
+    oriented = np.where(table["strand"] == "-", table["end"] - 1 - table["site"], table["site"] - table["start"])
+    return oriented.astype(int).tolist()
 
 
 def _check_chroms(table, sources: _Sources) -> None:

@@ -110,6 +110,16 @@ def per_task(section: str, tasks: Sequence[str], body: Callable[[str], Html]) ->
     return task_blocks(section, tasks, body)
 
 
+def logo(ax: Any, matrix: np.ndarray, title: str, ylabel: str) -> None:
+    """A sequence logo of an (L, 4) matrix (rows A, C, G, T) on `ax`."""
+    import logomaker
+
+    logomaker.Logo(pd.DataFrame(np.asarray(matrix, dtype=float), columns=list("ACGT")), ax=ax, show_spines=False)
+    ax.set_title(title, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=7)
+    ax.tick_params(labelsize=6)
+
+
 def axes_note(ax: Any, text: str, **style: Any) -> None:
     """Text in the middle of empty axes (what a panel would show is missing)."""
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, **style)

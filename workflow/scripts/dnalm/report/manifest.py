@@ -28,6 +28,8 @@ KINDS: dict[str, tuple[str, ...]] = {
     "attributions": ("task", "model"),
     "motifs": ("task", "model"),
     "modisco": ("task", "model", "output"),
+    "positional_elements": ("task", "model"),
+    "positional_profile": ("task", "model"),
 }
 #: Kinds whose tasks are the report's tasks (sweeps and interpretations list only their own).
 TASK_KINDS = ("split_counts", "homology_summary", "model_info", "history", "comparison", "prediction",

@@ -22,12 +22,15 @@ class TaskType:
             (rule tile_windows); the file is results/windows/<task>/<windows>.tsv.
         metrics: Columns of comparison.tsv after the run columns (mean ± sd over seeds).
         extra_metrics: Prefixes of further per-run metric keys kept after `n_windows` (per-track metrics).
+        site_centred: Windows are placed around sites: attributions are also summarised by offset from the site
+            (`dnalm.positional`).
     """
 
     name: str = ""
     windows: str = "candidates"
     metrics: tuple[str, ...] = COMPARISON_METRICS
     extra_metrics: tuple[str, ...] = ()
+    site_centred: bool = False
 
     # ------------------------------------------------------------------------------------------------ config side
     def check(self, task: str, spec: dict, cfg: dict) -> None:

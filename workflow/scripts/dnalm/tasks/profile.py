@@ -58,6 +58,7 @@ class ProfileTask(TaskType):
 
     name = "profile"
     windows = "candidates"
+    site_centred = True
 
     def check(self, task: str, spec: dict, cfg: dict) -> None:
         """The site target exists."""

@@ -27,6 +27,7 @@ SECTIONS = (
     "examples",
     "sweeps",
     "interpretation",
+    "positions",
 )
 
 

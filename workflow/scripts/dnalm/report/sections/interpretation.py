@@ -27,16 +27,6 @@ EXAMPLES = ("The test windows with the strongest count attributions; each row on
             "by the attribution of the base present (positive up, negative down).")
 
 
-def _logo(ax: Any, matrix: np.ndarray, title: str, ylabel: str) -> None:
-    """A sequence logo of an (L, 4) matrix (rows A, C, G, T) on `ax`."""
-    import logomaker
-
-    logomaker.Logo(pd.DataFrame(np.asarray(matrix, dtype=float), columns=list("ACGT")), ax=ax, show_spines=False)
-    ax.set_title(title, fontsize=8)
-    ax.set_ylabel(ylabel, fontsize=7)
-    ax.tick_params(labelsize=6)
-
-
 def _information(ppm: np.ndarray) -> np.ndarray:
     """Bits per base of a probability matrix: p × (2 − entropy)."""
     p = np.clip(ppm, 1e-6, 1)
@@ -51,8 +41,8 @@ def pattern_figure(pattern: Pattern) -> Markup:
     fig = Figure(figsize=(7.2, 2.6), layout="constrained")
     axes = fig.subplots(2, 2)
     for r, (matrix, name, unit) in enumerate(((cwm, "CWM", "contribution"), (pwm, "PWM", "bits"))):
-        _logo(axes[r, 0], matrix, f"{name}, forward", unit)
-        _logo(axes[r, 1], matrix[::-1, ::-1], f"{name}, reverse complement", unit)
+        html.logo(axes[r, 0], matrix, f"{name}, forward", unit)
+        html.logo(axes[r, 1], matrix[::-1, ::-1], f"{name}, reverse complement", unit)
     for ax in axes[1]:
         ax.set_ylim(0, 2)
     return html.figure(fig, f"{pattern.output} {pattern.name} ({pattern.n_seqlets} seqlets)")
@@ -138,7 +128,7 @@ def attribution_figure(window: str, npz: dict[str, Any]) -> Markup:
     start = int(np.clip(centre - TRACK_WIDTH // 2, 0, max(length - TRACK_WIDTH, 0)))
     for ax, (model, output, data) in zip(axes, panels, strict=True):
         i = int(np.flatnonzero(data["window_ids"] == window)[0])
-        _logo(ax, data[f"{output}_attr"][i][:, start:start + TRACK_WIDTH].T, f"{model}: {output}", "attribution")
+        html.logo(ax, data[f"{output}_attr"][i][:, start:start + TRACK_WIDTH].T, f"{model}: {output}", "attribution")
         ticks = ax.get_xticks()
         ax.set_xticks(ticks[(ticks >= 0) & (ticks < TRACK_WIDTH)])
         ax.set_xticklabels([str(int(t) + start) for t in ax.get_xticks()])
