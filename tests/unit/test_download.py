@@ -222,6 +222,21 @@ def test_plain_and_absolute_file_paths(tmp_path):
     assert info["resolved"] == str(source)
 
 
+@pytest.mark.parametrize("prefix", ["file://localhost", "file://", "file:"])
+def test_absolute_file_urls_are_absolute_paths(tmp_path, prefix):
+    source = tmp_path / "in.fa.gz"
+    source.write_bytes(FASTA_GZ)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = genome_paths(tmp_path / "out")
+    info = prepare_genome(prefix + str(source), **out, search_dirs=[str(elsewhere)])
+    assert info["resolved"] == str(source) and info["source"] == prefix + str(source)
+    assert Path(out["fasta"]).read_text().startswith(">chrI\n" + SEQ_I[:60] + "\n")
+    with pytest.raises(DownloadError) as err:
+        prepare_genome(f"file://localhost{tmp_path}/missing.fa", **out, search_dirs=[str(elsewhere)])
+    assert f"tried {tmp_path}/missing.fa;" in str(err.value)
+
+
 def test_long_sequence_is_rewrapped_at_60_and_indexable(tmp_path):
     bases = "".join("ACGT"[(i * i + 7 * i) % 4] for i in range(130_003))
     source = tmp_path / "long.fa"
