@@ -16,7 +16,7 @@ import dnalm.io.bigwig
 from dnalm.download import prepare_annotation, prepare_genome, prepare_track
 from dnalm.io.errors import DownloadError
 
-SEQ_I = "ACGT" * 30 + "AC"  # 122 bp, written 50 a line in the source
+SEQ_I = "ACGT" * 300 + "AC"  # 1202 bp, written 50 a line in the source
 SEQ_M = "TTGCA" * 3  # 15 bp
 FASTA = (
     ">chrI chromosome I, some description\n"
@@ -92,6 +92,11 @@ def server():
     srv.httpd.server_close()
 
 
+def fasta_text(name: str, seq: str) -> str:
+    """One FASTA record as the download writes it: 60 bases a line."""
+    return f">{name}\n" + "".join(f"{seq[i : i + 60]}\n" for i in range(0, len(seq), 60))
+
+
 def genome_paths(directory):
     return {
         k: str(directory / n)
@@ -117,9 +122,9 @@ def test_http_genome_is_decompressed_renamed_indexed_and_described(server, tmp_p
     )
     assert Path(out["fasta"]).read_text() == expected_fasta()
     i_offset = len(">I\n")
-    m_offset = i_offset + 122 + 3 + len(">chrM\n")
+    m_offset = i_offset + 1202 + 21 + len(">chrM\n")
     assert Path(out["fai"]).read_text().splitlines() == [
-        f"I\t122\t{i_offset}\t60\t61",
+        f"I\t1202\t{i_offset}\t60\t61",
         f"chrM\t15\t{m_offset}\t15\t16",
     ]
     assert json.loads(Path(out["info"]).read_text()) == info
@@ -133,7 +138,7 @@ def test_http_genome_is_decompressed_renamed_indexed_and_described(server, tmp_p
         "gzip": True,
         "renamed": {"chrI": "I"},
         "sequences": 2,
-        "length": 137,
+        "length": 1217,
     }
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "g.fa",
@@ -194,15 +199,15 @@ def test_file_url_relative_is_found_in_search_dirs_in_order(tmp_path):
     first, second = tmp_path / "cwd", tmp_path / "repo"
     (first / "resources").mkdir(parents=True)
     (second / "resources").mkdir(parents=True)
-    (second / "resources" / "x.fa").write_text(">s1\nACGT\n")
+    (second / "resources" / "x.fa").write_text(fasta_text("s1", "ACGT" * 250))
     out = genome_paths(tmp_path / "out")
     dirs = [str(first), str(second)]
     info = prepare_genome("file://resources/x.fa", **out, search_dirs=dirs)
     assert info["resolved"] == str(second / "resources" / "x.fa")
     assert info["source"] == "file://resources/x.fa" and info["gzip"] is False
-    (first / "resources" / "x.fa").write_text(">s2\nGG\n")
+    (first / "resources" / "x.fa").write_text(fasta_text("s2", "G" * 1000))
     prepare_genome("file://resources/x.fa", **out, search_dirs=dirs)
-    assert Path(out["fasta"]).read_text() == ">s2\nGG\n"
+    assert Path(out["fasta"]).read_text() == fasta_text("s2", "G" * 1000)
     with pytest.raises(DownloadError) as err:
         prepare_genome("file://resources/y.fa", **out, search_dirs=dirs)
     assert "file://resources/y.fa" in str(err.value)
@@ -266,6 +271,9 @@ def test_long_sequence_is_rewrapped_at_60_and_indexable(tmp_path):
         ("ACGT\n>a\nAC\n", None, "line 1: sequence before"),
         (">a\nAC\n> \nGT\n", None, "line 3: FASTA header without a name"),
         ("\n\n", None, "no '>' record"),
+        (">a\n>b\n>c\n", None, r"3 FASTA record\(s\) without sequence: 'a' \(line 1\), 'b' \(line 2\), 'c' \(line 3\)"),
+        (f">a\n{'ACGT' * 300}\n>gap desc\n\n>b\nAC\n", None, r"1 FASTA record\(s\) without sequence: 'gap' \(line 3\);"),
+        (">a\nACGT\n>b\nGG\n", None, r"6 bp in 2 record\(s\), fewer than the 1000 bp"),
     ],
 )
 def test_bad_fasta_is_refused_and_leaves_nothing(tmp_path, text, aliases, message):
@@ -343,6 +351,54 @@ def test_malformed_gff_line_names_its_number(tmp_path, line, message):
         )
     assert str(source) in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gff3"]
+
+
+GFF3_REVERSED = (
+    "##gff-version 3\n"
+    "chrI\ts\tgene\t10\t20\t.\t+\t.\tID=g1\n"
+    "chrI\ts\tgene\t90\t30\t.\t+\t.\tID=g2\n"
+    "chrI\ts\tCDS\t40\t60\t.\t+\t0\tParent=g2\n"
+)
+
+
+def test_gff3_feature_with_start_after_end_is_left_out_and_reported(tmp_path, caplog):
+    source = tmp_path / "a.gff3"
+    source.write_text(GFF3_REVERSED)
+    gff, info_path = tmp_path / "o.gff3", tmp_path / "o.json"
+    info = prepare_annotation(str(source), str(gff), str(info_path), aliases={"chrI": "I"})
+    assert gff.read_text() == (
+        "##gff-version 3\nI\ts\tgene\t10\t20\t.\t+\t.\tID=g1\nI\ts\tCDS\t40\t60\t.\t+\t0\tParent=g2\n"
+    )
+    assert info["features"] == 2 and info["reversed_features"] == {"count": 1, "lines": [3]}
+    assert json.loads(info_path.read_text()) == info
+    assert f"{source}: 1 features with start > end left out (lines 3)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("a.gff3", "chrI\ts\tgene\t90\t30\t.\t+\t.\tID=g1\nchrI\ts\tmRNA\t90\t31\t.\t+\t.\tID=t1;Parent=g1\n"),
+        ("a.gtf", 'IV\ts\texon\t200\t100\t.\t+\t.\tgene_id "G"; transcript_id "T";\n' * 2),
+    ],
+)
+def test_annotation_of_only_reversed_features_is_refused(tmp_path, name, text):
+    source = tmp_path / name
+    source.write_text(text)
+    with pytest.raises(DownloadError, match=r"every feature \(2\) has its start after its end \(lines 1, 2\)") as err:
+        prepare_annotation(str(source), str(tmp_path / "o.gff3"), str(tmp_path / "o.json"))
+    assert str(source) in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_gtf_record_with_start_after_end_is_left_out_not_swapped(tmp_path):
+    source = tmp_path / "a.gtf"
+    source.write_text(GTF_CHILDREN_ONLY + 'IV\tsgd\texon\t900\t800\t.\t-\t.\tgene_id "G1"; transcript_id "T1";\n')
+    gff = tmp_path / "o.gff3"
+    info = prepare_annotation(str(source), str(gff), str(tmp_path / "o.json"))
+    rows = read_gff(gff)
+    assert not [row for row in rows if 800 in row[2:4] or 900 in row[2:4]]
+    assert [row[2:4] for row in rows if row[1] == "exon"] == [(100, 200), (300, 400), (350, 500)]
+    assert info["reversed_features"] == {"count": 1, "lines": [5]} and info["features"] == len(rows)
 
 
 def read_gff(path):

@@ -14,10 +14,18 @@ from dnalm.io.bigwig import write_bigwig
 from dnalm.io.errors import DownloadError
 from dnalm.io.fasta import index_fasta, write_fasta
 from dnalm.io.fetch import Raw, Staging, decompress, fetch, read_lines, staged
-from dnalm.io.gff import copy_gff3, gtf_to_gff3, is_gtf
+from dnalm.io.gff import ReversedFeatures, copy_gff3, gtf_to_gff3, is_gtf
 from dnalm.io.names import Renamer
 
 log = logging.getLogger(__name__)
+
+#: The shortest genome accepted (bp). A shorter FASTA is a truncated download or the wrong file (one gene, headers
+#: only), not an assembly: the smallest known genomes, of circoviruses, are about 1.7 kb, free-living cells' over
+#: 100 kb. It is no schema key because no real genome comes near it; it also keeps the later steps off inputs they
+#: cannot use (Mash sketches no sequence shorter than its k-mer, and windows are a few hundred bp).
+MIN_GENOME_LENGTH = 1_000
+#: What a track chromosome whose length differs from the genome's is (`species.<id>.track_lengths`).
+TRACK_LENGTHS = ("error", "clip")
 
 
 class Options(TypedDict, total=False):
@@ -129,12 +137,18 @@ def prepare_genome(source: str, fasta: str, fai: str, info: str, **options: Unpa
         The info dictionary, with "sequences" and "length".
 
     Raises:
-        DownloadError: If the source cannot be fetched, verified or parsed.
+        DownloadError: If the source cannot be fetched, verified or parsed, has a record without sequence, or is
+            shorter than `MIN_GENOME_LENGTH`.
     """
     with preparing("genome", source, fasta, info, options) as job:
         temp_fasta = job.stage.temp(fasta)
         with open(temp_fasta, "w") as out:
             sequences, length = write_fasta(read_lines(job.raw), out, job.renamer, source, DownloadError)
+        if length < MIN_GENOME_LENGTH:
+            raise DownloadError(
+                f"{source}: the genome has {length} bp in {sequences} record(s), fewer than the {MIN_GENOME_LENGTH} bp "
+                "of the smallest genome accepted; is this the assembly? fetch it again or fix the source in the config"
+            )
         job.stage.pending.append((temp_fasta + ".fai", fai))
         index_fasta(temp_fasta)
         job.info.update(sequences=sequences, length=length)
@@ -154,22 +168,27 @@ def prepare_annotation(source: str, gff3: str, info: str, **options: Unpack[Opti
         **options: Fetch and rename options (`Options`).
 
     Returns:
-        The info dictionary, with "features", "format" ("gff3" or "gtf") and, for a GTF, "gffread" (its version).
+        The info dictionary, with "features", "format" ("gff3" or "gtf"), "reversed_features" (the count and first
+        line numbers of the features whose start is after their end, which are left out) and, for a GTF, "gffread"
+        (its version).
 
     Raises:
-        DownloadError: If the source cannot be fetched or verified, a line is malformed or gffread fails.
+        DownloadError: If the source cannot be fetched or verified, a line is malformed, gffread fails, or every
+            feature has its start after its end.
     """
     with preparing("annotation", source, gff3, info, options) as job:
         gtf = is_gtf(read_lines(job.raw))
         job.info.update(format="gtf" if gtf else "gff3")
+        skipped = ReversedFeatures(source)
         with open(job.stage.temp(gff3), "w") as out:
             out.write("##gff-version 3\n")
             if gtf:
-                lines = read_lines(job.raw)
-                features, job.info["gffread"] = gtf_to_gff3(lines, out, job.renamer, source, job.directory, DownloadError)
+                lines, rename = read_lines(job.raw), job.renamer
+                features, job.info["gffread"] = gtf_to_gff3(lines, out, rename, skipped, job.directory, DownloadError)
             else:
-                features = copy_gff3(read_lines(job.raw), out, job.renamer, source, DownloadError)
-        job.info.update(features=features)
+                features = copy_gff3(read_lines(job.raw), out, job.renamer, skipped, DownloadError)
+        skipped.check(features, DownloadError)
+        job.info.update(features=features, reversed_features=skipped.info())
     log.info("%s: %d features (%s) -> %s", source, features, job.info["format"], gff3)
     return job.info
 
