@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import http.server
 import json
+import struct
 import threading
 from collections import Counter
 from pathlib import Path
@@ -516,11 +517,12 @@ def test_bigwig_without_renames_is_copied_byte_for_byte(tmp_path):
     raw = (tmp_path / "t.bw").read_bytes()
     source.write_bytes(gzip.compress(raw))
     out = tmp_path / "o.bw"
+    fai = write_fai(tmp_path / "genome.fa.fai", {"I": 1000, "II": 1000, "III": 5})
     info = prepare_track(
-        str(source), str(out), str(tmp_path / "o.json"), aliases={"chrI": "I"}
+        str(source), str(out), str(tmp_path / "o.json"), genome=fai, aliases={"chrI": "I"}
     )
     assert out.read_bytes() == raw
-    assert info["renamed"] == {} and info["gzip"] is True
+    assert info["renamed"] == {} and info["gzip"] is True and info["clipped"] == {}
 
 
 def test_bigwig_alias_collision_is_refused(tmp_path):
@@ -544,3 +546,98 @@ def test_non_bigwig_track_is_refused(tmp_path):
         prepare_track(str(source), str(tmp_path / "o.bw"), str(tmp_path / "o.json"))
     assert str(source) in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.bw"]
+
+
+def make_track(path, sizes, step=7):
+    """A real bigWig with many data blocks and 10 zoom levels: a 1-bp value every `step` bases."""
+    bw = pyBigWig.open(str(path), "w")
+    bw.addHeader(list(sizes.items()), maxZooms=10)
+    for i, (name, size) in enumerate(sizes.items()):
+        starts = list(range(0, size, step))
+        bw.addEntries([name] * len(starts), starts, ends=[s + 1 for s in starts], values=[i + s % 5.0 for s in starts])
+    bw.close()
+
+
+def bigwig_offsets(data):
+    """chromTreeOffset, fullDataOffset, fullIndexOffset and totalSummaryOffset of a bigWig's header."""
+    fields = struct.unpack_from("<IHHQQQHHQQIQ", data)
+    return {"chroms": fields[3], "data": fields[4], "index": fields[5], "summary": fields[9]}
+
+
+def damage(data, where):
+    """The bytes of a bigWig with 64 bytes overwritten near its start, or 16 bytes flipped inside a data block."""
+    data, at = bytearray(data), bigwig_offsets(data)
+    if where == "data block":
+        middle = (at["data"] + at["index"]) // 2
+        data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
+        return bytes(data)
+    start = {"header": 8, "chromosome list": at["chroms"] + 24, "total summary": at["summary"] - 48}[where]
+    data[start : start + 64] = b"\xff" * 64
+    return bytes(data)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("where", ["header", "chromosome list", "total summary", "data block"])
+def test_damaged_bigwig_is_refused_naming_the_file_and_leaves_nothing(tmp_path, where, gz):
+    good = tmp_path / "good.bw"
+    make_track(good, {"I": 60_000, "II": 40_000})
+    assert prepare_track(str(good), str(tmp_path / "g.bw"), str(tmp_path / "g.json"))["chroms"] == 2
+    bad = damage(good.read_bytes(), where)
+    source = tmp_path / "in" / ("t.bw.gz" if gz else "t.bw")
+    source.parent.mkdir()
+    source.write_bytes(gzip.compress(bad) if gz else bad)
+    out = tmp_path / "out"
+    with pytest.raises(DownloadError) as err:
+        prepare_track(str(source), str(out / "t.bw"), str(out / "t.json"))
+    message = str(err.value)
+    assert message.startswith(f"{source}: ") and "damaged" in message
+    if where == "total summary":  # pybigtools reads it, pyBigWig crashes on it: the child dies, not this process
+        assert "crashed (SIGSEGV)" in message
+    if where == "data block":
+        assert "chromosome 'I'" in message or "chromosome 'II'" in message
+    assert not out.exists() or list(out.iterdir()) == []
+    assert list(source.parent.iterdir()) == [source]
+
+
+def write_fai(path, sizes):
+    path.write_text("".join(f"{name}\t{size}\t0\t60\t61\n" for name, size in sizes.items()))
+    return str(path)
+
+
+def test_track_and_genome_lengths_that_differ_are_refused(tmp_path):
+    source = tmp_path / "in" / "t.bw"
+    source.parent.mkdir()
+    make_bigwig(source, ["chrI", "II", "M"])
+    fai = write_fai(tmp_path / "genome.fa.fai", {"I": 120, "II": 1000})
+    out = tmp_path / "out"
+    with pytest.raises(DownloadError) as err:
+        prepare_track(
+            str(source), str(out / "t.bw"), str(out / "t.json"), genome=fai, species="scer", aliases={"chrI": "I"}
+        )
+    message = str(err.value)
+    assert message.startswith(f"{source}: chromosome lengths differ from the genome's ({fai})")
+    assert "'I' is 1000 bp in the track, 120 bp in the genome" in message and "'II'" not in message
+    assert "species.scer.track_lengths: clip" in message
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_track_is_clipped_to_the_genome_lengths_when_the_config_says_so(tmp_path, caplog):
+    source = tmp_path / "t.bw"
+    make_bigwig(source, ["chrI", "II", "M"])
+    fai = write_fai(tmp_path / "genome.fa.fai", {"I": 120, "II": 2000})
+    out, info_path = tmp_path / "o.bw", tmp_path / "o.json"
+    info = prepare_track(
+        str(source), str(out), str(info_path), genome=fai, track_lengths="clip", aliases={"chrI": "I"}
+    )
+    bw = pyBigWig.open(str(out))
+    assert bw.chroms() == {"I": 120, "II": 2000, "M": 1000}
+    assert bw.intervals("I") == ((0, 50, 1.0), (100, 120, 2.5))
+    assert bw.intervals("II") == ((0, 50, 2.0), (100, 150, 3.5))
+    assert bw.intervals("M") == ((0, 50, 3.0), (100, 150, 4.5))
+    bw.close()
+    assert info["clipped"] == {
+        "I": {"track": 1000, "genome": 120, "bases_dropped": 30},
+        "II": {"track": 1000, "genome": 2000, "bases_dropped": 0},
+    }
+    assert json.loads(info_path.read_text()) == info
+    assert "'I' is 1000 bp in the track, 120 bp in the genome" in caplog.text

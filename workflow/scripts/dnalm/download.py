@@ -9,8 +9,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, Unpack
 
-from dnalm.io import write_json
-from dnalm.io.bigwig import write_bigwig
+from dnalm.io import read_fai, write_json
+from dnalm.io.bigwig import check_bigwig, length_mismatches, write_bigwig
 from dnalm.io.errors import DownloadError
 from dnalm.io.fasta import index_fasta, write_fasta
 from dnalm.io.fetch import Raw, Staging, decompress, fetch, read_lines, staged
@@ -193,27 +193,87 @@ def prepare_annotation(source: str, gff3: str, info: str, **options: Unpack[Opti
     return job.info
 
 
-def prepare_track(source: str, bigwig: str, info: str, **options: Unpack[Options]) -> dict[str, Any]:
-    """Fetch a bigWig track, rename its chromosomes and write it with an info JSON.
+def prepare_track(
+    source: str,
+    bigwig: str,
+    info: str,
+    genome: str | None = None,
+    track_lengths: str = "error",
+    species: str | None = None,
+    **options: Unpack[Options],
+) -> dict[str, Any]:
+    """Fetch a bigWig track, read it whole, rename its chromosomes, compare them with the genome and write it.
 
     Args:
         source: An http(s) URL, a ``file://`` URL or a plain path (gzip is undone).
         bigwig: Output bigWig.
         info: Output info JSON.
+        genome: The genome's ``.fai``; None skips the comparison of chromosome lengths.
+        track_lengths: What a chromosome whose length differs from the genome's is: "error", or "clip" (it gets
+            the genome's length, values past the genome's end are dropped).
+        species: Species id, named in the config key of errors.
         **options: Fetch and rename options (`Options`).
 
     Returns:
-        The info dictionary, with "chroms".
+        The info dictionary, with "chroms" and "clipped" (chromosome → its length in the track and in the genome,
+        and the bases with a value dropped).
 
     Raises:
-        DownloadError: If the source cannot be fetched or verified, or is not a bigWig.
+        DownloadError: If the source cannot be fetched or verified, is not an intact bigWig, or a chromosome's length
+            differs from the genome's with ``track_lengths`` "error".
     """
+    if track_lengths not in TRACK_LENGTHS:
+        raise ValueError(f"track_lengths must be one of {TRACK_LENGTHS}, not {track_lengths!r}")
     with preparing("track", source, bigwig, info, options) as job:
         plain = job.raw.path
         if job.raw.gzip:
             plain = job.stage.scratch_file(job.directory, "bigwig")
             decompress(job.raw, plain)
-        chroms = write_bigwig(plain, job.stage.temp(bigwig), job.renamer, source, DownloadError)
-        job.info.update(chroms=chroms)
-    log.info("%s: %d chromosomes -> %s", source, chroms, bigwig)
+        chroms = check_bigwig(plain, source, DownloadError)
+        names = {name: job.renamer(name) for name in chroms}
+        sizes = {names[name]: size for name, size in chroms.items()}
+        fitted = fit_to_genome(sizes, genome, source, track_lengths, species)
+        dropped = write_bigwig(plain, job.stage.temp(bigwig), names, {**sizes, **fitted})
+        clipped = {
+            name: {"track": sizes[name], "genome": length, "bases_dropped": dropped.get(name, 0)}
+            for name, length in fitted.items()
+        }
+        job.info.update(chroms=len(chroms), clipped=clipped)
+    log.info("%s: %d chromosomes -> %s", source, len(chroms), bigwig)
     return job.info
+
+
+def fit_to_genome(
+    sizes: Mapping[str, int], fai: str | None, source: str, track_lengths: str, species: str | None
+) -> dict[str, int]:
+    """Compare a track's chromosome lengths with the genome's: stop, or say which to clip.
+
+    Chromosomes of the track that the genome lacks are left alone here: the rules that read the track check its
+    names against the genome and the task.
+
+    Args:
+        sizes: The track's chromosome sizes (names after `chrom_aliases`).
+        fai: The genome's ``.fai``, or None to compare nothing.
+        source: The track's source, named in errors.
+        track_lengths: "error" or "clip".
+        species: Species id, named in the config key of errors.
+
+    Returns:
+        Chromosome → the genome's length, for each chromosome whose length differs (to be clipped).
+
+    Raises:
+        DownloadError: If a length differs and ``track_lengths`` is "error".
+    """
+    mismatched = length_mismatches(sizes, read_fai(fai)) if fai is not None else {}
+    listing = ", ".join(
+        f"{name!r} is {track} bp in the track, {length} bp in the genome" for name, (track, length) in mismatched.items()
+    )
+    if mismatched and track_lengths == "error":
+        raise DownloadError(
+            f"{source}: chromosome lengths differ from the genome's ({fai}): {listing}. Use the track made on this "
+            f"assembly, or set species.{species or '<id>'}.track_lengths: clip to give the track the genome's "
+            "lengths (values past the genome's end are dropped)"
+        )
+    if mismatched:
+        log.warning("%s: clipped to the genome's lengths (track_lengths: clip): %s", source, listing)
+    return {name: length for name, (_, length) in mismatched.items()}
