@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import http.server
 import json
+import struct
 import threading
 from collections import Counter
 from pathlib import Path
@@ -16,7 +17,7 @@ import dnalm.io.bigwig
 from dnalm.download import prepare_annotation, prepare_genome, prepare_track
 from dnalm.io.errors import DownloadError
 
-SEQ_I = "ACGT" * 30 + "AC"  # 122 bp, written 50 a line in the source
+SEQ_I = "ACGT" * 300 + "AC"  # 1202 bp, written 50 a line in the source
 SEQ_M = "TTGCA" * 3  # 15 bp
 FASTA = (
     ">chrI chromosome I, some description\n"
@@ -92,6 +93,11 @@ def server():
     srv.httpd.server_close()
 
 
+def fasta_text(name: str, seq: str) -> str:
+    """One FASTA record as the download writes it: 60 bases a line."""
+    return f">{name}\n" + "".join(f"{seq[i : i + 60]}\n" for i in range(0, len(seq), 60))
+
+
 def genome_paths(directory):
     return {
         k: str(directory / n)
@@ -117,9 +123,9 @@ def test_http_genome_is_decompressed_renamed_indexed_and_described(server, tmp_p
     )
     assert Path(out["fasta"]).read_text() == expected_fasta()
     i_offset = len(">I\n")
-    m_offset = i_offset + 122 + 3 + len(">chrM\n")
+    m_offset = i_offset + 1202 + 21 + len(">chrM\n")
     assert Path(out["fai"]).read_text().splitlines() == [
-        f"I\t122\t{i_offset}\t60\t61",
+        f"I\t1202\t{i_offset}\t60\t61",
         f"chrM\t15\t{m_offset}\t15\t16",
     ]
     assert json.loads(Path(out["info"]).read_text()) == info
@@ -133,7 +139,7 @@ def test_http_genome_is_decompressed_renamed_indexed_and_described(server, tmp_p
         "gzip": True,
         "renamed": {"chrI": "I"},
         "sequences": 2,
-        "length": 137,
+        "length": 1217,
     }
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "g.fa",
@@ -194,15 +200,15 @@ def test_file_url_relative_is_found_in_search_dirs_in_order(tmp_path):
     first, second = tmp_path / "cwd", tmp_path / "repo"
     (first / "resources").mkdir(parents=True)
     (second / "resources").mkdir(parents=True)
-    (second / "resources" / "x.fa").write_text(">s1\nACGT\n")
+    (second / "resources" / "x.fa").write_text(fasta_text("s1", "ACGT" * 250))
     out = genome_paths(tmp_path / "out")
     dirs = [str(first), str(second)]
     info = prepare_genome("file://resources/x.fa", **out, search_dirs=dirs)
     assert info["resolved"] == str(second / "resources" / "x.fa")
     assert info["source"] == "file://resources/x.fa" and info["gzip"] is False
-    (first / "resources" / "x.fa").write_text(">s2\nGG\n")
+    (first / "resources" / "x.fa").write_text(fasta_text("s2", "G" * 1000))
     prepare_genome("file://resources/x.fa", **out, search_dirs=dirs)
-    assert Path(out["fasta"]).read_text() == ">s2\nGG\n"
+    assert Path(out["fasta"]).read_text() == fasta_text("s2", "G" * 1000)
     with pytest.raises(DownloadError) as err:
         prepare_genome("file://resources/y.fa", **out, search_dirs=dirs)
     assert "file://resources/y.fa" in str(err.value)
@@ -220,6 +226,21 @@ def test_plain_and_absolute_file_paths(tmp_path):
     assert info["resolved"] == str(source) and info["md5_expected"] is None
     info = prepare_genome("in.fa.gz", **out, search_dirs=[str(tmp_path)])
     assert info["resolved"] == str(source)
+
+
+@pytest.mark.parametrize("prefix", ["file://localhost", "file://", "file:"])
+def test_absolute_file_urls_are_absolute_paths(tmp_path, prefix):
+    source = tmp_path / "in.fa.gz"
+    source.write_bytes(FASTA_GZ)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = genome_paths(tmp_path / "out")
+    info = prepare_genome(prefix + str(source), **out, search_dirs=[str(elsewhere)])
+    assert info["resolved"] == str(source) and info["source"] == prefix + str(source)
+    assert Path(out["fasta"]).read_text().startswith(">chrI\n" + SEQ_I[:60] + "\n")
+    with pytest.raises(DownloadError) as err:
+        prepare_genome(f"file://localhost{tmp_path}/missing.fa", **out, search_dirs=[str(elsewhere)])
+    assert f"tried {tmp_path}/missing.fa;" in str(err.value)
 
 
 def test_long_sequence_is_rewrapped_at_60_and_indexable(tmp_path):
@@ -251,6 +272,9 @@ def test_long_sequence_is_rewrapped_at_60_and_indexable(tmp_path):
         ("ACGT\n>a\nAC\n", None, "line 1: sequence before"),
         (">a\nAC\n> \nGT\n", None, "line 3: FASTA header without a name"),
         ("\n\n", None, "no '>' record"),
+        (">a\n>b\n>c\n", None, r"3 FASTA record\(s\) without sequence: 'a' \(line 1\), 'b' \(line 2\), 'c' \(line 3\)"),
+        (f">a\n{'ACGT' * 300}\n>gap desc\n\n>b\nAC\n", None, r"1 FASTA record\(s\) without sequence: 'gap' \(line 3\);"),
+        (">a\nACGT\n>b\nGG\n", None, r"6 bp in 2 record\(s\), fewer than the 1000 bp"),
     ],
 )
 def test_bad_fasta_is_refused_and_leaves_nothing(tmp_path, text, aliases, message):
@@ -328,6 +352,54 @@ def test_malformed_gff_line_names_its_number(tmp_path, line, message):
         )
     assert str(source) in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gff3"]
+
+
+GFF3_REVERSED = (
+    "##gff-version 3\n"
+    "chrI\ts\tgene\t10\t20\t.\t+\t.\tID=g1\n"
+    "chrI\ts\tgene\t90\t30\t.\t+\t.\tID=g2\n"
+    "chrI\ts\tCDS\t40\t60\t.\t+\t0\tParent=g2\n"
+)
+
+
+def test_gff3_feature_with_start_after_end_is_left_out_and_reported(tmp_path, caplog):
+    source = tmp_path / "a.gff3"
+    source.write_text(GFF3_REVERSED)
+    gff, info_path = tmp_path / "o.gff3", tmp_path / "o.json"
+    info = prepare_annotation(str(source), str(gff), str(info_path), aliases={"chrI": "I"})
+    assert gff.read_text() == (
+        "##gff-version 3\nI\ts\tgene\t10\t20\t.\t+\t.\tID=g1\nI\ts\tCDS\t40\t60\t.\t+\t0\tParent=g2\n"
+    )
+    assert info["features"] == 2 and info["reversed_features"] == {"count": 1, "lines": [3]}
+    assert json.loads(info_path.read_text()) == info
+    assert f"{source}: 1 features with start > end left out (lines 3)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("a.gff3", "chrI\ts\tgene\t90\t30\t.\t+\t.\tID=g1\nchrI\ts\tmRNA\t90\t31\t.\t+\t.\tID=t1;Parent=g1\n"),
+        ("a.gtf", 'IV\ts\texon\t200\t100\t.\t+\t.\tgene_id "G"; transcript_id "T";\n' * 2),
+    ],
+)
+def test_annotation_of_only_reversed_features_is_refused(tmp_path, name, text):
+    source = tmp_path / name
+    source.write_text(text)
+    with pytest.raises(DownloadError, match=r"every feature \(2\) has its start after its end \(lines 1, 2\)") as err:
+        prepare_annotation(str(source), str(tmp_path / "o.gff3"), str(tmp_path / "o.json"))
+    assert str(source) in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_gtf_record_with_start_after_end_is_left_out_not_swapped(tmp_path):
+    source = tmp_path / "a.gtf"
+    source.write_text(GTF_CHILDREN_ONLY + 'IV\tsgd\texon\t900\t800\t.\t-\t.\tgene_id "G1"; transcript_id "T1";\n')
+    gff = tmp_path / "o.gff3"
+    info = prepare_annotation(str(source), str(gff), str(tmp_path / "o.json"))
+    rows = read_gff(gff)
+    assert not [row for row in rows if 800 in row[2:4] or 900 in row[2:4]]
+    assert [row[2:4] for row in rows if row[1] == "exon"] == [(100, 200), (300, 400), (350, 500)]
+    assert info["reversed_features"] == {"count": 1, "lines": [5]} and info["features"] == len(rows)
 
 
 def read_gff(path):
@@ -445,11 +517,12 @@ def test_bigwig_without_renames_is_copied_byte_for_byte(tmp_path):
     raw = (tmp_path / "t.bw").read_bytes()
     source.write_bytes(gzip.compress(raw))
     out = tmp_path / "o.bw"
+    fai = write_fai(tmp_path / "genome.fa.fai", {"I": 1000, "II": 1000, "III": 5})
     info = prepare_track(
-        str(source), str(out), str(tmp_path / "o.json"), aliases={"chrI": "I"}
+        str(source), str(out), str(tmp_path / "o.json"), genome=fai, aliases={"chrI": "I"}
     )
     assert out.read_bytes() == raw
-    assert info["renamed"] == {} and info["gzip"] is True
+    assert info["renamed"] == {} and info["gzip"] is True and info["clipped"] == {}
 
 
 def test_bigwig_alias_collision_is_refused(tmp_path):
@@ -473,3 +546,98 @@ def test_non_bigwig_track_is_refused(tmp_path):
         prepare_track(str(source), str(tmp_path / "o.bw"), str(tmp_path / "o.json"))
     assert str(source) in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.bw"]
+
+
+def make_track(path, sizes, step=7):
+    """A real bigWig with many data blocks and 10 zoom levels: a 1-bp value every `step` bases."""
+    bw = pyBigWig.open(str(path), "w")
+    bw.addHeader(list(sizes.items()), maxZooms=10)
+    for i, (name, size) in enumerate(sizes.items()):
+        starts = list(range(0, size, step))
+        bw.addEntries([name] * len(starts), starts, ends=[s + 1 for s in starts], values=[i + s % 5.0 for s in starts])
+    bw.close()
+
+
+def bigwig_offsets(data):
+    """chromTreeOffset, fullDataOffset, fullIndexOffset and totalSummaryOffset of a bigWig's header."""
+    fields = struct.unpack_from("<IHHQQQHHQQIQ", data)
+    return {"chroms": fields[3], "data": fields[4], "index": fields[5], "summary": fields[9]}
+
+
+def damage(data, where):
+    """The bytes of a bigWig with 64 bytes overwritten near its start, or 16 bytes flipped inside a data block."""
+    data, at = bytearray(data), bigwig_offsets(data)
+    if where == "data block":
+        middle = (at["data"] + at["index"]) // 2
+        data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
+        return bytes(data)
+    start = {"header": 8, "chromosome list": at["chroms"] + 24, "total summary": at["summary"] - 48}[where]
+    data[start : start + 64] = b"\xff" * 64
+    return bytes(data)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("where", ["header", "chromosome list", "total summary", "data block"])
+def test_damaged_bigwig_is_refused_naming_the_file_and_leaves_nothing(tmp_path, where, gz):
+    good = tmp_path / "good.bw"
+    make_track(good, {"I": 60_000, "II": 40_000})
+    assert prepare_track(str(good), str(tmp_path / "g.bw"), str(tmp_path / "g.json"))["chroms"] == 2
+    bad = damage(good.read_bytes(), where)
+    source = tmp_path / "in" / ("t.bw.gz" if gz else "t.bw")
+    source.parent.mkdir()
+    source.write_bytes(gzip.compress(bad) if gz else bad)
+    out = tmp_path / "out"
+    with pytest.raises(DownloadError) as err:
+        prepare_track(str(source), str(out / "t.bw"), str(out / "t.json"))
+    message = str(err.value)
+    assert message.startswith(f"{source}: ") and "damaged" in message
+    if where == "total summary":  # pybigtools reads it, pyBigWig crashes on it: the child dies, not this process
+        assert "crashed (SIGSEGV)" in message
+    if where == "data block":
+        assert "chromosome 'I'" in message or "chromosome 'II'" in message
+    assert not out.exists() or list(out.iterdir()) == []
+    assert list(source.parent.iterdir()) == [source]
+
+
+def write_fai(path, sizes):
+    path.write_text("".join(f"{name}\t{size}\t0\t60\t61\n" for name, size in sizes.items()))
+    return str(path)
+
+
+def test_track_and_genome_lengths_that_differ_are_refused(tmp_path):
+    source = tmp_path / "in" / "t.bw"
+    source.parent.mkdir()
+    make_bigwig(source, ["chrI", "II", "M"])
+    fai = write_fai(tmp_path / "genome.fa.fai", {"I": 120, "II": 1000})
+    out = tmp_path / "out"
+    with pytest.raises(DownloadError) as err:
+        prepare_track(
+            str(source), str(out / "t.bw"), str(out / "t.json"), genome=fai, species="scer", aliases={"chrI": "I"}
+        )
+    message = str(err.value)
+    assert message.startswith(f"{source}: chromosome lengths differ from the genome's ({fai})")
+    assert "'I' is 1000 bp in the track, 120 bp in the genome" in message and "'II'" not in message
+    assert "species.scer.track_lengths: clip" in message
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_track_is_clipped_to_the_genome_lengths_when_the_config_says_so(tmp_path, caplog):
+    source = tmp_path / "t.bw"
+    make_bigwig(source, ["chrI", "II", "M"])
+    fai = write_fai(tmp_path / "genome.fa.fai", {"I": 120, "II": 2000})
+    out, info_path = tmp_path / "o.bw", tmp_path / "o.json"
+    info = prepare_track(
+        str(source), str(out), str(info_path), genome=fai, track_lengths="clip", aliases={"chrI": "I"}
+    )
+    bw = pyBigWig.open(str(out))
+    assert bw.chroms() == {"I": 120, "II": 2000, "M": 1000}
+    assert bw.intervals("I") == ((0, 50, 1.0), (100, 120, 2.5))
+    assert bw.intervals("II") == ((0, 50, 2.0), (100, 150, 3.5))
+    assert bw.intervals("M") == ((0, 50, 3.0), (100, 150, 4.5))
+    bw.close()
+    assert info["clipped"] == {
+        "I": {"track": 1000, "genome": 120, "bases_dropped": 30},
+        "II": {"track": 1000, "genome": 2000, "bases_dropped": 0},
+    }
+    assert json.loads(info_path.read_text()) == info
+    assert "'I' is 1000 bp in the track, 120 bp in the genome" in caplog.text

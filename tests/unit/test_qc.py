@@ -208,6 +208,23 @@ def test_annotation_naming_absent_chromosomes_is_an_error(tmp_path: Path) -> Non
         annotation.annotation_stats(gff, {"chrI": 100}, fasta="genome.fa")
 
 
+def test_annotation_features_with_start_after_end_are_counted_and_left_out(tmp_path: Path, caplog) -> None:
+    gff = tmp_path / "ann.gff3"
+    gff.write_text("##gff-version 3\nc1\tx\tgene\t1\t300\t.\t+\t.\tID=g1\n"
+                   "c1\tx\tCDS\t11\t100\t.\t+\t0\tParent=g1\nc1\tx\tCDS\t500\t401\t.\t+\t0\tParent=g1\n"
+                   "c1\tx\tgene\t900\t700\t.\t+\t.\tID=g2\n")  # fmt: skip
+    stats = annotation.annotation_stats(gff, {"c1": 1000}, window=1000)
+    assert stats["reversed_features"] == 2 and stats["cds_bases"] == 90 and stats["genes"] == 1
+    assert f"{gff}: 2 features with start > end left out (lines 4, 5)" in caplog.text
+
+
+def test_annotation_of_only_reversed_features_is_an_error(tmp_path: Path) -> None:
+    gff = tmp_path / "ann.gff3"
+    gff.write_text("##gff-version 3\nc1\tx\tCDS\t100\t11\t.\t+\t0\tID=c\nc1\tx\tgene\t9\t1\t.\t+\t.\tID=g\n")
+    with pytest.raises(QCError, match=r"ann\.gff3: every feature \(2\) has its start after its end \(lines 2, 3\)"):
+        annotation.annotation_stats(gff, {"c1": 1000})
+
+
 # ------------------------------------------------------------------------------------------ coding and gene density
 
 

@@ -68,6 +68,11 @@ def get_aliases(wildcards):
     return config["species"][wildcards.species]["chrom_aliases"]
 
 
+def get_track_lengths(wildcards):
+    """Params function: what a track chromosome whose length differs from the genome's is (error or clip)."""
+    return config["species"][wildcards.species]["track_lengths"]
+
+
 # ---------------------------------------------------------------------------------------------------- genome QC
 def get_qc_species(wildcards=None):
     """Every configured species, in config order: each gets a QC row."""

@@ -43,6 +43,8 @@ rule download_annotation:
 
 
 rule download_track:
+    input:
+        fai="resources/{species}/genome.fa.fai",
     output:
         bw="resources/{species}/tracks/{track}.bw",
         info="resources/{species}/tracks/{track}.json",
@@ -55,6 +57,7 @@ rule download_track:
         source=get_source("track"),
         md5=get_md5("track"),
         aliases=get_aliases,
+        track_lengths=get_track_lengths,
         repo=REPO,
     script:
         "../scripts/download.py"

@@ -21,7 +21,15 @@ if params.kind == "genome":
 elif params.kind == "annotation":
     prepare_annotation(params.source, output.gff, output.info, **common)
 elif params.kind == "track":
-    prepare_track(params.source, output.bw, output.info, **common)
+    prepare_track(
+        params.source,
+        output.bw,
+        output.info,
+        genome=snakemake.input.fai,
+        track_lengths=params.track_lengths,
+        species=snakemake.wildcards.species,
+        **common,
+    )
 else:
     raise ValueError(
         f"download: unknown kind {params.kind!r} for {params.source}; "

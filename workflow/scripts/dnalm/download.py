@@ -9,15 +9,23 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, Unpack
 
-from dnalm.io import write_json
-from dnalm.io.bigwig import write_bigwig
+from dnalm.io import read_fai, write_json
+from dnalm.io.bigwig import check_bigwig, length_mismatches, write_bigwig
 from dnalm.io.errors import DownloadError
 from dnalm.io.fasta import index_fasta, write_fasta
 from dnalm.io.fetch import Raw, Staging, decompress, fetch, read_lines, staged
-from dnalm.io.gff import copy_gff3, gtf_to_gff3, is_gtf
+from dnalm.io.gff import ReversedFeatures, copy_gff3, gtf_to_gff3, is_gtf
 from dnalm.io.names import Renamer
 
 log = logging.getLogger(__name__)
+
+#: The shortest genome accepted (bp). A shorter FASTA is a truncated download or the wrong file (one gene, headers
+#: only), not an assembly: the smallest known genomes, of circoviruses, are about 1.7 kb, free-living cells' over
+#: 100 kb. It is no schema key because no real genome comes near it; it also keeps the later steps off inputs they
+#: cannot use (Mash sketches no sequence shorter than its k-mer, and windows are a few hundred bp).
+MIN_GENOME_LENGTH = 1_000
+#: What a track chromosome whose length differs from the genome's is (`species.<id>.track_lengths`).
+TRACK_LENGTHS = ("error", "clip")
 
 
 class Options(TypedDict, total=False):
@@ -129,12 +137,18 @@ def prepare_genome(source: str, fasta: str, fai: str, info: str, **options: Unpa
         The info dictionary, with "sequences" and "length".
 
     Raises:
-        DownloadError: If the source cannot be fetched, verified or parsed.
+        DownloadError: If the source cannot be fetched, verified or parsed, has a record without sequence, or is
+            shorter than `MIN_GENOME_LENGTH`.
     """
     with preparing("genome", source, fasta, info, options) as job:
         temp_fasta = job.stage.temp(fasta)
         with open(temp_fasta, "w") as out:
             sequences, length = write_fasta(read_lines(job.raw), out, job.renamer, source, DownloadError)
+        if length < MIN_GENOME_LENGTH:
+            raise DownloadError(
+                f"{source}: the genome has {length} bp in {sequences} record(s), fewer than the {MIN_GENOME_LENGTH} bp "
+                "of the smallest genome accepted; is this the assembly? fetch it again or fix the source in the config"
+            )
         job.stage.pending.append((temp_fasta + ".fai", fai))
         index_fasta(temp_fasta)
         job.info.update(sequences=sequences, length=length)
@@ -154,47 +168,112 @@ def prepare_annotation(source: str, gff3: str, info: str, **options: Unpack[Opti
         **options: Fetch and rename options (`Options`).
 
     Returns:
-        The info dictionary, with "features", "format" ("gff3" or "gtf") and, for a GTF, "gffread" (its version).
+        The info dictionary, with "features", "format" ("gff3" or "gtf"), "reversed_features" (the count and first
+        line numbers of the features whose start is after their end, which are left out) and, for a GTF, "gffread"
+        (its version).
 
     Raises:
-        DownloadError: If the source cannot be fetched or verified, a line is malformed or gffread fails.
+        DownloadError: If the source cannot be fetched or verified, a line is malformed, gffread fails, or every
+            feature has its start after its end.
     """
     with preparing("annotation", source, gff3, info, options) as job:
         gtf = is_gtf(read_lines(job.raw))
         job.info.update(format="gtf" if gtf else "gff3")
+        skipped = ReversedFeatures(source)
         with open(job.stage.temp(gff3), "w") as out:
             out.write("##gff-version 3\n")
             if gtf:
-                lines = read_lines(job.raw)
-                features, job.info["gffread"] = gtf_to_gff3(lines, out, job.renamer, source, job.directory, DownloadError)
+                lines, rename = read_lines(job.raw), job.renamer
+                features, job.info["gffread"] = gtf_to_gff3(lines, out, rename, skipped, job.directory, DownloadError)
             else:
-                features = copy_gff3(read_lines(job.raw), out, job.renamer, source, DownloadError)
-        job.info.update(features=features)
+                features = copy_gff3(read_lines(job.raw), out, job.renamer, skipped, DownloadError)
+        skipped.check(features, DownloadError)
+        job.info.update(features=features, reversed_features=skipped.info())
     log.info("%s: %d features (%s) -> %s", source, features, job.info["format"], gff3)
     return job.info
 
 
-def prepare_track(source: str, bigwig: str, info: str, **options: Unpack[Options]) -> dict[str, Any]:
-    """Fetch a bigWig track, rename its chromosomes and write it with an info JSON.
+def prepare_track(
+    source: str,
+    bigwig: str,
+    info: str,
+    genome: str | None = None,
+    track_lengths: str = "error",
+    species: str | None = None,
+    **options: Unpack[Options],
+) -> dict[str, Any]:
+    """Fetch a bigWig track, read it whole, rename its chromosomes, compare them with the genome and write it.
 
     Args:
         source: An http(s) URL, a ``file://`` URL or a plain path (gzip is undone).
         bigwig: Output bigWig.
         info: Output info JSON.
+        genome: The genome's ``.fai``; None skips the comparison of chromosome lengths.
+        track_lengths: What a chromosome whose length differs from the genome's is: "error", or "clip" (it gets
+            the genome's length, values past the genome's end are dropped).
+        species: Species id, named in the config key of errors.
         **options: Fetch and rename options (`Options`).
 
     Returns:
-        The info dictionary, with "chroms".
+        The info dictionary, with "chroms" and "clipped" (chromosome → its length in the track and in the genome,
+        and the bases with a value dropped).
 
     Raises:
-        DownloadError: If the source cannot be fetched or verified, or is not a bigWig.
+        DownloadError: If the source cannot be fetched or verified, is not an intact bigWig, or a chromosome's length
+            differs from the genome's with ``track_lengths`` "error".
     """
+    if track_lengths not in TRACK_LENGTHS:
+        raise ValueError(f"track_lengths must be one of {TRACK_LENGTHS}, not {track_lengths!r}")
     with preparing("track", source, bigwig, info, options) as job:
         plain = job.raw.path
         if job.raw.gzip:
             plain = job.stage.scratch_file(job.directory, "bigwig")
             decompress(job.raw, plain)
-        chroms = write_bigwig(plain, job.stage.temp(bigwig), job.renamer, source, DownloadError)
-        job.info.update(chroms=chroms)
-    log.info("%s: %d chromosomes -> %s", source, chroms, bigwig)
+        chroms = check_bigwig(plain, source, DownloadError)
+        names = {name: job.renamer(name) for name in chroms}
+        sizes = {names[name]: size for name, size in chroms.items()}
+        fitted = fit_to_genome(sizes, genome, source, track_lengths, species)
+        dropped = write_bigwig(plain, job.stage.temp(bigwig), names, {**sizes, **fitted})
+        clipped = {
+            name: {"track": sizes[name], "genome": length, "bases_dropped": dropped.get(name, 0)}
+            for name, length in fitted.items()
+        }
+        job.info.update(chroms=len(chroms), clipped=clipped)
+    log.info("%s: %d chromosomes -> %s", source, len(chroms), bigwig)
     return job.info
+
+
+def fit_to_genome(
+    sizes: Mapping[str, int], fai: str | None, source: str, track_lengths: str, species: str | None
+) -> dict[str, int]:
+    """Compare a track's chromosome lengths with the genome's: stop, or say which to clip.
+
+    Chromosomes of the track that the genome lacks are left alone here: the rules that read the track check its
+    names against the genome and the task.
+
+    Args:
+        sizes: The track's chromosome sizes (names after `chrom_aliases`).
+        fai: The genome's ``.fai``, or None to compare nothing.
+        source: The track's source, named in errors.
+        track_lengths: "error" or "clip".
+        species: Species id, named in the config key of errors.
+
+    Returns:
+        Chromosome → the genome's length, for each chromosome whose length differs (to be clipped).
+
+    Raises:
+        DownloadError: If a length differs and ``track_lengths`` is "error".
+    """
+    mismatched = length_mismatches(sizes, read_fai(fai)) if fai is not None else {}
+    listing = ", ".join(
+        f"{name!r} is {track} bp in the track, {length} bp in the genome" for name, (track, length) in mismatched.items()
+    )
+    if mismatched and track_lengths == "error":
+        raise DownloadError(
+            f"{source}: chromosome lengths differ from the genome's ({fai}): {listing}. Use the track made on this "
+            f"assembly, or set species.{species or '<id>'}.track_lengths: clip to give the track the genome's "
+            "lengths (values past the genome's end are dropped)"
+        )
+    if mismatched:
+        log.warning("%s: clipped to the genome's lengths (track_lengths: clip): %s", source, listing)
+    return {name: length for name, (_, length) in mismatched.items()}

@@ -111,19 +111,52 @@ def write_fasta(
 
     Returns:
         The number of records and their total length.
+
+    Raises:
+        InputError: An instance of ``error`` as `parse_fasta` raises it, or naming the records without sequence.
     """
     wrapper = LineWrapper(out)
     records = length = 0
-    for _, name, bases in parse_fasta(lines, source, error):
+    empty: list[tuple[str, int]] = []
+    current: tuple[str, int] | None = None
+    for number, name, bases in parse_fasta(lines, source, error):
         if name is None:
             wrapper.add(bases)
             length += len(bases)
+            current = None
             continue
+        if current:
+            empty.append(current)  # the previous record had no sequence line
         wrapper.flush()
         out.write(f">{rename(name)}\n")
         records += 1
+        current = (name, number)
     wrapper.flush()
+    if current:
+        empty.append(current)
+    check_no_empty_records(empty, source, error)
     return records, length
+
+
+def check_no_empty_records(empty: list[tuple[str, int]], source: str, error: type[InputError] = InputError) -> None:
+    """Refuse FASTA records without sequence, naming them.
+
+    Args:
+        empty: (name, line number of the header) of each record without sequence.
+        source: The input's source, named in errors.
+        error: The error class to raise.
+
+    Raises:
+        InputError: An instance of ``error`` listing up to 10 of the records, if there are any.
+    """
+    if not empty:
+        return
+    listed = ", ".join(f"{name!r} (line {number})" for name, number in empty[:10])
+    more = f" and {len(empty) - 10} more" if len(empty) > 10 else ""
+    raise error(
+        f"{source}: {len(empty)} FASTA record(s) without sequence: {listed}{more}; a header-only FASTA is often a "
+        "truncated or wrong download: fetch it again, or remove these records"
+    )
 
 
 class LineWrapper:

@@ -145,7 +145,7 @@ def resolve(source: str, search_dirs: Sequence[str]) -> str:
         raise DownloadError("empty source: set the URL or path of this input in the config")
     if source.startswith(("http://", "https://")):
         return source
-    path = source.removeprefix("file://")
+    path = local_path(source)
     candidates = [path] if os.path.isabs(path) else [os.path.join(d, path) for d in search_dirs]
     for candidate in candidates:
         if os.path.isfile(candidate):
@@ -154,6 +154,24 @@ def resolve(source: str, search_dirs: Sequence[str]) -> str:
         f"{source}: file not found; tried {', '.join(candidates) or 'no directories'}; "
         "fix the path in the config or put the file there"
     )
+
+
+def local_path(source: str) -> str:
+    """The path of a ``file:`` URL, or a plain path as it is.
+
+    ``file:///abs/x``, ``file://localhost/abs/x`` and ``file:/abs/x`` (RFC 8089) give ``/abs/x``; ``file://rel/x``
+    gives the relative path ``rel/x`` (dnalm's shorthand, as in the demo config). Percent escapes are kept as written.
+
+    Args:
+        source: A ``file:`` URL or a plain path.
+
+    Returns:
+        The path.
+    """
+    for prefix, keep in (("file://localhost/", "/"), ("file://", ""), ("file:/", "/")):
+        if source.startswith(prefix):
+            return keep + source.removeprefix(prefix)
+    return source
 
 
 def fetch(

@@ -6,9 +6,10 @@ import logging
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from dnalm.io.errors import InputError, require
 from dnalm.io.tables import numbered_lines
@@ -22,6 +23,8 @@ GENE_TYPES = frozenset({"gene"})
 COORDINATE = re.compile(r"[0-9]+")
 #: gffread: GFF3 out, all attributes kept where they are, gene lines kept (and made for transcripts without one).
 GFFREAD = ("gffread", "-F", "--keep-exon-attrs", "--keep-genes")
+#: Line numbers of reversed features listed in errors and the info JSON.
+LISTED = 20
 
 Lines = Iterable[tuple[int, str]]
 
@@ -75,6 +78,58 @@ def feature_lines(lines: Lines, source: str, error: type[InputError] = InputErro
             yield number, split_feature(line, number, source, error)
 
 
+def listed(lines: Sequence[int]) -> str:
+    """The first `LISTED` line numbers, and how many more there are."""
+    more = f" and {len(lines) - LISTED} more" if len(lines) > LISTED else ""
+    return ", ".join(map(str, lines[:LISTED])) + more
+
+
+@dataclass
+class ReversedFeatures:
+    """Feature lines whose start is after their end: left out of the stored GFF3 (GFF3 wants start <= end, and
+    gffread would swap them), counted and reported.
+
+    Attributes:
+        source: The annotation's source, named in messages.
+        lines: Their 1-based line numbers in the input.
+    """
+
+    source: str
+    lines: list[int] = field(default_factory=list)
+
+    def found(self, number: int, fields: list[str]) -> bool:
+        """Tell whether a feature line (its number and 9 columns) is reversed, noting it if so."""
+        if int(fields[3]) > int(fields[4]):
+            self.lines.append(number)
+            return True
+        return False
+
+    def check(self, kept: int, error: type[InputError] = InputError) -> None:
+        """Refuse the annotation if every feature was reversed, and log those left out.
+
+        Args:
+            kept: Features kept.
+            error: The error class to raise.
+
+        Raises:
+            InputError: An instance of ``error`` if no feature is kept and some were reversed.
+        """
+        if not self.lines:
+            return
+        if not kept:
+            raise error(
+                f"{self.source}: every feature ({len(self.lines)}) has its start after its end (lines "
+                f"{listed(self.lines)}); are columns 4 and 5 swapped? fix the file, or check its source in the config"
+            )
+        log.warning(
+            "%s: %d features with start > end left out (lines %s)", self.source, len(self.lines), listed(self.lines)
+        )
+
+    def info(self) -> dict[str, Any]:
+        """Their count and first line numbers, for the info JSON."""
+        return {"count": len(self.lines), "lines": self.lines[:LISTED]}
+
+
 def read_features(path: str | Path, error: type[InputError] = InputError) -> Iterator[tuple[int, list[str]]]:
     """Yield the checked feature lines of a plain-text GFF3 file, as `feature_lines` does."""
     return feature_lines(numbered_lines(path), str(path), error)
@@ -114,9 +169,13 @@ def is_gtf(lines: Lines) -> bool:
 
 
 def copy_gff3(
-    lines: Lines, out: TextIO, rename: Callable[[str], str], source: str, error: type[InputError] = InputError
+    lines: Lines,
+    out: TextIO,
+    rename: Callable[[str], str],
+    skipped: ReversedFeatures,
+    error: type[InputError] = InputError,
 ) -> int:
-    """Copy GFF3 lines to ``out`` with renamed seqids.
+    """Copy GFF3 lines to ``out`` with renamed seqids, leaving out features whose start is after their end.
 
     The input's own ``##gff-version`` line and any ``##FASTA`` section are dropped; other comments are kept.
 
@@ -124,7 +183,7 @@ def copy_gff3(
         lines: Numbered lines of the GFF3.
         out: Text stream to write to.
         rename: Maps a seqid to the name written.
-        source: The input's source, named in errors.
+        skipped: Collects the reversed features; its source is named in errors.
         error: The error class to raise.
 
     Returns:
@@ -139,7 +198,9 @@ def copy_gff3(
             parts[1:2] = [rename(name) for name in parts[1:2]]
             line = " ".join(parts)
         elif not line.startswith("#"):
-            fields = split_feature(line, number, source, error)
+            fields = split_feature(line, number, skipped.source, error)
+            if skipped.found(number, fields):
+                continue
             line = "\t".join([rename(fields[0]), *fields[1:]])
             features += 1
         out.write(line + "\n")
@@ -178,11 +239,13 @@ def escaped_gtf_attributes(pairs: list[tuple[str, str]]) -> str:
 
 
 def _gffread_input(
-    lines: Lines, out: TextIO, rename: Callable[[str], str], source: str, error: type[InputError]
+    lines: Lines, out: TextIO, rename: Callable[[str], str], skipped: ReversedFeatures, error: type[InputError]
 ) -> None:
     """Check the GTF records (malformed, no gene_id, no transcript_id on a line other than a gene line: gffread
-    would drop it) and write them for gffread with renamed seqids and escaped attributes; arguments as `gtf_to_gff3`.
+    would drop it) and write them for gffread with renamed seqids and escaped attributes, leaving out reversed ones;
+    arguments as `gtf_to_gff3`.
     """
+    source = skipped.source
     for number, fields in feature_lines(lines, source, error):
         pairs = parse_gtf_attributes(fields[8])
         keys = {key for key, value in pairs if value}
@@ -193,7 +256,8 @@ def _gffread_input(
                 f"{source}, line {number}: GTF {fields[2]} record without a transcript_id attribute; only gene "
                 "lines may lack one: add it, or give the annotation as GFF3"
             )
-        out.write("\t".join([rename(fields[0]), *fields[1:8], escaped_gtf_attributes(pairs)]) + "\n")
+        if not skipped.found(number, fields):
+            out.write("\t".join([rename(fields[0]), *fields[1:8], escaped_gtf_attributes(pairs)]) + "\n")
 
 
 def prefixed_ids(fields: list[str]) -> str:
@@ -246,7 +310,7 @@ def gtf_to_gff3(
     lines: Lines,
     out: TextIO,
     rename: Callable[[str], str],
-    source: str,
+    skipped: ReversedFeatures,
     workdir: str,
     error: type[InputError] = InputError,
 ) -> tuple[int, str]:
@@ -256,17 +320,18 @@ def gtf_to_gff3(
         lines: Numbered lines of the GTF.
         out: Text stream to write to (after the ``##gff-version`` line).
         rename: Maps a seqid to the name written.
-        source: The annotation's source, named in errors.
+        skipped: Collects the records whose start is after their end (left out); its source is named in errors.
         workdir: Where the temporary directory of gffread's input and output is made (and removed).
         error: The error class to raise.
 
     Returns:
         The number of features written and gffread's version.
     """
+    source = skipped.source
     with tempfile.TemporaryDirectory(dir=workdir, prefix=".gffread.") as tmp:
         gtf, gff3 = f"{tmp}/in.gtf", f"{tmp}/out.gff3"
         with open(gtf, "w") as handle:
-            _gffread_input(lines, handle, rename, source, error)
+            _gffread_input(lines, handle, rename, skipped, error)
         version = run_gffread(gtf, gff3, source, error)
         features = 0
         for _, fields in feature_lines(numbered_lines(gff3), f"gffread output of {source}", error):

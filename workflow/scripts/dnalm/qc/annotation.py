@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from dnalm.io.errors import QCError
-from dnalm.io.gff import parse_attributes, read_features
+from dnalm.io.gff import listed, parse_attributes, read_features
 from dnalm.qc.assembly import merged_length
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class Annotation:
         cds: Sequence name → CDS intervals (0-based, half-open).
         genes: Protein-coding genes (genes with a CDS) as (sequence, start, end), 0-based, half-open.
         clipped: Features that ran past their sequence's end and were clipped.
+        reversed: Line numbers of the features whose start is after their end (left out).
         spans: Feature ID → its (sequence, start, end), over all lines with that ID.
         parents: Feature ID → its parents' IDs.
         cds_owner: (owner ID, sequence, start, end) of each CDS: its parents, or itself when it has none.
@@ -40,14 +41,18 @@ class Annotation:
     cds: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     genes: list[Span] = field(default_factory=list)
     clipped: int = 0
+    reversed: list[int] = field(default_factory=list)
     spans: dict[str, Span] = field(default_factory=dict)
     parents: dict[str, list[str]] = field(default_factory=dict)
     cds_owner: list[tuple[str, str, int, int]] = field(default_factory=list)
     absent: dict[str, int] = field(default_factory=dict)
 
     def add(self, number: int, fields: list[str], lengths: Mapping[str, int]) -> None:
-        """Add one feature line (its 1-based number and 9 columns), clipped to its sequence."""
+        """Add one feature line (its 1-based number and 9 columns), clipped to its sequence; a reversed one is noted."""
         seqid, kind = fields[0], fields[2]
+        if int(fields[3]) > int(fields[4]):
+            self.reversed.append(number)
+            return
         if seqid not in lengths:
             self.absent[seqid] = self.absent.get(seqid, 0) + 1
             return
@@ -84,11 +89,19 @@ def read_annotation(path: str | Path, lengths: Mapping[str, int], fasta: str | P
         The annotation.
 
     Raises:
-        QCError: If a line is malformed or features name sequences the FASTA does not have.
+        QCError: If a line is malformed, features name sequences the FASTA does not have, or every feature has its
+            start after its end.
     """
     ann = Annotation(str(path))
+    features = 0
     for number, fields in read_features(path, QCError):
         ann.add(number, fields, lengths)
+        features += 1
+    if ann.reversed and len(ann.reversed) == features:
+        raise QCError(
+            f"{path}: every feature ({features}) has its start after its end (lines {listed(ann.reversed)}); "
+            "are columns 4 and 5 swapped? fix the annotation's source in the config"
+        )
     if ann.absent:
         names = ", ".join(f"{n} ({c} features)" for n, c in sorted(ann.absent.items()))
         raise QCError(
@@ -162,13 +175,17 @@ def annotation_stats(
 
     Returns:
         cds_bases, coding_fraction, genes, window, windows, genes_per_window (median, mean, histogram: number of
-        windows with 0, 1, 2, … genes), clipped_features.
+        windows with 0, 1, 2, … genes), clipped_features, reversed_features (start after end, left out).
     """
     ann = read_annotation(path, lengths, fasta)
     cds_bases = sum(merged_length(v) for v in ann.cds.values())
     counts = genes_per_window(ann.genes, lengths, window)
     if ann.clipped:
         log.warning("%s: %d features run past the end of their sequence; clipped", path, ann.clipped)
+    if ann.reversed:
+        log.warning(
+            "%s: %d features with start > end left out (lines %s)", path, len(ann.reversed), listed(ann.reversed)
+        )
     per_window = None
     if counts.size:
         histogram = np.bincount(counts).tolist()
@@ -182,4 +199,5 @@ def annotation_stats(
         "windows": int(counts.size),
         "genes_per_window": per_window,
         "clipped_features": ann.clipped,
+        "reversed_features": len(ann.reversed),
     }
