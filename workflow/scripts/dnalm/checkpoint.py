@@ -10,6 +10,10 @@ never loaded. Files are written to a temporary name, fsynced and renamed; the fi
 every `minutes` of wall time, and at the next step after SIGTERM or SIGUSR1 (what Slurm sends at cancel, at the time
 limit, or before it with `--signal`); after that save the loop raises `TrainingInterrupted`, so the job exits
 non-zero and Snakemake or Slurm runs it again from the checkpoint.
+
+Checkpoints are read with `torch.load(weights_only=True)`: tensors, numbers, strings, plain containers and numpy
+scalars only, so a `.ckpt` from elsewhere (a shared results folder, a colleague's run) cannot run code when it is
+loaded; one that holds anything else is refused (`UnsafeCheckpoint`).
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ import hashlib
 import logging
 import os
 import pickle
+import re
 import signal
 import threading
 import time
 from pathlib import Path
 from typing import Self
 
+import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
@@ -33,6 +39,9 @@ _TRAILER = 32 + len(MAGIC)
 _BLOCK = 1 << 22
 #: Signals that ask a run to checkpoint and stop: Slurm's cancel/time limit (TERM) and a chosen early warning.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+#: What `torch.load(weights_only=True)` may build besides tensors, numbers, strings and plain containers: numpy
+#: float64 scalars, which the validation losses in histories were before they were saved as Python floats.
+SAFE_GLOBALS = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float64DType]
 
 
 class TrainingInterrupted(RuntimeError):
@@ -41,6 +50,10 @@ class TrainingInterrupted(RuntimeError):
 
 class CorruptCheckpoint(ValueError):
     """A checkpoint whose checksum trailer is missing or wrong."""
+
+
+class UnsafeCheckpoint(ValueError):
+    """A checkpoint that holds objects other than tensors, numbers, strings and containers (it could run code)."""
 
 
 def _digest(path: Path, size: int) -> bytes:
@@ -91,6 +104,7 @@ def load_verified(path: str | Path) -> dict:
     Raises:
         CorruptCheckpoint: when the trailer is missing (truncated, or not written by `save_atomic`) or the checksum
             does not match the content.
+        UnsafeCheckpoint: when it holds anything but tensors, numbers, strings, containers and numpy scalars.
     """
     path = Path(path)
     size = path.stat().st_size - _TRAILER
@@ -101,7 +115,21 @@ def load_verified(path: str | Path) -> dict:
         raise CorruptCheckpoint(f"{path} has no checksum trailer (truncated, or not written by dnalm)")
     if _digest(path, size) != trailer[:32]:
         raise CorruptCheckpoint(f"{path} does not match its checksum (damaged or half-written)")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return _load_weights_only(path)
+
+
+def _load_weights_only(path: Path) -> dict:
+    """torch.load with `weights_only=True` and `SAFE_GLOBALS`; an object of another class is an `UnsafeCheckpoint`."""
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL (\S+)|got (<[^>]+>)", str(err))
+        what = next(g for g in found.groups() if g) if found else "an object that is not plain data"
+        raise UnsafeCheckpoint(
+            f"refusing to load {path}: it holds {what}, and a dnalm checkpoint holds only tensors, numbers, strings "
+            "and containers (loading it could run code). If it did not come from a dnalm run you trust, delete it; "
+            "if it is your own run's last.ckpt, delete it and last.ckpt.prev to train from scratch") from err
 
 
 def resume_candidates(path: str | Path) -> list[Path]:
@@ -206,3 +234,4 @@ def _load_states(path: Path, state: dict, model, optimizer) -> bool:
         optimizer.load_state_dict(optimizer_before)
         return False
     return True
+

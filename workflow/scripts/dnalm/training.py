@@ -114,7 +114,7 @@ def validate(model, store: WindowStore, batch_size: int, count_weight: float, de
         pearsons.append(task.val_pearson(output, y))
     total, profile, count = sums / max(len(store), 1)
     r = np.concatenate(pearsons) if pearsons else np.array([np.nan])
-    return {"val_loss": total, "val_profile_loss": profile, "val_count_loss": count,
+    return {"val_loss": float(total), "val_profile_loss": float(profile), "val_count_loss": float(count),
             "val_pearson_median": float(np.nanmedian(r)) if np.isfinite(r).any() else float("nan")}
 
 
