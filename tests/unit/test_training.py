@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from dnalm import tasks
-from dnalm.checkpoint import TrainingInterrupted, UnsafeCheckpoint, load_verified, save_atomic
+from dnalm.checkpoint import LOCK_NAME, TrainingInterrupted, UnsafeCheckpoint, load_verified, save_atomic
 from dnalm.device import native_bf16, resolve_precision
 from dnalm.models import build_model
 from dnalm.predict import load_model
@@ -113,7 +113,9 @@ def assert_same_run(a: Path, b: Path) -> None:
 
 
 def test_train_learns_and_writes_outputs(reference, stores):
-    assert sorted(p.name for p in reference.iterdir()) == ["best.ckpt", "history.tsv", "last.ckpt", "model.json"]
+    assert sorted(p.name for p in reference.iterdir()) == [LOCK_NAME, "best.ckpt", "history.tsv", "last.ckpt",
+                                                           "model.json"]
+    assert (reference / LOCK_NAME).read_text() == ""  # released, nobody named
     history = pd.read_csv(reference / "history.tsv", sep="\t")
     assert list(history.columns) == HISTORY_COLUMNS
     assert list(history["epoch"]) == list(range(1, PARAMS["epochs"] + 1))  # one row per epoch run
