@@ -48,6 +48,16 @@ def signal_when(proc: subprocess.Popen, ready: Callable[[], bool], sig: int, tim
     return err.decode()
 
 
+class Planted:
+    """An object whose unpickling runs code (it creates the directory `marker`), as in a malicious checkpoint."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
 def save_store(directory: Path, split: str, seq: np.ndarray, targets: np.ndarray, **meta) -> str:
     """Write a window store (`dnalm.store.store_paths` layout) from arrays and return its prefix.
 

@@ -54,16 +54,24 @@ def run(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
     return proc
 
 
-def kill_during_training(workdir: Path) -> None:
-    """Start the workflow and SIGKILL it (and its jobs) once the first training checkpoint exists."""
+def start_until_checkpoint(workdir: Path, model_dir: str = "results/models/polya/bpnet",
+                           *args: str) -> subprocess.Popen:
+    """Start the workflow towards a run's best.ckpt (in a session of its own, with more snakemake `args`) and return
+    it once the training's first checkpoint exists."""
     cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", "2",
-           "results/models/polya/bpnet/best.ckpt"]
+           *args, f"{model_dir}/best.ckpt"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    ckpt = workdir / "results/models/polya/bpnet/last.ckpt"
+    ckpt = workdir / model_dir / "last.ckpt"
     deadline = time.time() + 600
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     assert ckpt.exists(), "training never wrote last.ckpt"
+    return proc
+
+
+def kill_during_training(workdir: Path) -> None:
+    """Start the workflow and SIGKILL it (and its jobs) once the first training checkpoint exists."""
+    proc = start_until_checkpoint(workdir)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (workdir / "results/models/polya/bpnet/history.tsv").exists()

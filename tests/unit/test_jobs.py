@@ -1,9 +1,11 @@
-"""dnalm.jobs: the job-environment line that training logs write (the Slurm test reads it)."""
+"""dnalm.jobs: the job-environment line that training logs write (the Slurm test reads it); a training job's log
+keeps every attempt's lines although Snakemake deletes it before each attempt."""
 
 import logging
 import socket
+from pathlib import Path
 
-from dnalm.jobs import job_environment, log_job_environment
+from dnalm.jobs import job_environment, kept_log, log_job_environment, open_log
 
 
 def test_job_environment_names_slurm_job_and_gpus() -> None:
@@ -20,3 +22,31 @@ def test_log_job_environment(caplog, monkeypatch) -> None:
     with caplog.at_level(logging.INFO):
         log_job_environment()
     assert "job environment: host=" in caplog.text and "SLURM_JOB_ID=7" in caplog.text
+
+
+def test_a_training_log_keeps_every_attempt_and_the_lines_of_one_still_running(tmp_path: Path) -> None:
+    log = tmp_path / "train_model" / "bpnet.log"
+    log.parent.mkdir()
+    first = open_log(log, append=True)
+    first.write("attempt 1 starts\n")
+    log.unlink()  # what Snakemake does before it runs the job again; the first attempt is still running
+    second = open_log(log, append=True)
+    first.write("attempt 1 goes on\n")
+    second.write("attempt 2 starts\n")
+    first.close()
+    second.close()
+    assert log.read_text() == "attempt 1 starts\nattempt 1 goes on\nattempt 2 starts\n"
+    assert kept_log(log) == tmp_path / "train_model" / ".bpnet.log.all" and kept_log(log).samefile(log)
+
+
+def test_a_log_written_before_it_was_kept_is_kept_and_other_logs_start_afresh(tmp_path: Path) -> None:
+    log = tmp_path / "bpnet.log"
+    log.write_text("an older attempt\n")  # no kept copy yet (a log of an earlier dnalm)
+    with open_log(log, append=True) as stream:
+        stream.write("this attempt\n")
+    assert log.read_text() == kept_log(log).read_text() == "an older attempt\nthis attempt\n"
+    with open_log(tmp_path / "windows.log") as stream:
+        stream.write("one\n")
+    with open_log(tmp_path / "windows.log") as stream:
+        stream.write("two\n")
+    assert (tmp_path / "windows.log").read_text() == "two\n"

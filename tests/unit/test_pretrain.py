@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from dnalm import tokenize
+from dnalm.checkpoint import UnsafeCheckpoint, load_verified, save_atomic
 from dnalm.corpus import corpus_genomes, index_windows
 from dnalm.pretrain import HISTORY_COLUMNS, mask_tokens, pretrain_lm
-from helpers import signal_when, start_python
+from helpers import Planted, signal_when, start_python
 
 torch.use_deterministic_algorithms(True)
 
@@ -185,7 +186,7 @@ def assert_same_weights_and_history(a: Path, b: Path) -> None:
 
 
 def ckpt(out: Path) -> dict:
-    return torch.load(out / "last.ckpt", map_location="cpu", weights_only=False)
+    return load_verified(out / "last.ckpt")  # weights only, as pretraining loads it
 
 
 def test_resume_after_sigkill_between_evaluations_gives_the_uninterrupted_result(reference, genomes, tmp_path):
@@ -214,7 +215,7 @@ def test_sigterm_checkpoints_and_stops_and_a_damaged_checkpoint_is_skipped(refer
     stopped = ckpt(out)  # taken at the end of the step the signal came in
     assert proc.returncode == 1 and f"stopped on SIGTERM; checkpoint {last} (step {stopped['step']}" in stderr, stderr
     assert SPEC["eval_every"] < stopped["step"] < SPEC["steps"]
-    prev_step = torch.load(f"{last}.prev", map_location="cpu", weights_only=False)["step"]
+    prev_step = load_verified(f"{last}.prev")["step"]
 
     last.write_bytes(last.read_bytes()[:-100])  # cut short: the run falls back to the checkpoint before it
     with caplog.at_level(logging.INFO):
@@ -222,6 +223,15 @@ def test_sigterm_checkpoints_and_stops_and_a_damaged_checkpoint_is_skipped(refer
     assert f"ignoring damaged checkpoint {last}" in caplog.text
     assert f"resuming from {last}.prev after step {prev_step}" in caplog.text
     assert_same_weights_and_history(reference, out)
+
+
+def test_a_checkpoint_carrying_another_object_is_refused(reference, genomes, tmp_path):
+    out, marker = tmp_path / "lm", tmp_path / "code_ran"
+    out.mkdir()
+    save_atomic({**ckpt(reference), "losses": Planted(marker)}, out / "last.ckpt")  # a valid checksum
+    with pytest.raises(UnsafeCheckpoint, match=f"refusing to load {out / 'last.ckpt'}: it holds posix.mkdir"):
+        pretrain_lm(genomes, str(out), SPEC, **RUN)
+    assert not marker.exists() and not (out / "model.safetensors").exists()
 
 
 @pytest.mark.gpu

@@ -16,14 +16,14 @@ import pytest
 import torch
 
 from dnalm import tasks
-from dnalm.checkpoint import TrainingInterrupted
+from dnalm.checkpoint import LOCK_NAME, TrainingInterrupted, UnsafeCheckpoint, load_verified, save_atomic
 from dnalm.device import native_bf16, resolve_precision
 from dnalm.models import build_model
 from dnalm.predict import load_model
 from dnalm.store import WindowStore, encode
 from dnalm.tasks.profile import mean_log_count
 from dnalm.training import HISTORY_COLUMNS, train, validate
-from helpers import save_store, signal_when, start_python
+from helpers import Planted, save_store, signal_when, start_python
 
 torch.use_deterministic_algorithms(True)
 
@@ -83,11 +83,11 @@ def reference(stores, tmp_path_factory) -> Path:
 
 
 def last_ckpt(path: Path) -> dict:
-    return torch.load(path / "last.ckpt", map_location="cpu", weights_only=False)
+    return load_verified(path / "last.ckpt")  # weights only, as training and prediction load them
 
 
 def best_state(path: Path) -> dict:
-    return torch.load(path / "best.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    return load_verified(path / "best.ckpt")["state_dict"]
 
 
 def assert_same_run(a: Path, b: Path) -> None:
@@ -113,7 +113,9 @@ def assert_same_run(a: Path, b: Path) -> None:
 
 
 def test_train_learns_and_writes_outputs(reference, stores):
-    assert sorted(p.name for p in reference.iterdir()) == ["best.ckpt", "history.tsv", "last.ckpt", "model.json"]
+    assert sorted(p.name for p in reference.iterdir()) == [LOCK_NAME, "best.ckpt", "history.tsv", "last.ckpt",
+                                                           "model.json"]
+    assert (reference / LOCK_NAME).read_text() == ""  # released, nobody named
     history = pd.read_csv(reference / "history.tsv", sep="\t")
     assert list(history.columns) == HISTORY_COLUMNS
     assert list(history["epoch"]) == list(range(1, PARAMS["epochs"] + 1))  # one row per epoch run
@@ -268,7 +270,7 @@ def test_damaged_checkpoint_is_skipped_with_a_warning(reference, stores, tmp_pat
     interrupt_after_first_epoch(stores, out, monkeypatch)
     last, prev = out / "last.ckpt", out / "last.ckpt.prev"
     assert last_ckpt(out)["progress"] is not None
-    previous_epoch = torch.load(prev, map_location="cpu", weights_only=False)["epoch"]
+    previous_epoch = load_verified(prev)["epoch"]
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # a copy cut short
     if damage == "both_damaged":
         data = bytearray(prev.read_bytes())
@@ -296,6 +298,22 @@ def test_checkpoint_of_another_run_is_not_resumed(reference, stores, tmp_path, s
         (out / "last.ckpt").write_bytes(b"not a checkpoint")
     run(stores, out)
     assert_same_run(reference, out)
+
+
+@pytest.mark.parametrize("planted", ["last.ckpt", "best.ckpt"])
+def test_a_checkpoint_carrying_another_object_is_refused(reference, stores, tmp_path, planted):
+    """A last.ckpt to resume from or a best.ckpt to predict with that would run code when unpickled: training and
+    prediction stop with a message naming the file, and the code never runs."""
+    out, marker = tmp_path / "model", tmp_path / "code_ran"
+    out.mkdir()
+    state = {**load_verified(reference / planted), "history": Planted(marker)}
+    save_atomic(state, out / planted)  # with a valid checksum: only loading with weights only stands in the way
+    with pytest.raises(UnsafeCheckpoint, match=f"refusing to load {out / planted}: it holds posix.mkdir"):
+        if planted == "last.ckpt":
+            run(stores, out)
+        else:
+            load_model(str(out / planted))
+    assert not marker.exists()
 
 
 def test_early_stopping_after_patience_epochs_without_improvement(stores, tmp_path):

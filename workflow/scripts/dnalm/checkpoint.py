@@ -10,20 +10,34 @@ never loaded. Files are written to a temporary name, fsynced and renamed; the fi
 every `minutes` of wall time, and at the next step after SIGTERM or SIGUSR1 (what Slurm sends at cancel, at the time
 limit, or before it with `--signal`); after that save the loop raises `TrainingInterrupted`, so the job exits
 non-zero and Snakemake or Slurm runs it again from the checkpoint.
+
+Checkpoints are read with `torch.load(weights_only=True)`: tensors, numbers, strings, plain containers and numpy
+scalars only, so a `.ckpt` from elsewhere (a shared results folder, a colleague's run) cannot run code when it is
+loaded; one that holds anything else is refused (`UnsafeCheckpoint`).
+
+`run_lock` holds an exclusive lock on a run directory for the life of a training, so two trainings (e.g. one left
+running after Snakemake was killed, and the rerun) never write the same checkpoint: the second waits for the first.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import logging
 import os
 import pickle
+import re
 import signal
+import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
+import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
@@ -33,6 +47,11 @@ _TRAILER = 32 + len(MAGIC)
 _BLOCK = 1 << 22
 #: Signals that ask a run to checkpoint and stop: Slurm's cancel/time limit (TERM) and a chosen early warning.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+#: What `torch.load(weights_only=True)` may build besides tensors, numbers, strings and plain containers: numpy
+#: float64 scalars, which the validation losses in histories were before they were saved as Python floats.
+SAFE_GLOBALS = [np._core.multiarray.scalar, np.dtype, np.dtypes.Float64DType]
+#: The file in a run directory that `run_lock` locks; it names the holder (pid, host, since when).
+LOCK_NAME = ".train.lock"
 
 
 class TrainingInterrupted(RuntimeError):
@@ -41,6 +60,10 @@ class TrainingInterrupted(RuntimeError):
 
 class CorruptCheckpoint(ValueError):
     """A checkpoint whose checksum trailer is missing or wrong."""
+
+
+class UnsafeCheckpoint(ValueError):
+    """A checkpoint that holds objects other than tensors, numbers, strings and containers (it could run code)."""
 
 
 def _digest(path: Path, size: int) -> bytes:
@@ -91,6 +114,7 @@ def load_verified(path: str | Path) -> dict:
     Raises:
         CorruptCheckpoint: when the trailer is missing (truncated, or not written by `save_atomic`) or the checksum
             does not match the content.
+        UnsafeCheckpoint: when it holds anything but tensors, numbers, strings, containers and numpy scalars.
     """
     path = Path(path)
     size = path.stat().st_size - _TRAILER
@@ -101,7 +125,21 @@ def load_verified(path: str | Path) -> dict:
         raise CorruptCheckpoint(f"{path} has no checksum trailer (truncated, or not written by dnalm)")
     if _digest(path, size) != trailer[:32]:
         raise CorruptCheckpoint(f"{path} does not match its checksum (damaged or half-written)")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return _load_weights_only(path)
+
+
+def _load_weights_only(path: Path) -> dict:
+    """torch.load with `weights_only=True` and `SAFE_GLOBALS`; an object of another class is an `UnsafeCheckpoint`."""
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL (\S+)|got (<[^>]+>)", str(err))
+        what = next(g for g in found.groups() if g) if found else "an object that is not plain data"
+        raise UnsafeCheckpoint(
+            f"refusing to load {path}: it holds {what}, and a dnalm checkpoint holds only tensors, numbers, strings "
+            "and containers (loading it could run code). If it did not come from a dnalm run you trust, delete it; "
+            "if it is your own run's last.ckpt, delete it and last.ckpt.prev to train from scratch") from err
 
 
 def resume_candidates(path: str | Path) -> list[Path]:
@@ -206,3 +244,74 @@ def _load_states(path: Path, state: dict, model, optimizer) -> bool:
         optimizer.load_state_dict(optimizer_before)
         return False
     return True
+
+
+@contextmanager
+def run_lock(directory: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on a run directory for the duration of the block; wait while another process holds it.
+
+    The lock is `flock` on `<directory>/.train.lock`, which the holder fills with its pid and host. The kernel
+    releases it when the holder exits or is killed, so a crash never leaves a stale lock. A second training of the
+    same directory (the rerun after Snakemake was killed while its training went on) logs who holds the lock and
+    waits; when the holder ends, however it ends, the waiting run continues from the checkpoint it left.
+
+    Args:
+        directory: The run directory (created if missing).
+
+    Yields:
+        The lock file.
+    """
+    path = Path(directory) / LOCK_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    held = False
+    try:
+        if _try_lock(fd, path) is False:
+            holder = lock_holder(path)
+            log.warning("%s is in use by another training: %s. Waiting for it to end, then continuing from the "
+                        "checkpoint it leaves. If it was left running by a Snakemake that was killed, let it finish, "
+                        "or end it to go on now (`kill` that pid on that host; on Slurm, `scancel` its job).",
+                        path.parent, holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            log.info("%s was released by %s; continuing", path, holder)
+        held = True
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()} since {time.ctime()}\n".encode(), 0)
+        yield path
+    finally:
+        if held:
+            os.ftruncate(fd, 0)  # an empty file: nobody holds it (or the next holder has not written itself yet)
+        os.close(fd)  # releases the lock
+
+
+def _try_lock(fd: int, path: Path) -> bool | None:
+    """Take the exclusive lock of an open file without waiting.
+
+    Returns:
+        True when taken, False when another open file holds it, None (after a warning) on a file system that has no
+        `flock` (e.g. Lustre mounted with `noflock`): the run goes on unprotected rather than not at all.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as err:
+        if err.errno not in (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP):
+            raise
+        log.warning("cannot lock %s (%s): this file system does not lock files, so nothing stops a second training "
+                    "of %s; make sure none runs", path, err, path.parent)
+        return None
+    return True
+
+
+def lock_holder(path: str | Path, tries: int = 20) -> str:
+    """Who holds a `run_lock` file, as it wrote itself (`pid 123 on host node7 since …`).
+
+    A new holder writes itself just after taking the lock, so an empty file is read again a few times.
+    """
+    for _ in range(tries):
+        text = Path(path).read_text().strip()
+        if text:
+            return text
+        time.sleep(0.05)
+    return "a process that has not written its pid and host"

@@ -6,6 +6,8 @@ import logging
 import os
 import socket
 import sys
+from pathlib import Path
+from typing import TextIO
 
 JOB_VARIABLES = ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "CUDA_VISIBLE_DEVICES")
 
@@ -28,19 +30,59 @@ def log_job_environment(logger: logging.Logger | None = None) -> None:
     (logger or logging.getLogger("dnalm")).info("job environment: %s", job_environment())
 
 
+def kept_log(log: str | Path) -> Path:
+    """The second name under which a training job's log keeps every attempt: `.<name>.all` beside it."""
+    log = Path(log)
+    return log.with_name(f".{log.name}.all")
+
+
+def open_log(log: str | Path, append: bool = False) -> TextIO:
+    """Open a job's log for writing (line-buffered); with `append`, one that keeps every attempt's lines.
+
+    Snakemake deletes a job's log before it runs the job again, so appending alone keeps nothing. An appended log is
+    therefore a hard link to `kept_log(log)`, which Snakemake does not know: each attempt links the log to it again
+    and appends, and a process of an earlier attempt that still runs (a training left behind by a Snakemake that was
+    killed) keeps appending to the same file. Where the file system has no hard links the log is only appended to.
+
+    Args:
+        log: The rule's log file.
+        append: Keep earlier attempts' lines (training jobs); otherwise the log starts afresh.
+
+    Returns:
+        The open log.
+    """
+    log = Path(log)
+    if not append:
+        return open(log, "w", buffering=1)
+    kept = kept_log(log)
+    try:
+        if log.exists() and not (kept.exists() and os.path.samefile(log, kept)):
+            with open(kept, "ab") as handle:  # a log written without the link: keep its lines too
+                handle.write(log.read_bytes())
+            log.unlink()
+        if not log.exists():
+            kept.touch()
+            os.link(kept, log)
+    except OSError as err:
+        stream = open(log, "a", buffering=1)  # noqa: SIM115 (open for the job's life)
+        stream.write(f"(earlier attempts' lines are not kept: cannot link {log} to {kept}: {err})\n")
+        return stream
+    return open(log, "a", buffering=1)
+
+
 def start(snakemake, *, append: bool = False, environment: bool = False) -> logging.Logger:
-    """Start a job: stderr goes to the rule's log (appended for training jobs, so a resumed job keeps the earlier
-    attempt's lines), logging writes there, and `environment` also logs where the job runs.
+    """Start a job: stderr goes to the rule's log (for training jobs one that keeps every attempt's lines, see
+    `open_log`), logging writes there, and `environment` also logs where the job runs.
 
     Args:
         snakemake: The object Snakemake injects into entry scripts.
-        append: Append to the log instead of starting it afresh.
+        append: Keep the lines of earlier attempts (and of a process of one that still runs) in the log.
         environment: Log `job_environment()` (jobs that may run on a cluster node).
 
     Returns:
         The `dnalm` logger.
     """
-    sys.stderr = open(snakemake.log[0], "a" if append else "w", buffering=1)  # noqa: SIM115 (open for the job's life)
+    sys.stderr = open_log(snakemake.log[0], append)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logger = logging.getLogger("dnalm")
     if environment:

@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 
 from dnalm import tokenize
-from dnalm.checkpoint import Checkpointer, load_resume, previous, save_atomic
+from dnalm.checkpoint import Checkpointer, load_resume, previous, run_lock, save_atomic
 from dnalm.corpus import WindowIndex, WindowReader, index_windows
 from dnalm.device import autocast, pick_device, resolve_precision
 from dnalm.models.dropout import use_fast_dropout
@@ -151,6 +151,7 @@ def pretrain_lm(genomes: list[dict], out_dir: str, spec: dict, *, species: list[
 
     Writes `config.json`, `model.safetensors`, tokenizer files (see `dnalm.tokenize.save_tokenizer`),
     `history.tsv` (one row per evaluation), `pretrain.json` (the summary) and `last.ckpt` (resumable state).
+    Holds `out_dir`'s lock throughout (`dnalm.checkpoint.run_lock`): a second pretraining of the directory waits.
 
     Args:
         genomes: Dicts with `species` (a name in `species`), `fasta`, `train_chroms`, `val_chroms` (optional).
@@ -168,14 +169,17 @@ def pretrain_lm(genomes: list[dict], out_dir: str, spec: dict, *, species: list[
     Returns:
         The summary written to `pretrain.json`.
     """
+    torch.set_num_threads(threads)
+    with run_lock(out_dir):
+        return _pretrain(genomes, Path(out_dir), {**block_defaults("pretrain"), **spec}, species=species,
+                         dev=pick_device(device))
+
+
+def _pretrain(genomes: list[dict], out: Path, p: dict, *, species: list[str], dev: torch.device) -> dict:
+    """`pretrain_lm` once the directory is locked, with the spec's missing keys filled from the schema."""
     from transformers import BertForMaskedLM
 
-    p = {**block_defaults("pretrain"), **spec}
-    torch.set_num_threads(threads)
-    dev = pick_device(device)
     precision = resolve_precision(p["precision"], dev)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     tokenizer, window, stride, seed = p["tokenizer"], p["window"], p["stride"], p["seed"]
     vocab = tokenize.vocabulary(tokenizer, species)
     species_ids = np.array([tokenize.species_id(vocab, g["species"]) for g in genomes], dtype=np.int64)

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from dnalm import tasks
-from dnalm.checkpoint import Checkpointer, load_resume, previous, save_atomic
+from dnalm.checkpoint import LOCK_NAME, Checkpointer, load_resume, previous, run_lock, save_atomic
 from dnalm.device import as_float, autocast, pick_device, resolve_precision
 from dnalm.models import build_model
 from dnalm.predict import predict_outputs
@@ -33,11 +33,12 @@ CHECKPOINT_KEYS = ("checkpoint_every", "checkpoint_minutes")
 def fingerprint(arch: str, model_params: dict, train_params: dict, seed: int, store: WindowStore) -> str:
     """Hash of everything that defines a run, so a checkpoint of another run is never resumed.
 
-    A language model's backbone directory counts by the size and modification time of its files, so a backbone that
-    was pretrained again invalidates the fine-tuning checkpoints made from the old one.
+    A language model's backbone directory counts by the size and modification time of its files (not the lock file
+    of its pretraining), so a backbone that was pretrained again invalidates the fine-tuning checkpoints made from the
+    old one.
     """
     backbone = model_params.get("backbone") if isinstance(model_params, dict) else None
-    files = sorted(Path(backbone).glob("*")) if backbone else []
+    files = [f for f in sorted(Path(backbone).glob("*")) if f.name != LOCK_NAME] if backbone else []
     data = {"arch": arch, "model": model_params, "train": train_params, "seed": seed, "n": len(store),
             "channels": store.channels, "ids": hashlib.sha1("\n".join(store.meta["ids"]).encode()).hexdigest(),
             "backbone": [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]}
@@ -114,7 +115,7 @@ def validate(model, store: WindowStore, batch_size: int, count_weight: float, de
         pearsons.append(task.val_pearson(output, y))
     total, profile, count = sums / max(len(store), 1)
     r = np.concatenate(pearsons) if pearsons else np.array([np.nan])
-    return {"val_loss": total, "val_profile_loss": profile, "val_count_loss": count,
+    return {"val_loss": float(total), "val_profile_loss": float(profile), "val_count_loss": float(count),
             "val_pearson_median": float(np.nanmedian(r)) if np.isfinite(r).any() else float("nan")}
 
 
@@ -132,6 +133,7 @@ def train(train_store: WindowStore, val_store: WindowStore, out_dir: str, *, arc
     Writes `last.ckpt` (resumable state) after every epoch and, within an epoch, every `train.checkpoint_every`
     batches, every `train.checkpoint_minutes` of wall time and on SIGTERM/SIGUSR1 (then raising
     `TrainingInterrupted`); at the end `best.ckpt` (weights of the best epoch), `history.tsv` and `model.json`.
+    Holds `out_dir`'s lock throughout (`dnalm.checkpoint.run_lock`): a second training of the directory waits.
 
     Args:
         train_store: Training windows.
@@ -148,9 +150,14 @@ def train(train_store: WindowStore, val_store: WindowStore, out_dir: str, *, arc
         The model summary written to `model.json`.
     """
     torch.set_num_threads(threads)
-    dev = pick_device(device)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out_dir):
+        return _train(train_store, val_store, Path(out_dir), arch=arch, model_params=model_params,
+                      train_params=train_params, seed=seed, dev=pick_device(device))
+
+
+def _train(train_store: WindowStore, val_store: WindowStore, out: Path, *, arch: str, model_params: dict,
+           train_params: dict, seed: int, dev: torch.device) -> dict:
+    """`train` once the directory is locked."""
     tp = dict(train_params)
     if tp["jitter"] > train_store.flank:
         raise ValueError(f"train.jitter={tp['jitter']} exceeds the task's window.flank={train_store.flank}")
