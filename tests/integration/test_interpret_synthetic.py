@@ -30,7 +30,7 @@ def synthetic_config(data: dict[str, Path]) -> dict:
     # complement augmentation: windows are stored in their site's orientation (channel + is the site's strand) and
     # are evaluated and attributed that way; flipped copies make the per-strand count head learn the orientation
     # first (TTTCA against TGAAA), and its attributions then show that rather than the elements that scale the reads
-    train = {"epochs": 15, "batch_size": 32, "lr": 0.002, "patience": 15, "jitter": 8, "precision": "fp32",
+    train = {"epochs": 30, "batch_size": 32, "lr": 0.002, "patience": 30, "jitter": 8, "precision": "fp32",
              "revcomp": False}
     return {
         "species": {"synth": {"genome": {"path": str(data["genome"])},
@@ -84,10 +84,10 @@ def bpnet(workdir: Path) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def kmer_lm(workdir: Path) -> pd.DataFrame:
-    # 120 windows (BPNet's 400), 10 integrated-gradient steps and the count output only: the suite's time (about a
-    # minute; the profile output doubles it). The count output alone must show all three elements. The full-size
+    # 200 windows (BPNet's 400), 10 integrated-gradient steps and the count output only: the suite's time (the
+    # profile output doubles it). The count output alone must show all three elements. The full-size
     # check, both outputs of 400 windows, is config/examples/synthetic_motifs.yaml (benchmarks/planted_check.py).
-    return run_model(workdir, "kmer_lm", interpret={"windows": 120, "ig_steps": 10, "outputs": ["count"]})
+    return run_model(workdir, "kmer_lm", interpret={"windows": 200, "ig_steps": 10, "outputs": ["count"]})
 
 
 @pytest.mark.slow
