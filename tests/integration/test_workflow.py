@@ -166,6 +166,12 @@ def test_language_model_path(demo_run: Path) -> None:
 
     history = pd.read_csv(demo_run / "results/pretrain/fungal_lm/history.tsv", sep="\t")
     assert len(history) == 2
+    # the corpus never trains on a task's validation or test chromosomes (a leak would inflate every LM result)
+    corpus = {g["genome"]: g for g in json.loads((demo_run / "results/pretrain/fungal_lm/pretrain.json").read_text())
+              ["corpus"]}
+    split = yaml.safe_load((demo_run / "config.yaml").read_text())["tasks"]["polya"]["split"]["chromosomes"]
+    assert corpus["scer"]["train_chroms"] and not set(corpus["scer"]["train_chroms"]) & {*split["val"], *split["test"]}
+    assert corpus["scer"]["val_chroms"] == split["val"]
     table = pd.read_csv(demo_run / "results/eval/polya/comparison.tsv", sep="\t").set_index("model")
     assert table.loc["lm_lora_conv", "arch"] == "lm" and table.loc["lm_lora_conv", "n_windows"] == 872
     info = json.loads((demo_run / "results/models/polya/lm_lora_conv/model.json").read_text())
@@ -177,9 +183,29 @@ def test_language_model_path(demo_run: Path) -> None:
     counterfactual = pd.read_csv(demo_run / "results/eval/polya/lm_lora_conv/counterfactual.tsv", sep="\t")
     assert set(counterfactual["species"]) == {"saccharomyces_cerevisiae", "saccharomyces_kudriavzevii",
                                               "saccharomyces_mikatae", "candida_albicans"}
-    own = counterfactual.set_index("species").loc["saccharomyces_cerevisiae"]
+    swaps = counterfactual.set_index("species")
+    own = swaps.loc["saccharomyces_cerevisiae"]
     assert bool(own["token_in_use"]) and own["mean_abs_delta_log_count"] == 0
     assert pd.read_csv(demo_run / "results/eval/polya/bpnet/counterfactual.tsv", sep="\t").empty
+    # another species' token changes the predictions, by what the model itself gives with that token in place
+    import numpy as np
+    import torch
+
+    from dnalm.predict import load_model
+    from dnalm.store import WindowStore
+
+    model, _ = load_model(str(demo_run / "results/models/polya/lm_lora_conv/best.ckpt"))
+    store = WindowStore(demo_run / "results/windows/polya/test")
+    deltas = []
+    with torch.no_grad():
+        for rows in np.array_split(np.arange(len(store)), 8):
+            x = torch.from_numpy(store.batch(rows)[0])
+            with model.trunk.use_species("candida_albicans"):
+                swapped = model(x)[1]
+            deltas.append((swapped - model(x)[1]).abs().numpy().ravel())
+    changed = float(np.concatenate(deltas).mean())
+    assert changed > 0
+    assert swaps.loc["candida_albicans", "mean_abs_delta_log_count"] == pytest.approx(changed, rel=1e-3, abs=1e-5)
 
 
 @pytest.mark.slow

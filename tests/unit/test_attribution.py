@@ -129,12 +129,30 @@ def test_count_scalar_weights_channels_by_their_share_of_the_reads():
     assert torch.equal(single, counts[:, 0]) and torch.equal(w1, torch.ones(3, 1))
 
 
+def explained(model, x: torch.Tensor, refs: torch.Tensor, output: str) -> np.ndarray:
+    """f(x) − mean_k f(r_k) per window, written out here from the model's raw outputs (not with dnalm's
+    `scalar_output`): count, Σ_c softmax_c(n_x) n[c]; profile, Σ_c,l softmax_l(z̄_x)[c, l] z̄[c, l] with z̄ the
+    logits centred over positions; the window's softmax weights score its references too."""
+    with torch.no_grad():
+        (zx, nx), (zr, nr) = model(x), model(refs.flatten(0, 1))
+    if output == "count":
+        w = torch.softmax(nx.double(), -1)
+        fx, fr = (w * nx).sum(-1), (w.repeat_interleave(refs.shape[1], 0) * nr).sum(-1)
+    else:
+        cx, cr = zx - zx.mean(-1, keepdim=True), zr - zr.mean(-1, keepdim=True)
+        w = torch.softmax(cx.double(), -1)
+        fx, fr = (w * cx).sum((1, 2)), (w.repeat_interleave(refs.shape[1], 0) * cr).sum((1, 2))
+    return (fx.double() - fr.double().view(len(x), -1).mean(1)).numpy()
+
+
 @pytest.mark.parametrize("output", ["count", "profile"])
 def test_deeplift_completeness(output):
     model, x = small_bpnet(), onehot(4, 120, seed=2)
     attr, hyp = attribute(model, x.numpy(), output=output, n_shuffles=5, seed=3, batch_size=10)
     assert attr.shape == hyp.shape == (4, 4, 120)
     np.testing.assert_array_equal(attr, hyp * x.numpy())
+    delta = explained(model.eval(), x, make_references(x, 5, 3), output)
+    np.testing.assert_allclose(attr.sum((1, 2)), delta, rtol=1e-4, atol=1e-5)  # the attributions add up to Δf
     gaps = completeness_gap(model, x.numpy(), attr, make_references(x, 5, 3).numpy(), output=output)
     assert gaps.shape == (4,) and (gaps < 1e-4).all(), gaps
     # other references → the gap of these attributions is no longer small

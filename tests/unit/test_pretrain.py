@@ -239,8 +239,10 @@ def test_cuda_pretraining_with_bf16_autocast_learns(genomes, tmp_path):
     """On a GPU the same code path pretrains under bf16 autocast and the masked-LM loss still falls."""
     torch.use_deterministic_algorithms(False)
     try:
-        pretrain_lm(genomes, str(tmp_path / "cuda"), SPEC, **{**RUN, "device": "cuda"})
+        summary = pretrain_lm(genomes, str(tmp_path / "cuda"), {**SPEC, "precision": "auto"},
+                              **{**RUN, "device": "cuda"})
     finally:
         torch.use_deterministic_algorithms(True)
+    assert summary["precision"] == "bf16"
     history = pd.read_csv(tmp_path / "cuda" / "history.tsv", sep="\t")
     assert history["val_loss"].iloc[-1] < 0.6 * history["val_loss"].iloc[0]

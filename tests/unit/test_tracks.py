@@ -169,3 +169,30 @@ def test_track_metrics_against_direct_pearson() -> None:
     assert metrics["pearson_median"] == pytest.approx(np.median(per))
     assert metrics["window_pearson_median/b"] == pytest.approx(np.median(np.array(per)[:, 1]))
     assert metrics["track_pearson/a"] == pytest.approx(np.corrcoef(pred[:, 0].ravel(), obs[:, 0].ravel())[0, 1])
+
+
+def test_evaluation_inverts_the_transform_and_reports_the_poisson_loss(data: dict, tmp_path) -> None:
+    """predictions.h5 holds exp(log-rate) taken back to the bigWig's scale, and test_loss is the Poisson NLL on the
+    training (squashed) scale: both recomputed here from the model's own outputs, with the squash written out."""
+    import h5py
+
+    from dnalm.device import pick_device
+    from dnalm.predict import predict_outputs
+
+    store = binned_store(data)
+    torch.manual_seed(0)
+    model = build_model("bpnet", {"filters": 8, "layers": 2, "profile_kernel": 5}, "binned", 3, {"bin_size": BIN})
+    model.eval()
+    batches = predict_outputs(model, store, 2, pick_device("cpu"))
+    out = tmp_path / "predictions.h5"
+    metrics = tasks.get("tracks").evaluate(batches, {}, store, str(out), site_threshold=1.0)
+    x, y = store.batch(np.arange(len(store)))
+    with torch.no_grad():
+        log_rate = model(torch.from_numpy(x)).double().numpy()
+    rate = np.exp(log_rate)
+    unsquash = np.where(rate > 384, 384 + (rate - 384) ** 2, rate) ** (4 / 3)  # Borzoi's squash, inverted by hand
+    with h5py.File(out) as h5:
+        np.testing.assert_allclose(h5["predicted"][:], unsquash, rtol=1e-4)
+        np.testing.assert_allclose(h5["observed"][:], np.where(y > 384, 384 + (y - 384) ** 2, y) ** (4 / 3), rtol=1e-4)
+    assert metrics["test_loss"] == pytest.approx(float(np.mean(rate - y * log_rate)), rel=1e-5)
+    assert metrics["pearson_median"] != metrics["pearson_median_transformed"]  # two scales, two values

@@ -177,7 +177,11 @@ def test_bf16_training_learns_and_records_its_precision(stores, tmp_path, refere
 
 
 def test_precision_auto_is_bf16_only_where_the_device_has_it():
+    """Against the CPU's own flags (Linux's /proc/cpuinfo), not against `native_bf16` itself."""
     cpu = torch.device("cpu")
+    flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else None
+    if flags is not None:
+        assert native_bf16(cpu) == bool(flags & {"avx512_bf16", "amx_tile"})
     assert resolve_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "fp32")
     assert resolve_precision(None, cpu) == resolve_precision("auto", cpu)
     assert (resolve_precision("fp32", cpu), resolve_precision("bf16", cpu)) == ("fp32", "bf16")
@@ -343,9 +347,10 @@ def test_cuda_training_with_bf16_autocast_learns(stores, tmp_path):
     torch.use_deterministic_algorithms(False)
     try:
         summary = train(WindowStore(stores["train"]), WindowStore(stores["val"]), str(tmp_path / "cuda"),
-                        train_params=PARAMS, **{**RUN, "device": "cuda"})
+                        train_params={**PARAMS, "precision": "auto"}, **{**RUN, "device": "cuda"})
     finally:
         torch.use_deterministic_algorithms(True)
     history = pd.read_csv(tmp_path / "cuda" / "history.tsv", sep="\t")
     assert summary["device"].startswith("cuda")
+    assert summary["precision"] == "bf16"  # auto: every CUDA GPU dnalm targets multiplies bf16 natively
     assert history["val_loss"].min() < 0.75 * history["val_loss"][0]

@@ -200,3 +200,21 @@ def test_make_windows_without_sites_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="min_reads"):
         make_windows(fasta, fasta + ".fai", plus, minus, str(tmp_path / "c.tsv"), species="s", min_reads=5.0,
                      length=32, max_offset=4, flank=4, seed=0)
+
+
+def test_a_planted_genome_with_reads_over_five_bases_gets_one_window_per_site(tmp_path):
+    """dnalm.synthetic with reads spread over ±2 bp: every planted site gets exactly one window, at the site; calling
+    every base above the threshold a site (min_distance 0) makes near-duplicate windows instead."""
+    from dnalm.synthetic import write_synthetic
+
+    data = write_synthetic(tmp_path / "synth", n_chroms=2, length=30_000, spread=2)
+    pyfaidx.Fasta(str(data["genome"])).close()
+    planted = pd.read_csv(data["sites"], sep="\t")
+    args = (str(data["genome"]), str(data["genome"]) + ".fai", str(data["plus"]), str(data["minus"]))
+    kw = {"species": "synth", "min_reads": 10.0, "length": 200, "max_offset": 30, "flank": 8, "seed": 0}
+    table = make_windows(*args, str(tmp_path / "w.tsv"), min_distance=5, **kw)
+    called = set(zip(table["chrom"], table["site"], table["strand"], strict=True))
+    assert called == set(zip(planted["chrom"], planted["site"], planted["strand"], strict=True))
+    assert (table["merged"] > 0).all()  # the neighbours' reads went into the site
+    every_base = make_windows(*args, str(tmp_path / "all.tsv"), min_distance=0, **kw)
+    assert len(every_base) > 1.5 * len(planted)

@@ -232,8 +232,8 @@ def _pretrain(genomes: list[dict], out: Path, p: dict, *, species: list[str], de
     finally:
         reader.close()
     previous(last).unlink(missing_ok=True)  # the fallback is not needed once the run is complete
-    corpus = [{"genome": g.get("id", g["fasta"]), "species": g["species"], "train_chroms": len(g["train_chroms"]),
-               "val_chroms": len(g.get("val_chroms") or [])} for g in genomes]
+    corpus = [{"genome": g.get("id", g["fasta"]), "species": g["species"], "train_chroms": list(g["train_chroms"]),
+               "val_chroms": list(g.get("val_chroms") or [])} for g in genomes]
     return _write_outputs(model, vocab, state, out, {**settings, "corpus": corpus}, train_index, val_index,
                           len(val_rows))
 

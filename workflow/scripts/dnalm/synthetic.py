@@ -3,7 +3,7 @@
 Every site gets, on its strand, a cleavage element (TTTCA, the site being the A of CA); 70% of the sites also get a
 positioning element (AATAAA) 14–22 bp upstream of the site, which multiplies the site's reads by three, and half of
 the sites the efficiency element (TATATA) 32–48 bp upstream, which multiplies them by four. Reads fall on the site
-(70%) and its two neighbours. The rest of the genome is random with yeast's base composition. Interpretation must
+(70%) and its two neighbours (`spread` 1; with `spread` 2, over ±2 bp, as real 3'-end data spread). The rest of the genome is random with yeast's base composition. Interpretation must
 find the three planted elements and none of the decoys (yeast transcription-factor consensus sites that were not
 planted and do not contain a planted element on either strand).
 """
@@ -93,8 +93,12 @@ def _sites(rng: np.random.Generator, length: int, spacing: int, margin: int) -> 
     return sites
 
 
+#: Share of a site's reads at each offset from it, by `spread`.
+SPREAD = {1: ((-1, 0.15), (0, 0.7), (1, 0.15)), 2: ((-2, 0.05), (-1, 0.15), (0, 0.6), (1, 0.15), (2, 0.05))}
+
+
 def make_chromosome(rng: np.random.Generator, name: str, length: int, spacing: int,
-                    base_reads: float) -> tuple[str, list[dict], dict[str, np.ndarray]]:
+                    base_reads: float, spread: int = 1) -> tuple[str, list[dict], dict[str, np.ndarray]]:
     """One chromosome: sequence, the planted sites, and per-base reads on each strand."""
     chrom = _random_seq(rng, length)
     signal = {"+": np.zeros(length), "-": np.zeros(length)}
@@ -108,7 +112,7 @@ def make_chromosome(rng: np.random.Generator, name: str, length: int, spacing: i
         if efficient:
             _plant(chrom, site, strand, PLANTED["efficiency_TATATA"], d_eff)
         reads = base_reads * (3.0 if positioned else 1.0) * (4.0 if efficient else 1.0) * rng.lognormal(0.0, 0.3)
-        for offset, share in ((-1, 0.15), (0, 0.7), (1, 0.15)):
+        for offset, share in SPREAD[spread]:
             signal[strand][site + offset] += round(reads * share)
         rows.append({"chrom": name, "site": site, "strand": strand,
                      "positioning_distance": d_pos if positioned else None,
@@ -131,7 +135,7 @@ def _write_bigwig(path: Path, chroms: dict[str, int], values: dict[str, np.ndarr
 
 
 def write_synthetic(out_dir: str | Path, *, n_chroms: int = 6, length: int = 240_000, spacing: int = 300,
-                    base_reads: float = 20.0, seed: int = 0) -> dict[str, Path]:
+                    base_reads: float = 20.0, seed: int = 0, spread: int = 1) -> dict[str, Path]:
     """Write genome.fa, plus.bw, minus.bw, sites.tsv (the ground truth) and motifs.meme (planted + decoys).
 
     Chromosomes are named chr1…chrN. Returns the paths by kind. The default size (6 × 240 kb, ~4,800 sites) is what
@@ -144,7 +148,7 @@ def write_synthetic(out_dir: str | Path, *, n_chroms: int = 6, length: int = 240
     seqs, rows, plus, minus = {}, [], {}, {}
     for i in range(1, n_chroms + 1):
         name = f"chr{i}"
-        seqs[name], chrom_rows, signal = make_chromosome(rng, name, length, spacing, base_reads)
+        seqs[name], chrom_rows, signal = make_chromosome(rng, name, length, spacing, base_reads, spread)
         rows += chrom_rows
         plus[name], minus[name] = signal["+"], signal["-"]
     paths = {"genome": out / "genome.fa", "plus": out / "plus.bw", "minus": out / "minus.bw",
