@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from dnalm import config as dc
+from dnalm.outputs import final_outputs, report_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -128,7 +129,7 @@ def test_pretraining_corpus_leaves_out_every_tasks_validation_and_test_chromosom
 
 def test_report_manifest_names_every_file_with_its_task_and_model() -> None:
     cfg = checked(copy.deepcopy(DEMO))
-    manifest = dc.report_manifest(cfg)
+    manifest = report_manifest(cfg)
     predictions = [r for r in manifest if r["kind"] == "prediction"]
     assert [r["model"] for r in predictions] == list(cfg["models"])
     assert predictions[0] == {"kind": "prediction", "task": "polya", "task_type": "profile", "model": "bpnet",
@@ -136,7 +137,7 @@ def test_report_manifest_names_every_file_with_its_task_and_model() -> None:
     modisco = [(r["model"], r["output"]) for r in manifest if r["kind"] == "modisco"]
     assert modisco == [(m, o) for m in cfg["interpret"]["models"] for o in cfg["interpret"]["outputs"]]
     assert len({r["path"] for r in manifest}) == len(manifest)
-    assert "results/models/polya/lm_lora_conv/hf" in dc.final_outputs(cfg)
+    assert "results/models/polya/lm_lora_conv/hf" in final_outputs(cfg)
 
 
 def test_a_chromosome_in_two_splits_names_the_task_and_both_splits() -> None:

@@ -87,7 +87,7 @@ def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
     (["dnalm.evaluate", "dnalm.attribution", "dnalm.interpret", "dnalm.predict", "dnalm.pretrain", "dnalm.tasks"],
      {"dnalm.training"}),
     (["dnalm.report.page", "dnalm.interpret"], {"dnalm.training", "dnalm.predict", "dnalm.models", "dnalm.attribution"}),
-    (["dnalm.io", "dnalm.qc", "dnalm.download", "dnalm.config"],
+    (["dnalm.io", "dnalm.qc", "dnalm.download", "dnalm.config", "dnalm.outputs"],
      {"dnalm.training", "dnalm.predict", "dnalm.models", "dnalm.store", "dnalm.report"}),
     (["dnalm.tasks"], {"dnalm.predict", "dnalm.store", "dnalm.models"}),
 ])

@@ -4,6 +4,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 import dnalm.config
+import dnalm.outputs
 from dnalm import tasks
 from dnalm.tasks.profile import site_target
 
@@ -94,11 +95,7 @@ def get_busco_sequences(wildcards):
 
 
 def get_busco_params(wildcards):
-    return {
-        "lineage": dnalm.config.busco_lineage(config, REPO),
-        "mode": dnalm.config.busco_mode(config, wildcards.species),
-        "augustus_species": config["qc"]["busco"]["augustus_species"],
-    }
+    return dnalm.config.busco_params(config, wildcards.species, REPO)
 
 
 def get_qc_inputs(wildcards):
@@ -107,14 +104,7 @@ def get_qc_inputs(wildcards):
 
 
 def get_qc_params(wildcards):
-    qc = config["qc"]
-    return {
-        "species": wildcards.species,
-        "reference": dnalm.config.qc_reference(config, wildcards.species),
-        "mash": dict(qc["mash"]),
-        "repeat_method": qc["repeats"]["method"],
-        "window": qc["gene_window"],
-    }
+    return dnalm.config.qc_params(config, wildcards.species)
 
 
 # ------------------------------------------------------------------------------------------------------ windows
@@ -383,14 +373,14 @@ def get_match_inputs(wildcards):
 
 # ---------------------------------------------------------------------------------------------------- report
 def get_report_manifest():
-    """Every file the report reads, as records of kind, path and names (`dnalm.config.report_manifest`)."""
-    return dnalm.config.report_manifest(config)
+    """Every file the report reads, as records of kind, path and names (`dnalm.outputs.report_manifest`)."""
+    return dnalm.outputs.report_manifest(config)
 
 
 def get_report_inputs(wildcards):
     """The report's manifest files, and what a finished run holds besides them (QC gate, LM exports, run tables)."""
     files = [r["path"] for r in get_report_manifest()]
-    return files + dnalm.config.final_outputs(config)
+    return files + dnalm.outputs.final_outputs(config)
 
 
 def get_final_output():

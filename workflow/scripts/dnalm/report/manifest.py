@@ -1,4 +1,4 @@
-"""The report's inputs as data: the manifest's records (`dnalm.config.report_manifest`) grouped by kind."""
+"""The report's inputs as data: the manifest's records (`dnalm.outputs.report_manifest`) grouped by kind."""
 
 from __future__ import annotations
 

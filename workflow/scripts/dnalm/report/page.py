@@ -55,7 +55,7 @@ def write_report(out_html: str, manifest: Iterable[dict[str, Any]], *, n_example
 
     Args:
         out_html: Output HTML file (written atomically).
-        manifest: The report manifest (`dnalm.config.report_manifest`): records with `kind`, `path` and the names of
+        manifest: The report manifest (`dnalm.outputs.report_manifest`): records with `kind`, `path` and the names of
             `dnalm.report.manifest.KINDS`.
         n_examples: Example windows per task (0 turns the figures off).
         interpret_examples: Example windows drawn as attribution logos per task.

@@ -1,0 +1,77 @@
+"""What a run produces beyond its rules' own outputs: the report manifest (every file the report reads, with the
+names it belongs to) and the final outputs a finished run holds."""
+
+from __future__ import annotations
+
+from dnalm import tasks
+from dnalm.config import interpret_pairs, run_spec, sweep_tables, task_runs
+
+
+def report_manifest(cfg: dict) -> list[dict]:
+    """Every file the report reads, as records: `kind`, `path` and the names it belongs to (`species`, `task`,
+    `task_type`, `model`, `lm`, `output`, `input`, `track`), in config order. The report rule's input and its script both use it, so no
+    section ever parses a path."""
+    records = [*_input_records(cfg), *_qc_records(cfg)]
+    for lm in cfg["pretrain"]:
+        for kind, name in (("pretrain_summary", "pretrain.json"), ("pretrain_history", "history.tsv"),
+                           ("pretrain_homology", "homology_excluded.tsv")):
+            records.append({"kind": kind, "lm": lm, "path": f"results/pretrain/{lm}/{name}"})
+    for task, spec in cfg["tasks"].items():
+        task_records = [{"kind": "split_counts", "path": f"results/splits/{task}/counts.tsv"},
+                        {"kind": "homology_summary", "path": f"results/splits/{task}/summary.tsv"},
+                        *_model_records(cfg, task)]
+        records += [{**r, "task": task, "task_type": spec["type"]} for r in task_records]
+    tail = [{"kind": "sweep", "task": t, "model": m, "path": f"results/eval/{t}/sweeps/{m}.tsv"}
+            for t, m in sweep_tables(cfg)]
+    for task, model in interpret_pairs(cfg):
+        prefix = f"results/interpret/{task}/{model}"
+        tail.append({"kind": "attributions", "task": task, "model": model, "path": f"{prefix}/attributions.npz"})
+        tail.append({"kind": "motifs", "task": task, "model": model, "path": f"{prefix}/motifs.tsv"})
+        if tasks.get(cfg["tasks"][task]["type"]).site_centred:
+            tail += [{"kind": kind, "task": task, "model": model, "path": f"{prefix}/positional.{ext}"}
+                     for kind, ext in (("positional_elements", "tsv"), ("positional_profile", "npz"))]
+        tail += [{"kind": "modisco", "task": task, "model": model, "output": o, "path": f"{prefix}/modisco.{o}.h5"}
+                 for o in cfg["interpret"]["outputs"]]
+    records += [{**r, "task_type": cfg["tasks"][r["task"]]["type"]} for r in tail]
+    return records
+
+
+def _input_records(cfg: dict) -> list[dict]:
+    records = []
+    for species, spec in cfg["species"].items():
+        names = ["genome", *(["annotation"] if spec["annotation"] is not None else [])]
+        records += [{"kind": "input", "species": species, "input": n, "path": f"resources/{species}/{n}.json"}
+                    for n in names]
+        records += [{"kind": "input", "species": species, "input": "track", "track": t,
+                     "path": f"resources/{species}/tracks/{t}.json"} for t in spec["tracks"]]
+    return records
+
+
+def _qc_records(cfg: dict) -> list[dict]:
+    if not cfg["species"]:
+        return []
+    records = [{"kind": "qc_genome", "species": s, "path": f"results/qc/{s}.json"} for s in cfg["species"]]
+    return records + [{"kind": f"qc_{t}", "path": f"results/qc/{t}.tsv"}
+                      for t in ("summary", "thresholds", "mash_distances")]
+
+
+def _model_records(cfg: dict, task: str) -> list[dict]:
+    runs = [r["run"] for r in task_runs(cfg, task)]
+    if not runs:
+        return []
+    records = [{"kind": "comparison", "path": f"results/eval/{task}/comparison.tsv"}]
+    for kind, where in (("model_info", "models/{t}/{m}/model.json"), ("history", "models/{t}/{m}/history.tsv"),
+                        ("prediction", "eval/{t}/{m}/predictions.h5"),
+                        ("counterfactual", "eval/{t}/{m}/counterfactual.tsv")):
+        records += [{"kind": kind, "model": m, "path": "results/" + where.format(t=task, m=m)} for m in runs]
+    return records
+
+
+def final_outputs(cfg: dict) -> list[str]:
+    """What a finished run holds besides the report's inputs: the QC gate's list, every fine-tuned LM's Hugging Face
+    export and every task's per-run table."""
+    qc = ["results/qc/pretrain_genomes.txt"] if cfg["species"] else []
+    exports = [f"results/models/{t}/{r['run']}/hf" for t in cfg["tasks"] for r in task_runs(cfg, t)
+               if run_spec(cfg, r["run"])["arch"] == "lm"]
+    runs = [f"results/eval/{t}/runs.tsv" for t in cfg["tasks"] if task_runs(cfg, t)]
+    return [*qc, *exports, *runs]
