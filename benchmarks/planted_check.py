@@ -20,19 +20,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 from dnalm.interpret import read_motif_table
-from dnalm.synthetic import PLANTED, decoys_matched, recovered
+from dnalm.synthetic import PLANTED, decoys_matched, planted_at, recovered
 
 CONFIG = REPO / "config" / "examples" / "synthetic_motifs.yaml"
 
 
 def run(workdir: Path, model: str, cores: int) -> float:
     """Run the example to one model's motifs.tsv in `workdir`; return the wall time in seconds."""
-    target = f"results/interpret/synth/{model}/motifs.tsv"
+    prefix = f"results/interpret/synth/{model}"
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(CONFIG), "--cores", str(cores), target]
+           "--configfile", str(CONFIG), "--cores", str(cores), f"{prefix}/motifs.tsv", f"{prefix}/positional.tsv"]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -46,8 +48,10 @@ def report(workdir: Path, model: str) -> bool:
     found = recovered(table)
     count = recovered(table[(table["output"] == "count") & (table["sign"] == "+")])
     decoys = decoys_matched(table)
+    placed = planted_at(pd.read_csv(workdir / f"results/interpret/synth/{model}/positional.tsv", sep="\t"))
     print(f"{model}: recovered {sorted(found)} of {sorted(PLANTED)}; positive count patterns {sorted(count)}; "
-          f"decoys matched {sorted(decoys) or 'none'}; {len(table)} patterns")
+          f"decoys matched {sorted(decoys) or 'none'}; {len(table)} patterns; at their planted offsets "
+          f"{sorted(placed)}")
     return found == set(PLANTED) and not decoys
 
 

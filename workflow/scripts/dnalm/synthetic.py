@@ -22,6 +22,12 @@ from dnalm.motifs import IUPAC, consensus_ppm, write_meme
 
 #: Planted elements: name -> consensus (the site is the last base of the cleavage element).
 PLANTED = {"positioning_AATAAA": "AATAAA", "efficiency_TATATA": "TATATA", "cleavage_TTTCA": "TTTCA"}
+#: Distances (bp) of the positioning and efficiency elements' last base upstream of the site.
+POSITIONING_DISTANCE, EFFICIENCY_DISTANCE = range(14, 23), range(32, 49)
+#: Offsets from the site where each planted element's last base lies, and the shortest piece of it that counts as it
+#: in a site-aligned view (`planted_at`): the cleavage element's CA, four bases of the others.
+PLANTED_OFFSETS = {"positioning_AATAAA": (range(-22, -13), 4), "efficiency_TATATA": (range(-48, -31), 4),
+                   "cleavage_TTTCA": (range(1), 2)}
 #: Decoys: yeast transcription-factor consensus sites (see resources/motifs/SOURCE.md), never planted.
 DECOYS = {
     "Gcn4_TGACTCA": "TGACTCA", "Cbf1_CACGTG": "CACGTG", "Mbp1_MCB_ACGCGT": "ACGCGT", "Swi4_SCB_CACGAAA": "CACGAAA",
@@ -53,6 +59,21 @@ def recovered(table: pd.DataFrame, top: int = 6) -> set[str]:
     (by seqlets), in a `motifs.tsv` table of `dnalm.interpret.match_motifs`."""
     best = table.sort_values("n_seqlets", ascending=False, kind="stable").groupby("output").head(top)
     return set(best.loc[best["found"], "best_match"]) & set(PLANTED)
+
+
+def planted_at(elements: pd.DataFrame) -> set[str]:
+    """Planted elements that a table of positional elements (`dnalm.positional`: kmer, end offset) places where they
+    were planted: an element that is (a long enough piece of) the planted consensus, placed so that its last base
+    falls in the planted offsets (`PLANTED_OFFSETS`)."""
+    found = set()
+    for name, (offsets, min_length) in PLANTED_OFFSETS.items():
+        motif = PLANTED[name]
+        for row in elements.itertuples():
+            k = len(row.kmer)
+            starts = [j for j in range(len(motif) - k + 1) if motif[j : j + k] == row.kmer] if k >= min_length else []
+            if any(row.end + len(motif) - (j + k) in offsets for j in starts):
+                found.add(name)
+    return found
 
 
 def decoys_matched(table: pd.DataFrame) -> set[str]:
@@ -104,7 +125,8 @@ def make_chromosome(rng: np.random.Generator, name: str, length: int, spacing: i
     signal = {"+": np.zeros(length), "-": np.zeros(length)}
     rows = []
     for site, strand in _sites(rng, length, spacing, margin=200):
-        d_pos, d_eff = int(rng.integers(14, 23)), int(rng.integers(32, 49))
+        d_pos = int(rng.integers(POSITIONING_DISTANCE.start, POSITIONING_DISTANCE.stop))
+        d_eff = int(rng.integers(EFFICIENCY_DISTANCE.start, EFFICIENCY_DISTANCE.stop))
         positioned, efficient = bool(rng.random() < 0.7), bool(rng.random() < 0.5)
         _plant(chrom, site, strand, PLANTED["cleavage_TTTCA"], 0)
         if positioned:
