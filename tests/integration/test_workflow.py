@@ -139,6 +139,9 @@ def test_report(demo_run: Path) -> None:
     assert "103245e292833b928981d7bf813f615a" in html
     assert "Pearson median" in html and "untrained" in html
     assert "Interpretation: motifs" in html and "Known motifs found, side by side" in html
+    assert re.search(r"sign [+−-], [\d,]+ seqlets", html)  # each found match with its pattern's sign and support
+    positions = html[html.index('id="positions"'):]
+    assert "Interpretation: positions relative to the site" in positions and "offset from the site" in positions
     assert html.count('src="data:image/png;base64,') >= 3
     assert 'src="http' not in html and 'href="http' not in html
 
