@@ -23,6 +23,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).parent))
 import slurm_setup
 
+from dnalm import tokenize
+
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 TARGETS = ("results/eval/polya/bpnet/metrics.json", "results/models/polya/broken/best.ckpt")
 RETRIES = 1  # the profile's 2 would add a third failing attempt of the broken model: time only
@@ -70,7 +72,10 @@ def slurm_run(tmp_path_factory) -> dict:
     config = slurm_setup.reduced_config()
     corrupt = workdir / "corrupt_backbone"
     corrupt.mkdir()
-    (corrupt / "config.json").write_text("{ this is not JSON")
+    (corrupt / "config.json").write_text("{ this is not JSON")  # fails when the job loads it, not in the config check
+    tokens = list(dict.fromkeys(s.get("token") or name for name, s in config["species"].items()))
+    vocab = tokenize.vocabulary("nucleotide", tokens)
+    (corrupt / "vocab.txt").write_text("\n".join(sorted(vocab, key=vocab.get)) + "\n")
     config["models"]["broken"] = {"arch": "lm", "lm": {"backbone": str(corrupt), "finetune": "frozen", "head": "conv"},
                                   "train": {"epochs": 1, "max_batches_per_epoch": 1}}
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

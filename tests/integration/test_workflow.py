@@ -22,7 +22,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "S
 
 
 def reduced_config() -> dict:
-    """The demo config on fewer windows: train on II, IV and V, validate on XV, test on VII (all 872 windows)."""
+    """The demo config on fewer windows: train on II, IV and V, validate on XV, test on VII (all 873 windows)."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     task = config["tasks"]["polya"]
     task["split"]["chromosomes"]["train"] = ["II", "IV", "V"]
@@ -91,9 +91,12 @@ def demo_run(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_windows_and_splits(demo_run: Path) -> None:
     counts = pd.read_csv(demo_run / "results/splits/polya/counts.tsv", sep="\t").set_index("split")
-    # 872 sites with >= 10 reads on VII and 900 on XV (DESIGN.md); none has an N or leaves its chromosome.
-    assert counts.loc["test", "sites"] == 872 and counts.loc["test", "windows"] == 872
-    assert counts.loc["val", "sites"] == 900 and counts.loc["val", "windows"] == 300
+    # 872 clusters with >= 10 reads on VII and 900 on XV (DESIGN.md); sites are local maxima 6 bp apart with their
+    # reads summed over ±5 bp (sites.min_distance), which adds one site on each: two clusters of fewer reads, within
+    # 5 bp of each other, that together reach 10. None has an N or leaves its chromosome.
+    assert counts.loc["test", "sites"] == 873 and counts.loc["test", "windows"] == 873
+    assert counts.loc["test", "merged_bases"] == 9  # bases with reads within 5 bp of a stronger site
+    assert counts.loc["val", "sites"] == 901 and counts.loc["val", "windows"] == 300
     assert counts.loc["train", "windows"] == 2000
     windows = pd.read_csv(demo_run / "results/windows/polya/windows.tsv", sep="\t", dtype={"chrom": str})
     kept = windows[windows["kept"]]
@@ -124,7 +127,7 @@ def test_training_resumed_after_kill(demo_run: Path) -> None:
 def test_trained_beats_untrained(demo_run: Path) -> None:
     table = pd.read_csv(demo_run / "results/eval/polya/comparison.tsv", sep="\t").set_index("model")
     trained, untrained = table.loc["bpnet"], table.loc["untrained"]
-    assert trained["n_windows"] == untrained["n_windows"] == 872
+    assert trained["n_windows"] == untrained["n_windows"] == 873
     assert trained["pearson_mean"] > untrained["pearson_mean"] + 0.05
     assert trained["auroc"] > untrained["auroc"] + 0.1 and trained["auroc"] > 0.75
     assert trained["test_loss"] < untrained["test_loss"]
@@ -148,9 +151,10 @@ def test_report(demo_run: Path) -> None:
 
 @pytest.mark.slow
 def test_report_shows_the_tables_and_figures_it_showed_before_the_layout_change(demo_run: Path) -> None:
-    """tests/data/report_structure.json is the reduced demo's report before the report became a package: the same
-    sections, sub-headings, table headers and figure captions (numbers aside). Only the number of TF-MoDISco pattern
-    logos may differ, as modisco's patterns depend on the trained model."""
+    """tests/data/report_structure.json: the reduced demo's report as it was before the report became a package (the
+    same sections, sub-headings, table headers and figure captions, numbers aside), updated on purpose since: the
+    split table's merged bases and the site-aligned section. Only the number of TF-MoDISco pattern logos may differ,
+    as modisco's patterns depend on the trained model."""
     saved = json.loads((REPO / "tests/data/report_structure.json").read_text())["sections"]
     now = report_structure((demo_run / "results/report.html").read_text())["sections"]
     assert [(s["id"], s["title"]) for s in now] == [(s["id"], s["title"]) for s in saved]
@@ -176,7 +180,7 @@ def test_language_model_path(demo_run: Path) -> None:
     assert corpus["scer"]["train_chroms"] and not set(corpus["scer"]["train_chroms"]) & {*split["val"], *split["test"]}
     assert corpus["scer"]["val_chroms"] == split["val"]
     table = pd.read_csv(demo_run / "results/eval/polya/comparison.tsv", sep="\t").set_index("model")
-    assert table.loc["lm_lora_conv", "arch"] == "lm" and table.loc["lm_lora_conv", "n_windows"] == 872
+    assert table.loc["lm_lora_conv", "arch"] == "lm" and table.loc["lm_lora_conv", "n_windows"] == 873
     info = json.loads((demo_run / "results/models/polya/lm_lora_conv/model.json").read_text())
     assert 0 < info["trainable_params"] < info["total_params"] / 2  # LoRA: adapters and head only
     export = demo_run / "results/models/polya/lm_lora_conv/hf"
@@ -225,7 +229,7 @@ def test_sweep_and_seeds(demo_run: Path) -> None:
             assert (info["seed"], info["train_params"]["lr"], info["epochs_run"]) == (seed, lr, 1)
             metrics.append(json.loads((demo_run / f"results/eval/polya/{run}/metrics.json").read_text()))
         row = table.loc[point]
-        assert row["n_seeds"] == 2 and row["n_windows"] == 872
+        assert row["n_seeds"] == 2 and row["n_windows"] == 873
         for column in ("pearson_median", "auroc", "test_loss"):
             values = [m[column] for m in metrics]
             assert row[column] == pytest.approx(sum(values) / 2, abs=1e-4)

@@ -97,7 +97,7 @@ def test_windows_crossing_a_fold_boundary_are_dropped(tmp_path: Path) -> None:
     (tmp_path / "g.fa.fai").write_text("a\t10000\t3\t60\t61\nb\t10000\t10200\t60\t61\n")
     starts = np.arange(0, 9700, 250)
     rows = [{"id": f"{c}:{s}", "species": "sp", "chrom": c, "start": s, "end": s + 300, "strand": "+",
-             "site": s + 150, "offset": 0, "reads": 10.0, "kept": True, "reason": ""}
+             "site": s + 150, "offset": 0, "reads": 10.0, "merged": 0, "kept": True, "reason": ""}
             for c in lengths for s in starts]
     pd.DataFrame(rows)[WINDOW_COLUMNS].to_csv(tmp_path / "candidates.tsv", sep="\t", index=False)
     windows = assign_splits(str(tmp_path / "candidates.tsv"), str(tmp_path / "g.fa.fai"),
