@@ -7,7 +7,8 @@ Run from the repository root after a run has finished, e.g. the demo and the pla
 Each run directory (the working directory Snakemake ran in) gets one section: a header line naming the run directory,
 its config and the git commit of this repository, then one markdown table per result file found:
 results/qc/summary.tsv, results/splits/<task>/summary.tsv, results/pretrain/<lm>/pretrain.json,
-results/eval/<task>/comparison.tsv and results/interpret/<task>/<model>/motifs.tsv. Values are copied from the files
+results/eval/<task>/comparison.tsv, results/interpret/<task>/<model>/motifs.tsv and positional.tsv. Values are copied
+from the files
 (q- and p-values rounded to three significant digits); nothing is interpreted.
 """
 
@@ -27,7 +28,9 @@ DEFAULT_OUT = Path("docs/results.md")
 CONFIG_CANDIDATES = ("config.yaml", "config/config.yaml")
 #: motifs.tsv columns shown, in order (offset and p_value stay in the file).
 MOTIF_COLUMNS = ["output", "pattern", "sign", "n_seqlets", "consensus", "best_match", "q_value", "strand",
-                 "significant", "second_match", "second_q_value"]
+                 "significant", "found", "second_match", "second_q_value"]
+#: positional.tsv columns shown, in order.
+POSITIONAL_COLUMNS = ["output", "kmer", "start", "end", "mean_contribution", "windows", "enrichment"]
 ROUNDED = {"q_value", "p_value", "second_q_value", "mash_p_value"}
 
 
@@ -137,23 +140,36 @@ def motifs_section(run: Path) -> list[str]:
         lines += [f"### Motifs of task {task_dir.name}", "", *known_motif_table(tables), ""]
         for model, rows in tables.items():
             body = [[cell(row.get(c, ""), c) for c in MOTIF_COLUMNS] for row in rows]
-            lines += [f"#### Patterns of {model} on {task_dir.name}", "", f"`{(task_dir / model / 'motifs.tsv').relative_to(run)}`", "",
+            path = (task_dir / model / "motifs.tsv").relative_to(run)
+            lines += [f"#### Patterns of {model} on {task_dir.name}", "", f"`{path}`", "",
                       *table(MOTIF_COLUMNS, body), ""]
+            lines += positional_table(run, task_dir / model)
     return lines
 
 
+def positional_table(run: Path, model_dir: Path) -> list[str]:
+    """The strongest site-aligned elements of one model (positional.tsv), when the task is site-centred."""
+    path = model_dir / "positional.tsv"
+    if not path.is_file():
+        return []
+    body = [[cell(row.get(c, ""), c) for c in POSITIONAL_COLUMNS] for row in read_tsv(path)[1]]
+    return [f"#### Positional elements of {model_dir.name} on {model_dir.parent.name}", "",
+            f"`{path.relative_to(run)}`", "", *table(POSITIONAL_COLUMNS, body), ""]
+
+
 def known_motif_table(tables: dict[str, list[dict[str, str]]]) -> list[str]:
-    """Known motif × model: the lowest q-value among the patterns significantly matching it, with the pattern."""
+    """Known motif × model: the lowest q-value among the patterns found to match it (`found`: significant and supported
+    by enough seqlets; `significant` in files written before that column), with the pattern."""
     best: dict[str, dict[str, dict[str, str]]] = {}
     for model, rows in tables.items():
         for row in rows:
-            if row.get("significant", "").lower() != "true":
+            if (row.get("found") or row.get("significant") or "").lower() != "true":
                 continue
             current = best.setdefault(row["best_match"], {}).get(model)
             if current is None or float(row["q_value"]) < float(current["q_value"]):
                 best[row["best_match"]][model] = row
     if not best:
-        return ["No pattern has a significant best match."]
+        return ["No pattern has a best match reported as found."]
     models = list(tables)
     body = []
     for motif in sorted(best):
@@ -163,7 +179,7 @@ def known_motif_table(tables: dict[str, list[dict[str, str]]]) -> list[str]:
             cells.append("" if row is None else f"q = {cell(row['q_value'], 'q_value')}: {row['output']} "
                          f"{row['pattern']} ({row['sign']}, {row['n_seqlets']} seqlets, strand {row['strand']})")
         body.append([motif, *cells])
-    return ["Significant best matches (lowest q-value per known motif and model):", "",
+    return ["Matches reported as found (lowest q-value per known motif and model):", "",
             *table(["known motif", *models], body)]
 
 

@@ -60,12 +60,18 @@ def run_dir(tmp_path: Path) -> Path:
     motif_header = ["output", "pattern", "sign", "n_seqlets", "consensus", "best_match", "q_value", "p_value",
                     "offset", "strand", "significant", "second_match", "second_q_value"]
     _tsv(results / "interpret" / "polya" / "bpnet" / "motifs.tsv", [
-        motif_header,
+        [*motif_header, "found"],
         ["count", "pos_patterns.pattern_0", "+", 233, "TATATATA", "efficiency_UAUAUA", 0.0081234, 0.0001, 0, "+",
-         True, "positioning_UAUAAA", 0.0142],
+         True, "positioning_UAUAAA", 0.0142, True],
         ["count", "pos_patterns.pattern_1", "+", 41, "ATATATAT", "efficiency_UAUAUA", 0.0094, 0.0002, 1, "-", True,
-         "", ""],
-        ["profile", "neg_patterns.pattern_0", "-", 22, "GCGCGC", "Abf1", 0.61, 0.3, 2, "+", False, "Reb1", 0.7],
+         "", "", True],
+        ["profile", "neg_patterns.pattern_0", "-", 22, "GCGCGC", "Abf1", 0.61, 0.3, 2, "+", False, "Reb1", 0.7, False],
+        ["profile", "neg_patterns.pattern_1", "-", 12, "TTTTTT", "positioning_AAAAAA", 0.01, 0.001, 0, "-", True,
+         "", "", False],  # significant, too few seqlets: not found
+    ])
+    _tsv(results / "interpret" / "polya" / "bpnet" / "positional.tsv", [
+        ["output", "kmer", "start", "end", "mean_contribution", "windows", "enrichment"],
+        ["profile", "TTTCA", -4, 0, 15.18, 1.0, 222.8],
     ])
     _tsv(results / "interpret" / "polya" / "lm_lora_conv" / "motifs.tsv", [
         motif_header,
@@ -117,20 +123,22 @@ def test_tables_hold_the_run_values(run_dir: Path, tmp_path: Path) -> None:
     bpnet = _rows(page, "#### Patterns of bpnet on polya")
     assert bpnet[0] == make_results.MOTIF_COLUMNS
     assert bpnet[1] == ["count", "pos_patterns.pattern_0", "+", "233", "TATATATA", "efficiency_UAUAUA", "0.00812",
-                        "+", "True", "positioning_UAUAAA", "0.0142"]
-    assert len(bpnet) == 4
+                        "+", "True", "True", "positioning_UAUAAA", "0.0142"]
+    assert len(bpnet) == 5
+    assert _rows(page, "#### Positional elements of bpnet on polya")[1] == ["profile", "TTTCA", "-4", "0", "15.18",
+                                                                              "1.0", "222.8"]
 
 
-def test_known_motif_table_takes_each_models_best_significant_match(run_dir: Path, tmp_path: Path) -> None:
+def test_known_motif_table_takes_each_models_best_found_match(run_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "results.md"
     make_results.main([str(run_dir), "--out", str(out)])
     page = out.read_text()
-    known = {row[0]: row[1:] for row in _rows(page, "Significant best matches (lowest q-value per known motif and "
+    known = {row[0]: row[1:] for row in _rows(page, "Matches reported as found (lowest q-value per known motif and "
                                                     "model):")}
     assert known["known motif"] == ["bpnet", "lm_lora_conv"]
     assert known["efficiency_UAUAUA"] == ["q = 0.00812: count pos_patterns.pattern_0 (+, 233 seqlets, strand +)", ""]
-    assert known["positioning_AAAAAA"][0] == ""
-    assert known["positioning_AAAAAA"][1].startswith("q = 0.005: count")
+    assert known["positioning_AAAAAA"][0] == ""  # bpnet's match is significant but not found (too few seqlets)
+    assert known["positioning_AAAAAA"][1].startswith("q = 0.005: count")  # a file without `found`: significant
     assert "Abf1" not in known  # not significant
 
 
