@@ -168,7 +168,7 @@ def test_report_shows_the_tables_and_figures_it_showed_before_the_layout_change(
 
 
 @pytest.mark.slow
-def test_language_model_path(demo_run: Path) -> None:
+def test_language_model_path(demo_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import AutoModel, AutoTokenizer
 
     history = pd.read_csv(demo_run / "results/pretrain/fungal_lm/history.tsv", sep="\t")
@@ -201,7 +201,8 @@ def test_language_model_path(demo_run: Path) -> None:
     from dnalm.predict import load_model
     from dnalm.store import WindowStore
 
-    model, _ = load_model(str(demo_run / "results/models/polya/lm_lora_conv/best.ckpt"))
+    monkeypatch.chdir(demo_run)  # the checkpoint names its backbone as the rule saw it, relative to the run
+    model, _ = load_model("results/models/polya/lm_lora_conv/best.ckpt")
     store = WindowStore(demo_run / "results/windows/polya/test")
     deltas = []
     with torch.no_grad():
