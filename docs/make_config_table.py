@@ -58,7 +58,9 @@ def _walk(schema: dict, node: dict, path: str) -> Iterator[tuple[str, dict, bool
         if "$ref" in alternative:
             yield from _walk(schema, alternative, path)
     alternatives = [alt["required"] for alt in node.get("oneOf", []) if "required" in alt]
-    required = set(node.get("required", [])) | {key for alt in alternatives for key in alt}
+    # a key required under a condition (`if`/`then`/`else`: a task type's own keys) counts as required
+    conditional = {key for branch in ("then", "else") for key in node.get(branch, {}).get("required", [])}
+    required = set(node.get("required", [])) | {key for alt in alternatives for key in alt} | conditional
     for key, child in node.get("properties", {}).items():
         dotted = f"{path}.{key}" if path else key
         choice = alternatives if any(key in alt for alt in alternatives) else []

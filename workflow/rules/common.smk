@@ -122,6 +122,12 @@ def get_genome(wildcards):
     }
 
 
+def get_example_genome(wildcards):
+    """make_examples' input: the species' genome when the examples are intervals on it (nothing otherwise)."""
+    intervals = (get_task(wildcards).get("examples") or {}).get("intervals")
+    return get_genome(wildcards) if intervals else {}
+
+
 def get_site_tracks(wildcards):
     """The stranded bigWigs that give a profile task's sites (of the task species, or of a species wildcard)."""
     species = getattr(wildcards, "species", None) or get_task(wildcards)["species"]
@@ -156,13 +162,7 @@ def get_split_inputs(wildcards):
 
 
 def get_split_params(wildcards):
-    spec = get_task(wildcards)
-    holdout = spec["split"].get("folds")
-    return {
-        **({"folds": holdout} if holdout else dict(spec["split"]["chromosomes"])),
-        "max_windows": spec["max_windows"],
-        "seed": spec["seed"],
-    }
+    return dnalm.config.split_params(get_task(wildcards))
 
 
 def get_fold_params(wildcards):
@@ -246,9 +246,7 @@ def get_pretrain_homology_inputs(wildcards):
     return {
         **get_pretrain_inputs(wildcards),
         "windows": [f"results/windows/{t}/windows.tsv" for t in specs],
-        "task_fastas": sorted(
-            {f"resources/{s['species']}/genome.fa" for s in specs.values()}
-        ),
+        "task_fastas": sorted({dnalm.config.task_fasta(config, t) for t in specs}),
         "folds": [
             f"results/splits/{t}/folds.tsv"
             for t, s in specs.items()
@@ -313,8 +311,11 @@ def get_task_type(wildcards):
     return get_task(wildcards)["type"]
 
 
-def get_site_threshold(wildcards):
-    return get_task(wildcards)["site_threshold"]
+def get_eval_settings(wildcards):
+    """The task type's evaluation settings, with the site threshold (`TaskType.eval_settings`)."""
+    spec = get_task(wildcards)
+    settings = tasks.get(spec["type"]).eval_settings(spec)
+    return {"site_threshold": spec["site_threshold"], **settings}
 
 
 def get_task_metrics(wildcards):
@@ -350,11 +351,16 @@ def get_sweep_files(name):
 
 
 # --------------------------------------------------------------------------------------------- interpretation
+def get_interpret_outputs(wildcards):
+    """The outputs attributions explain on the task (`dnalm.config.interpret_outputs`)."""
+    return dnalm.config.interpret_outputs(config, wildcards.task)
+
+
 def get_attribute_params(wildcards):
     spec = config["interpret"]
     return {
         "n_windows": spec["windows"],
-        "outputs": list(spec["outputs"]),
+        "outputs": get_interpret_outputs(wildcards),
         "n_shuffles": spec["n_shuffles"],
         "seed": spec["seed"],
         "ig_steps": spec["ig_steps"],
@@ -366,7 +372,7 @@ def get_match_inputs(wildcards):
     prefix = f"results/interpret/{wildcards.task}/{wildcards.model}"
     return {
         "npz": f"{prefix}/attributions.npz",
-        "modisco": [f"{prefix}/modisco.{o}.h5" for o in config["interpret"]["outputs"]],
+        "modisco": [f"{prefix}/modisco.{o}.h5" for o in get_interpret_outputs(wildcards)],
         "motifs": dnalm.config.motif_files(config, REPO),
     }
 

@@ -6,6 +6,7 @@ localrules:
 rule evaluate_model:
     input:
         unpack(get_store("test")),
+        unpack(get_store("val", "val_")),
         best="results/models/{task}/{model}/best.ckpt",
     output:
         predictions="results/eval/{task}/{model}/predictions.h5",
@@ -19,7 +20,7 @@ rule evaluate_model:
     resources:
         mem_mb=grow_on_retry(4000),
     params:
-        site_threshold=get_site_threshold,
+        settings=get_eval_settings,
     script:
         "../scripts/evaluate_model.py"
 

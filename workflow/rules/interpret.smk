@@ -27,7 +27,7 @@ rule run_modisco:
     log:
         "logs/run_modisco/{task}/{model}.{output}.log",
     wildcard_constraints:
-        output="count|profile",
+        output="count|profile|class",
     conda:
         "../../envs/interpret.yaml"
     threads: 2
@@ -50,7 +50,7 @@ rule match_motifs:
         "../../envs/interpret.yaml"
     threads: 2
     params:
-        outputs=config["interpret"]["outputs"],
+        outputs=get_interpret_outputs,
         q_threshold=config["interpret"]["q_threshold"],
         reverse_complement=config["interpret"]["reverse_complement"],
         min_support=config["interpret"]["min_support"],
@@ -70,7 +70,7 @@ rule positional_elements:
         "../../envs/interpret.yaml"
     threads: 1
     params:
-        outputs=config["interpret"]["outputs"],
+        outputs=get_interpret_outputs,
         settings=config["interpret"]["positional"],
         seed=config["interpret"]["seed"],
     script:

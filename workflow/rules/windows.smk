@@ -71,3 +71,21 @@ rule build_window_store:
         tracks=get_species_tracks,
     script:
         "../scripts/build_window_store.py"
+
+
+rule make_examples:
+    input:
+        unpack(get_example_genome),
+    output:
+        windows="results/windows/{task}/examples.tsv",
+        fasta="results/windows/{task}/examples.fa",
+        fai="results/windows/{task}/examples.fa.fai",
+    log:
+        "logs/make_examples/{task}.log",
+    conda:
+        "../../envs/base.yaml"
+    params:
+        window=get_window_params,
+        repo=REPO,
+    script:
+        "../scripts/make_examples.py"

@@ -12,7 +12,8 @@ evaluate(
     WindowStore(snakemake.input.meta),
     snakemake.output.predictions,
     snakemake.output.metrics,
-    site_threshold=snakemake.params.site_threshold,
+    val_store=WindowStore(snakemake.input.val_meta),
+    **snakemake.params.settings,
     out_counterfactual=snakemake.output.counterfactual,
     threads=snakemake.threads,
 )

@@ -34,8 +34,10 @@ window's total (log Σ_c e^n[c] to first order). With one channel v = 1, the pla
 stranded channels a plain sum would cancel: a + strand site's elements raise n[+] and lower n[−] (whose reads they
 move away), and count attributions then miss elements that scale a site's reads. `profile` is
 Σ_c,l w[c, l] (z[c, l] − mean_l z[c, ·]) of the profile logits z, with w the softmax over positions of the window's
-own logits, detached (BPNet's and chrombpnet's profile attribution). The window's weights are used for its
-references too, so f is one linear function of the outputs per window and completeness holds.
+own logits, detached (BPNet's and chrombpnet's profile attribution). `class` (classifiers, logits z (B, K)) is
+z[1] − z[0], the log-odds of the positive class, for two classes; else z[k] − mean z of the window's predicted class
+k. The window's weights are used for its references too, so f is one linear function of the outputs per window and
+completeness holds.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from dnalm.store import WindowStore
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = ("count", "profile")
+OUTPUTS = ("count", "profile", "class")
 METHODS = ("auto", "deeplift", "ig")
 #: Elementwise activation modules the Rescale rule handles.
 ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Softplus,
@@ -110,14 +112,21 @@ def scalar_output(outputs, output: str, weights: torch.Tensor | None = None):
     """The attributed scalar per row, and the weights used; see the module docstring.
 
     Args:
-        outputs: The model's (profile logits (B, C, L), log counts (B, C)).
-        output: `count` or `profile`.
+        outputs: The model's (profile logits (B, C, L), log counts (B, C)), or a classifier's logits (B, K).
+        output: `count`, `profile` or `class`.
         weights: Weights to use (a window's, for its references): channel weights (B, C) for `count`, profile
-            weights (B, C, L) for `profile`; None computes them from `outputs`.
+            weights (B, C, L) for `profile`, class weights (B, K) for `class`; None computes them from `outputs`.
     """
+    if output == "class" and isinstance(outputs, torch.Tensor) and outputs.ndim == 2:
+        if weights is None:
+            k = outputs.shape[1]
+            top = torch.eye(k, dtype=outputs.dtype, device=outputs.device)[outputs.detach().argmax(1)]
+            weights = (torch.tensor([-1.0, 1.0], dtype=outputs.dtype, device=outputs.device).expand_as(outputs)
+                       if k == 2 else top - 1.0 / k)
+        return (outputs * weights).sum(-1), weights
     if not isinstance(outputs, (tuple, list)) or len(outputs) != 2:
-        raise ValueError("attribution needs a model returning (profile logits (B, C, L), log counts (B, C)); "
-                         f"got {type(outputs).__name__}")
+        raise ValueError("attribution needs a classifier's logits (B, K) for `class`, or a model returning "
+                         f"(profile logits (B, C, L), log counts (B, C)); got {type(outputs).__name__}")
     logits, counts = outputs
     if output == "count":
         counts = counts.reshape(len(counts), -1)
@@ -548,7 +557,7 @@ def attribute_windows(checkpoint: str, store: WindowStore, out_npz: str, *, n_wi
     """DeepLIFT/SHAP attributions of test windows for each model output, saved with their one-hot sequences.
 
     Writes `onehot` (N, 4, L) float32, `window_ids` (N,), `site_index` (N,; the site's position in each window, when
-    the store has sites), and per output `<output>_attr` (attributions) and `<output>_hyp` (hypothetical
+    the store has sites), `label` (N,; the class index, classification stores), and per output `<output>_attr` (attributions) and `<output>_hyp` (hypothetical
     contributions), both (N, 4, L).
 
     `ig_steps` is the number of integrated-gradient steps of language models (DeepLIFT models ignore it).
@@ -562,8 +571,10 @@ def attribute_windows(checkpoint: str, store: WindowStore, out_npz: str, *, n_wi
     dev = pick_device(device)
     model, info = load_model(checkpoint, dev)
     rows = select_windows(len(store), n_windows, seed)
-    onehot, _ = store.batch(rows)
+    onehot, targets = store.batch(rows)
     arrays = {"onehot": onehot, "window_ids": np.asarray(store.meta["ids"], dtype=str)[rows]}
+    if store.labels:
+        arrays["label"] = targets.argmax(axis=1)
     if store.meta.get("site_index") is not None:
         arrays["site_index"] = np.asarray(store.meta["site_index"], dtype=np.int64)[rows]
     seconds = {}

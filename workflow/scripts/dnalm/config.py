@@ -124,10 +124,24 @@ def check_tasks(cfg: dict) -> None:
                 if key in target and target[key] not in tracks:
                     raise ValueError(f"tasks.{task}.targets ({target['name']}).{key}: track {target[key]!r} is "
                                      f"not under species.{spec['species']}.tracks (known: {sorted(tracks)})")
+        _check_labelled(task, spec)
         _check_holdout(task, spec)
         _check_folds(task, spec)
         _check_extra_species(cfg, task, spec)
         tasks.get(spec["type"]).check(task, spec, cfg)
+
+
+def _check_labelled(task: str, spec: dict) -> None:
+    """Examples, random and given splits belong to classification tasks."""
+    if spec["type"] == "classification":
+        return
+    if spec.get("examples"):
+        raise ValueError(f"tasks.{task}.examples: only classification tasks read labelled examples; set "
+                         f"tasks.{task}.type: classification or remove examples")
+    for mode in ("random", "given"):
+        if mode in spec["split"]:
+            raise ValueError(f"tasks.{task}.split.{mode}: only for classification tasks; {spec['type']} tasks are "
+                             "split by chromosomes or folds")
 
 
 def _check_holdout(task: str, spec: dict) -> None:
@@ -281,10 +295,27 @@ def task_track_names(spec: dict) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def task_genomes(cfg: dict, task: str) -> dict[str, str]:
-    """Species id → genome FASTA of every genome feeding a task: its species, then its extra train species."""
+def split_params(spec: dict) -> dict:
+    """assign_splits' params of a task: its split mode's settings, max_windows and seed."""
+    split = spec["split"]
+    mode = next(m for m in ("folds", "random", "given", "chromosomes") if m in split)
+    settings = dict(split["chromosomes"]) if mode == "chromosomes" else {mode: split[mode]}
+    return {**settings, "max_windows": spec["max_windows"], "seed": spec["seed"]}
+
+
+def task_fasta(cfg: dict, task: str) -> str:
+    """The FASTA a task's own windows are cut from: its species' genome, or (classification) its examples' records."""
     spec = cfg["tasks"][task]
-    return {s: f"resources/{s}/genome.fa" for s in [spec["species"], *spec["extra_train_species"]]}
+    if spec["type"] == "classification":
+        return f"results/windows/{task}/examples.fa"
+    return f"resources/{spec['species']}/genome.fa"
+
+
+def task_genomes(cfg: dict, task: str) -> dict[str, str]:
+    """Species id → FASTA of every genome feeding a task: its species (`task_fasta`), then its extra train species."""
+    spec = cfg["tasks"][task]
+    return {spec["species"]: task_fasta(cfg, task),
+            **{s: f"resources/{s}/genome.fa" for s in spec["extra_train_species"]}}
 
 
 def qc_reference(cfg: dict, species: str) -> str | None:
@@ -475,7 +506,7 @@ def held_out_windows(cfg: dict) -> dict[str, dict]:
     out = {}
     for task, spec in cfg["tasks"].items():
         folds = spec["split"].get("folds")
-        out[task] = {"species": spec["species"], "fasta": f"resources/{spec['species']}/genome.fa",
+        out[task] = {"species": spec["species"], "fasta": task_fasta(cfg, task),
                      "windows": f"results/windows/{task}/windows.tsv",
                      "folds": f"results/splits/{task}/folds.tsv" if folds else None,
                      "held_out_folds": [folds["val"], folds["test"]] if folds else []}
@@ -492,6 +523,12 @@ def interpret_models(cfg: dict) -> list[str]:
 def interpret_pairs(cfg: dict) -> list[tuple[str, str]]:
     """(task, model) pairs to interpret: each interpreted model on every task it trains on."""
     return [(t, m) for m in interpret_models(cfg) for t in model_tasks(cfg, m)]
+
+
+def interpret_outputs(cfg: dict, task: str) -> list[str]:
+    """The outputs attributions of a task explain: its task type's (classification: class), else interpret.outputs."""
+    fixed = tasks.get(cfg["tasks"][task]["type"]).attribution_outputs
+    return list(fixed) if fixed is not None else list(cfg["interpret"]["outputs"])
 
 
 def motif_files(cfg: dict, repo: str | Path) -> list[str]:

@@ -24,7 +24,7 @@ METRICS = list(COMPARISON_METRICS)
 
 def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metrics: str, *, site_threshold: float,
              out_counterfactual: str | None = None, batch_size: int = 64, threads: int = 1,
-             device: str | None = None) -> dict:
+             device: str | None = None, val_store: WindowStore | None = None, **settings) -> dict:
     """Predict the test windows, write `predictions.h5`, `metrics.json` and the species-token counterfactual.
 
     Args:
@@ -38,6 +38,8 @@ def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metr
         batch_size: Windows per batch.
         threads: CPU threads.
         device: Device, or None to choose.
+        val_store: Validation windows, for task types that fit something on them (classification: calibration).
+        settings: The task type's further evaluation settings (`TaskType.eval_settings`).
 
     Returns:
         The metrics.
@@ -46,7 +48,9 @@ def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metr
     dev = pick_device(device)
     model, info = load_model(checkpoint, dev)
     batches = predict_outputs(model, store, batch_size, dev)
-    metrics = tasks.get(store.task_type).evaluate(batches, info, store, out_predictions, site_threshold=site_threshold)
+    val = (val_store, predict_outputs(model, val_store, batch_size, dev)) if val_store is not None else None
+    metrics = tasks.get(store.task_type).evaluate(batches, info, store, out_predictions, site_threshold=site_threshold,
+                                                  model=model, val=val, **settings)
     metrics.update(arch=info["arch"], best_epoch=info["best_epoch"], trainable_params=info["trainable_params"])
     Path(out_metrics).write_text(json.dumps(metrics, indent=2))
     if out_counterfactual is not None:

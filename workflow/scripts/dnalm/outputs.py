@@ -4,7 +4,7 @@ names it belongs to) and the final outputs a finished run holds."""
 from __future__ import annotations
 
 from dnalm import tasks
-from dnalm.config import interpret_pairs, run_spec, sweep_tables, task_runs
+from dnalm.config import interpret_outputs, interpret_pairs, run_spec, sweep_tables, task_runs
 
 
 def report_manifest(cfg: dict) -> list[dict]:
@@ -31,7 +31,7 @@ def report_manifest(cfg: dict) -> list[dict]:
             tail += [{"kind": kind, "task": task, "model": model, "path": f"{prefix}/positional.{ext}"}
                      for kind, ext in (("positional_elements", "tsv"), ("positional_profile", "npz"))]
         tail += [{"kind": "modisco", "task": task, "model": model, "output": o, "path": f"{prefix}/modisco.{o}.h5"}
-                 for o in cfg["interpret"]["outputs"]]
+                 for o in interpret_outputs(cfg, task)]
     records += [{**r, "task_type": cfg["tasks"][r["task"]]["type"]} for r in tail]
     return records
 

@@ -111,6 +111,39 @@ def fold_splits(windows: pd.DataFrame, layout: pd.DataFrame, val: int, test: int
     return split
 
 
+def stratified_splits(labels: pd.Series, val: float, test: float, seed: int) -> pd.Series:
+    """A seeded split stratified by class: in each class, round(val · n) examples to val, round(test · n) to test
+    (at least one each when the class has three examples or more), the rest to train."""
+    if val + test >= 1:
+        raise ValueError(f"split.random: val ({val}) + test ({test}) must leave examples to train on (sum < 1)")
+    rng = np.random.default_rng(seed)
+    split = pd.Series("train", index=labels.index)
+    for _, rows in labels.groupby(labels, sort=True):
+        index = rng.permutation(rows.index.to_numpy())
+        n = len(index)
+        n_val, n_test = (max(round(f * n), 1 if n >= 3 else 0) for f in (val, test))
+        split[index[:n_val]] = "val"
+        split[index[n_val : n_val + n_test]] = "test"
+    return split
+
+
+def given_splits(windows: pd.DataFrame) -> pd.Series:
+    """The split each example came with (examples.table's train, dev and test files)."""
+    given = windows["given_split"].astype(str)
+    if (given == "").any():
+        raise ValueError("split.given: some examples have no given split; give examples.table train, dev and test")
+    return given
+
+
+def on_source(windows: pd.DataFrame) -> pd.DataFrame:
+    """Example windows placed at their genome interval (`source_*`), so chromosome and fold splits read positions."""
+    out = windows.copy()
+    out["chrom"] = out["source_chrom"].astype(str)
+    out["start"] = pd.to_numeric(out["source_start"]).astype(int)
+    out["end"] = pd.to_numeric(out["source_end"]).astype(int)
+    return out
+
+
 def extra_train_windows(paths: list[str]) -> pd.DataFrame:
     """Candidate windows of the extra train species: all train (their genomes give no val or test windows)."""
     tables = [read_windows(p) for p in paths]
@@ -123,7 +156,8 @@ def extra_train_windows(paths: list[str]) -> pd.DataFrame:
 def assign_splits(candidates: str, fai: str, out_windows: str, out_counts: str, *, train: list[str] | None = None,
                   val: list[str] | None = None, test: list[str] | None = None,
                   max_windows: dict[str, int | None], seed: int, folds: dict | None = None,
-                  folds_tsv: str | None = None, extra: list[str] = ()) -> pd.DataFrame:
+                  folds_tsv: str | None = None, extra: list[str] = (), random: dict | None = None,
+                  given: dict | None = None) -> pd.DataFrame:
     """Assign windows to splits by chromosome or genome fold, subsample, and write the window and count tables.
 
     Windows on chromosomes in no split are dropped with reason `no_split`; with folds, windows that cross a fold
@@ -143,17 +177,28 @@ def assign_splits(candidates: str, fai: str, out_windows: str, out_counts: str, 
         folds: {k, val, test, ...} for a k-fold split instead of a chromosome holdout.
         folds_tsv: Fold layout from `dnalm.folds.make_folds` (with `folds`).
         extra: Candidate tables of the extra train species.
+        random: {val, test} fractions of a seeded split stratified by `label` (classification examples).
+        given: {} to keep each example's `given_split` (classification examples from given files).
+
+    Classification examples (tables with `source_chrom`) are split by their genome interval under a chromosome or
+    fold split.
 
     Returns:
         The window table written.
     """
     windows = read_windows(candidates)
     genome = str(Path(fai).with_suffix(""))
-    if folds is not None:
-        windows["split"] = fold_splits(windows, read_folds(folds_tsv), folds["val"], folds["test"])
+    placed = on_source(windows) if "source_chrom" in windows and random is None and given is None else windows
+    if random is not None:
+        windows["split"] = stratified_splits(windows["label"].astype(str), random["val"], random["test"], seed)
+    elif given is not None:
+        windows["split"] = given_splits(windows)
+    elif folds is not None:
+        windows["split"] = fold_splits(placed, read_folds(folds_tsv), folds["val"], folds["test"])
+        windows[["kept", "reason"]] = placed[["kept", "reason"]]
     else:
         assignment = chromosome_splits(read_fai(fai), train, val or [], test or [], genome)
-        windows["split"] = windows["chrom"].map(assignment).fillna("")
+        windows["split"] = placed["chrom"].map(assignment).fillna("")
     unassigned = (windows["split"] == "") & windows["kept"]
     windows.loc[unassigned, "reason"] = "no_split"
     windows.loc[unassigned, "kept"] = False

@@ -125,16 +125,17 @@ def write_store(windows_tsv: str, split: str, prefix: str, *, task: dict, genome
 
     out = store_paths(prefix)
     flank, bins = task["window"]["flank"], tasks.get(task["type"]).store_bins(task)
-    table = read_windows(windows_tsv)
-    table = table[(table["split"] == split) & table["kept"]].sort_values("row")
-    channels, perm = channel_layout(task["targets"])
+    full = read_windows(windows_tsv)
+    table = full[(full["split"] == split) & full["kept"]].sort_values("row")
+    labels = label_codes(task, full, table) if task["type"] == "classification" else None
+    channels, perm = channel_layout(task["targets"]) if labels is None else (labels[0], list(range(len(labels[0]))))
     length = int((table["end"] - table["start"]).iloc[0]) if len(table) else 0
     width = length + 2 * flank
     bin_size = check_bins(bins, length, flank)
     seq_tmp, tgt_tmp = _tmp(out["seq"]), _tmp(out["targets"])
     seq = np.lib.format.open_memmap(seq_tmp, mode="w+", dtype=np.uint8, shape=(len(table), width))
     tgt = np.lib.format.open_memmap(tgt_tmp, mode="w+", dtype=np.float32,
-                                    shape=(len(table), len(channels), width // bin_size))
+                                    shape=(len(table), len(channels), 1 if labels else width // bin_size))
     sources = _Sources(genomes, tracks)
     try:
         _check_chroms(table, sources)
@@ -144,6 +145,9 @@ def write_store(windows_tsv: str, split: str, prefix: str, *, task: dict, genome
             lo, hi = int(start) - flank, int(end) + flank
             codes = encode(genome[chrom][lo:hi])
             seq[i] = COMPLEMENT[codes[::-1]] if strand == "-" else codes
+            if labels is not None:
+                tgt[i, labels[1][i], 0] = 1.0
+                continue
             values = window_targets(handles, task["targets"], chrom, lo, hi, strand)
             tgt[i] = values if bins is None else binned_targets(values, bins, tracks[species], window)
         seq.flush()
@@ -158,13 +162,23 @@ def write_store(windows_tsv: str, split: str, prefix: str, *, task: dict, genome
     del seq, tgt
     meta = {"split": split, "n": len(table), "length": length, "flank": flank, "channels": channels,
             "rc_perm": perm, "ids": table["id"].tolist(), "site_index": site_index(table),
-            "task_type": task["type"], "bin_size": bin_size,
+            "task_type": task["type"], "bin_size": bin_size, "labels": labels is not None,
             "aggregate": (bins or {}).get("aggregate"), "transform": (bins or {}).get("transform")}
     Path(seq_tmp).replace(out["seq"])
     Path(tgt_tmp).replace(out["targets"])
     Path(out["meta"]).write_text(json.dumps(meta))
     log.info("%s: %d windows of %d bp (+%d flank), channels %s", split, len(table), length, flank, channels)
     return len(table)
+
+
+def label_codes(task: dict, full, table) -> tuple[list[str], np.ndarray]:
+    """Class names of a classification task (from every split's examples, so all stores agree) and the class index
+    of each example of `table`."""
+    from dnalm.tasks.classification import class_names
+
+    classes = class_names(task, full["label"].astype(str))
+    index = {c: i for i, c in enumerate(classes)}
+    return classes, table["label"].astype(str).map(index).to_numpy()
 
 
 def site_index(table) -> list[int] | None:
@@ -236,6 +250,7 @@ class WindowStore:
         self.task_type = self.meta.get("task_type", "profile")
         self.bin_size = int(self.meta.get("bin_size") or 1)
         self.transform = self.meta.get("transform") or "none"
+        self.labels = bool(self.meta.get("labels"))
         self._files = {"seq": (seq, self.seq), "targets": (targets, self.targets)}
 
     def __len__(self) -> int:
@@ -267,7 +282,8 @@ class WindowStore:
 
     def batch(self, index: np.ndarray, shifts: np.ndarray | None = None,
               revcomp: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """One-hot sequences (B, 4, L) and targets (B, C, L) (or (B, C, L / bin_size)) of the windows at `index`.
+        """One-hot sequences (B, 4, L) and targets (B, C, L) (or (B, C, L / bin_size), or one-hot classes (B, K) of a
+        classification store) of the windows at `index`.
 
         Args:
             index: Rows to read.
@@ -290,9 +306,10 @@ class WindowStore:
         cols = starts[:, None] + np.arange(self.length)[None, :]
         bins = (starts // self.bin_size)[:, None] + np.arange(self.length // self.bin_size)[None, :]
         seq = np.take_along_axis(seq, cols, axis=1)
-        tgt = np.take_along_axis(tgt, bins[:, None, :], axis=2)
+        tgt = tgt[:, :, 0] if self.labels else np.take_along_axis(tgt, bins[:, None, :], axis=2)
         if revcomp is not None and np.any(revcomp):
             flip = np.asarray(revcomp, dtype=bool)
             seq[flip] = COMPLEMENT[seq[flip][:, ::-1]]
-            tgt[flip] = tgt[flip][:, self.rc_perm, ::-1]
+            if not self.labels:  # a class does not change with the strand
+                tgt[flip] = tgt[flip][:, self.rc_perm, ::-1]
         return ONEHOT[seq].transpose(0, 2, 1).copy(), tgt

@@ -48,18 +48,20 @@ def fingerprint(arch: str, model_params: dict, train_params: dict, seed: int, st
 def run_epoch(model, store: WindowStore, optimizer, *, epoch: int, seed: int, batch_size: int, jitter: int,
               revcomp: bool, max_batches: int | None, count_weight: float, device: torch.device,
               progress: dict | None = None, on_batch: Callable[[Callable[[], dict]], None] | None = None,
-              precision: str = "fp32") -> float:
+              precision: str = "fp32", tp: dict | None = None) -> float:
     """Train one epoch; batch order, jitter, flips and dropout are seeded by (seed, epoch). Returns the mean loss.
 
     Args:
         precision: `fp32` or `bf16` (autocast of the forward pass; see `resolve_precision`).
+        tp: The train block, for the task type's epoch order (`TaskType.epoch_order`).
         progress: Where a mid-epoch checkpoint of this epoch left off (see `epoch_progress`), or None to start it.
         on_batch: Called after every batch with a function that returns the epoch's progress so far; it may save
             it (and then raise to stop).
     """
     rng = np.random.default_rng([seed, epoch])
     torch.manual_seed(seed * 100003 + epoch)
-    order = rng.permutation(len(store))
+    task = tasks.get(store.task_type)
+    order = task.epoch_order(store, rng, tp or {})
     n_batches = math.ceil(len(order) / batch_size)
     if max_batches is not None:
         n_batches = min(n_batches, max_batches)
@@ -68,7 +70,6 @@ def run_epoch(model, store: WindowStore, optimizer, *, epoch: int, seed: int, ba
         losses, start = list(progress["losses"]), progress["batch"]
         restore_rng(rng, progress, device)
     model.train()
-    task = tasks.get(store.task_type)
     for b in range(start, n_batches):
         index = order[b * batch_size : (b + 1) * batch_size]
         step = store.bin_size  # binned targets move by whole bins
@@ -104,19 +105,19 @@ def restore_rng(rng: np.random.Generator, progress: dict, device: torch.device) 
         torch.cuda.set_rng_state(progress["cuda_rng"], device)
 
 
-def validate(model, store: WindowStore, batch_size: int, count_weight: float, device: torch.device) -> dict:
-    """Validation loss (total and its two parts, weighted by windows) and the median per-window Pearson of the
-    task type (`TaskType.loss`, `TaskType.val_pearson`)."""
+def validate(model, store: WindowStore, batch_size: int, count_weight, device: torch.device) -> dict:
+    """Validation loss (total and its two parts, weighted by windows) and the task type's summary of the batches'
+    `val_pearson` (`TaskType.loss`, `TaskType.val_summary`: the median per-window Pearson, or classification's
+    accuracy and AUROC)."""
     task = tasks.get(store.task_type)
     sums = np.zeros(3)
-    pearsons = []
+    parts = []
     for index, output, y in predict_outputs(model, store, batch_size, device):
         sums += np.array([p.item() for p in task.loss(output, y, count_weight)]) * len(index)
-        pearsons.append(task.val_pearson(output, y))
+        parts.append(task.val_pearson(output, y))
     total, profile, count = sums / max(len(store), 1)
-    r = np.concatenate(pearsons) if pearsons else np.array([np.nan])
     return {"val_loss": float(total), "val_profile_loss": float(profile), "val_count_loss": float(count),
-            "val_pearson_median": float(np.nanmedian(r)) if np.isfinite(r).any() else float("nan")}
+            **task.val_summary(parts)}
 
 
 def initial_state(model, optimizer) -> dict:
@@ -162,8 +163,8 @@ def _train(train_store: WindowStore, val_store: WindowStore, out: Path, *, arch:
     if tp["jitter"] > train_store.flank:
         raise ValueError(f"train.jitter={tp['jitter']} exceeds the task's window.flank={train_store.flank}")
     task = tasks.get(train_store.task_type)
-    count_weight = task.count_weight(train_store, tp["count_weight"])
-    head, head_params = task.head(train_store)
+    count_weight = task.count_weight(train_store, tp)
+    head, head_params = task.head(train_store, tp)
     torch.manual_seed(seed)
     model = build_model(arch, model_params, head, len(train_store.channels), head_params)
     task.prepare(model, train_store, revcomp=tp["revcomp"])
@@ -177,7 +178,7 @@ def _train(train_store: WindowStore, val_store: WindowStore, out: Path, *, arch:
     n_params = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in trainable)
     precision = resolve_precision(tp.get("precision"), dev)
-    log.info("%s: %d parameters (%d trainable) on %s, %s; count weight %.4g", arch, n_params, n_train, dev, precision,
+    log.info("%s: %d parameters (%d trainable) on %s, %s; loss weight %s", arch, n_params, n_train, dev, precision,
              count_weight)
     with Checkpointer(tp.get("checkpoint_every"), tp.get("checkpoint_minutes")) as clock:
 
@@ -202,13 +203,13 @@ def _train(train_store: WindowStore, val_store: WindowStore, out: Path, *, arch:
                "channels": train_store.channels, "length": train_store.length, "bin_size": train_store.bin_size,
                "transform": train_store.transform}
     save_atomic({**summary, "state_dict": state["best_state"]}, out / "best.ckpt")
-    pd.DataFrame(state["history"], columns=HISTORY_COLUMNS).to_csv(out / "history.tsv", sep="\t", index=False)
+    pd.DataFrame(state["history"], columns=[*HISTORY_COLUMNS, *task.val_columns]).to_csv(out / "history.tsv", sep="\t", index=False)
     (out / "model.json").write_text(json.dumps(summary, indent=2))
     previous(last).unlink(missing_ok=True)  # the fallback is not needed once the run is complete
     return summary
 
 
-def train_one(model, optimizer, train_store, val_store, state: dict, tp: dict, seed: int, count_weight: float,
+def train_one(model, optimizer, train_store, val_store, state: dict, tp: dict, seed: int, count_weight,
               device: torch.device, on_batch: Callable | None = None, precision: str = "fp32") -> dict:
     """Run one epoch (or its rest, after a mid-epoch checkpoint) and validation; update history, best weights and
     early-stopping counters."""
@@ -217,13 +218,15 @@ def train_one(model, optimizer, train_store, val_store, state: dict, tp: dict, s
     train_loss = run_epoch(model, train_store, optimizer, epoch=epoch, seed=seed, batch_size=tp["batch_size"],
                            jitter=tp["jitter"], revcomp=tp["revcomp"], max_batches=tp["max_batches_per_epoch"],
                            count_weight=count_weight, device=device, progress=state.get("progress"),
-                           on_batch=on_batch, precision=precision)
+                           on_batch=on_batch, precision=precision, tp=tp)
     val = validate(model, val_store, tp["batch_size"], count_weight, device)
     improved = val["val_loss"] < state["best_val"]
     row = {"epoch": epoch, "train_loss": train_loss, **val, "lr": tp["lr"], "seconds": time.perf_counter() - t0,
            "best": int(improved)}
-    log.info("epoch %d: train %.3f, val %.3f, val Pearson %.3f, %.1f s%s", epoch, train_loss, val["val_loss"],
-             val["val_pearson_median"], row["seconds"], " (best)" if improved else "")
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in val.items() if k not in ("val_profile_loss", "val_count_loss")
+                       and not (k == "val_pearson_median" and math.isnan(v)))
+    log.info("epoch %d: train %.3f, %s, %.1f s%s", epoch, train_loss, scores, row["seconds"],
+             " (best)" if improved else "")
     new = dict(state, epoch=epoch, history=state["history"] + [row], model=model.state_dict(),
                optimizer=optimizer.state_dict(), progress=None)
     if improved:

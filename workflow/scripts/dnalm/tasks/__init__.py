@@ -7,11 +7,12 @@ docs/architecture.md for the other files a contributor touches (the schema's `ta
 from __future__ import annotations
 
 from dnalm.tasks.base import TaskType
+from dnalm.tasks.classification import ClassificationTask
 from dnalm.tasks.profile import ProfileTask
 from dnalm.tasks.tracks import TracksTask
 
 #: Task types by the config's `tasks.<id>.type`.
-TASK_TYPES: dict[str, TaskType] = {t.name: t for t in (ProfileTask(), TracksTask())}
+TASK_TYPES: dict[str, TaskType] = {t.name: t for t in (ProfileTask(), TracksTask(), ClassificationTask())}
 
 
 def get(name: str) -> TaskType:

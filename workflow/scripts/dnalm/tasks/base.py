@@ -24,6 +24,10 @@ class TaskType:
         extra_metrics: Prefixes of further per-run metric keys kept after `n_windows` (per-track metrics).
         site_centred: Windows are placed around sites: attributions are also summarised by offset from the site
             (`dnalm.positional`).
+        val_columns: Columns of history.tsv after the common ones (`val_summary`'s keys besides
+            val_pearson_median).
+        attribution_outputs: The outputs attributions explain (`dnalm.attribution.OUTPUTS`); None: the config's
+            interpret.outputs.
     """
 
     name: str = ""
@@ -31,6 +35,8 @@ class TaskType:
     metrics: tuple[str, ...] = COMPARISON_METRICS
     extra_metrics: tuple[str, ...] = ()
     site_centred: bool = False
+    val_columns: tuple[str, ...] = ()
+    attribution_outputs: tuple[str, ...] | None = None
 
     # ------------------------------------------------------------------------------------------------ config side
     def check(self, task: str, spec: dict, cfg: dict) -> None:
@@ -44,14 +50,24 @@ class TaskType:
         """The window store's binning of the targets (None: base resolution)."""
         return None
 
+    def eval_settings(self, spec: dict) -> dict:
+        """Settings of the task's evaluation besides the site threshold (keyword arguments of `evaluate`)."""
+        return {}
+
     # ---------------------------------------------------------------------------------------------- training side
-    def head(self, store) -> tuple[str, dict]:
-        """The head every trunk gets on this task type (`dnalm.models.heads.HEADS`) and its settings."""
+    def head(self, store, tp: dict) -> tuple[str, dict]:
+        """The head every trunk gets on this task type (`dnalm.models.heads.HEADS`) and its settings (`tp`: the
+        model's train block)."""
         raise NotImplementedError
 
-    def count_weight(self, store, configured: float | None) -> float:
-        """Weight of a count loss term (0 for types without one)."""
+    def count_weight(self, store, tp: dict):
+        """The loss's setting from the train block `tp` and the training data (profile: the count weight; 0 for
+        types without one), passed to every `loss` call."""
         return 0.0
+
+    def epoch_order(self, store, rng: np.random.Generator, tp: dict) -> np.ndarray:
+        """The order of the training windows in one epoch (default: a permutation)."""
+        return rng.permutation(len(store))
 
     def prepare(self, model, store, revcomp: bool) -> bool:
         """Set data-dependent starting values of the head (e.g. a count bias); returns whether it did."""
@@ -65,13 +81,18 @@ class TaskType:
         """Per-window (and channel) Pearson of predicted and observed signal, for the validation history."""
         raise NotImplementedError
 
+    def val_summary(self, parts: list[np.ndarray]) -> dict:
+        """History columns of one validation from the `val_pearson` of its batches: their median Pearson."""
+        r = np.concatenate(parts) if parts else np.array([np.nan])
+        return {"val_pearson_median": float(np.nanmedian(r)) if np.isfinite(r).any() else float("nan")}
+
     def totals(self, output) -> tuple[Any, Any]:
         """(log total per channel (B, C), shape over positions (B, C, L) summing to 1): what the species-token
         counterfactual compares."""
         raise NotImplementedError
 
     # -------------------------------------------------------------------------------------------- evaluation side
-    def evaluate(self, batches, info: dict, store, out_predictions: str, *, site_threshold: float) -> dict:
+    def evaluate(self, batches, info: dict, store, out_predictions: str, *, site_threshold: float, **context) -> dict:
         """Write predictions.h5 from the model's outputs on every test window and return the test metrics.
 
         Args:
@@ -80,6 +101,8 @@ class TaskType:
             store: The test windows.
             out_predictions: predictions.h5 to write (`prediction_datasets`).
             site_threshold: Observed signal that makes a base a site (profile tasks).
+            context: `model` (the model the batches come from), `val` ((validation store, its batches)) and the
+                task type's `eval_settings`, for the types that use them.
         """
         raise NotImplementedError
 

@@ -71,10 +71,12 @@ class ProfileTask(TaskType):
                 "min_distance": spec["sites"]["min_distance"], "length": window["length"],
                 "max_offset": window["max_offset"], "flank": window["flank"], "seed": spec["seed"]}
 
-    def head(self, store) -> tuple[str, dict]:
+    def head(self, store, tp: dict) -> tuple[str, dict]:
         return "profile", {}
 
-    def count_weight(self, store, configured: float | None) -> float:
+    def count_weight(self, store, tp: dict) -> float:
+        """train.count_weight, or `auto_count_weight` when it is null."""
+        configured = tp.get("count_weight")
         return configured if configured is not None else auto_count_weight(store)
 
     def prepare(self, model, store, revcomp: bool) -> bool:
@@ -114,7 +116,7 @@ class ProfileTask(TaskType):
         logits, log_counts = output
         return log_counts, torch.softmax(logits, dim=-1)
 
-    def evaluate(self, batches, info: dict, store, out_predictions: str, *, site_threshold: float) -> dict:
+    def evaluate(self, batches, info: dict, store, out_predictions: str, *, site_threshold: float, **context) -> dict:
         """Write predictions.h5 (base resolution) and return the loss and `dnalm.metrics.profile_metrics`."""
         import h5py
 

@@ -113,7 +113,7 @@ class TracksTask(TaskType):
     def store_bins(self, spec: dict) -> dict | None:
         return dict(spec["bins"])
 
-    def head(self, store) -> tuple[str, dict]:
+    def head(self, store, tp: dict) -> tuple[str, dict]:
         return "binned", {"bin_size": store.bin_size}
 
     def loss(self, output, target, count_weight: float):
@@ -136,7 +136,7 @@ class TracksTask(TaskType):
 
         return torch.logsumexp(output, dim=-1), torch.softmax(output, dim=-1)
 
-    def evaluate(self, batches, info: dict, store, out_predictions: str, *, site_threshold: float) -> dict:
+    def evaluate(self, batches, info: dict, store, out_predictions: str, *, site_threshold: float, **context) -> dict:
         """Predictions and metrics on the original scale, and the metrics on the transformed (training) scale.
 
         The model predicts the transformed targets (the store's `transform`); `inverse_transform` takes predictions
