@@ -153,7 +153,7 @@ def check_examples(examples: list[Example], classes: list[str] | None) -> list[s
         if bad:
             raise ExampleError(f"{example.source}, {example.record}: letter {bad.group()!r} at base {bad.start() + 1} "
                                "is not A, C, G, T or N")
-    names = list(classes) if classes is not None else list(dict.fromkeys(e.label for e in examples))
+    names = list(classes) if classes is not None else sorted({e.label for e in examples})
     empty = [c for c in names if not any(e.label == c for e in examples)]
     if empty:
         raise ExampleError(f"examples.classes {empty} have no example; remove them or add examples")
@@ -221,10 +221,27 @@ def make_examples(spec: dict, out_tsv: str, out_fasta: str, *, species: str, fla
         raise ExampleError(f"examples of {len(sizes)} lengths ({min(sizes)}–{max(sizes)} bp); set examples.length "
                            "and examples.resize (pad or crop)")
     examples = [resize(e, length, spec["resize"]) for e in examples]
-    rows, genome = [], FastaCache()
+    table = write_examples(examples, out_fasta, species=species, flank=flank, length=length, fasta=fasta,
+                           chroms=chroms)
+    log.info("%d examples of %d bp, classes %s; %d dropped: %s", len(table), length,
+             table["label"].value_counts().reindex(classes).to_dict(), int((~table["kept"]).sum()),
+             table.loc[~table["kept"], "reason"].value_counts().to_dict())
+    write_tsv(table, out_tsv)
+    return table
+
+
+def write_examples(examples: list[Example], out_fasta: str, *, species: str, flank: int, length: int,
+                   fasta: str | None = None, chroms: dict[str, int] | None = None,
+                   copied: Sequence[tuple[dict, str]] = ()) -> pd.DataFrame:
+    """Write the records of examples (and of `copied` (window row, record) pairs first) to an indexed FASTA and
+    return their window table (`EXAMPLE_COLUMNS`); an interval whose flanks leave its chromosome gets no record and
+    is marked out_of_bounds."""
+    rows, genome = [dict(row) for row, _ in copied], FastaCache()
     tmp = Path(out_fasta).with_name(f".{Path(out_fasta).name}.tmp")
     try:
         with open(tmp, "w") as handle:
+            for row, record in copied:
+                handle.write(f">{row['id']}\n{record}\n")
             for e in examples:
                 inside = not e.chrom or (e.start - flank >= 0 and e.end + flank <= (chroms or {}).get(e.chrom, -1))
                 if inside:
@@ -237,10 +254,58 @@ def make_examples(spec: dict, out_tsv: str, out_fasta: str, *, species: str, fla
         genome.close()
     tmp.replace(out_fasta)
     index_fasta(out_fasta)
-    table = pd.DataFrame(rows, columns=EXAMPLE_COLUMNS)
-    log.info("%d examples of %d bp, classes %s; %d dropped: %s", len(table), length,
-             table["label"].value_counts().reindex(classes).to_dict(), int((~table["kept"]).sum()),
-             table.loc[~table["kept"], "reason"].value_counts().to_dict())
+    return pd.DataFrame(rows, columns=EXAMPLE_COLUMNS)
+
+
+def make_test_set(task: dict, test_set: dict, windows_tsv: str, examples_fasta: str, out_tsv: str, out_fasta: str,
+                  *, name: str, search_dirs: Sequence[str], fasta: str | None = None,
+                  chroms: dict[str, int] | None = None) -> pd.DataFrame:
+    """An extra test set of a classification task: its own examples plus the task's test examples of
+    `test_classes` (e.g. study 3's validated promoters against random negatives), all in split test.
+
+    Args:
+        task: The task's config block (its examples' classes, length and resize, its flank).
+        test_set: The `test_sets.<name>` block: intervals, fasta or table (as examples), and test_classes.
+        windows_tsv: The task's filtered window table (its test split).
+        examples_fasta: The task's example records.
+        out_tsv: Window table of the test set (split test, store rows numbered).
+        out_fasta: Its records (indexed).
+        name: The test set's name, in errors.
+        search_dirs: Directories relative sources are looked up in.
+        fasta: The species' genome, for intervals.
+        chroms: Its chromosome lengths.
+
+    Returns:
+        The window table written.
+    """
+    from dnalm.splits import renumber_rows
+    from dnalm.tasks.classification import class_names
+    from dnalm.windows import read_windows
+
+    windows = read_windows(windows_tsv)
+    classes = class_names(task, windows["label"].astype(str))
+    examples = read_examples({k: test_set.get(k) for k in ("intervals", "fasta", "table")}, search_dirs)
+    check_examples(examples + [Example(id=f"\0{c}", label=c, source="", record="") for c in classes], classes)
+    length = int((windows["end"] - windows["start"]).iloc[0])
+    examples = [resize(e, length, task["examples"]["resize"]) for e in examples]
+    test = windows[(windows["split"] == "test") & windows["kept"]
+                   & windows["label"].astype(str).isin(test_set["test_classes"])]
+    taken = {e.id for e in examples} & set(test["id"])
+    if taken:
+        raise ExampleError(f"test_sets.{name}: ids {sorted(taken)[:3]} are also ids of the task's examples; give the "
+                           "test set's examples their own ids")
+    records = FastaCache()
+    try:
+        copied = [(row, records.seq(examples_fasta, row["id"], 0, int(row["end"]) + task["window"]["flank"]))
+                  for row in test[EXAMPLE_COLUMNS].to_dict("records")]
+    finally:
+        records.close()
+    table = write_examples(examples, out_fasta, species=task["species"], flank=task["window"]["flank"],
+                           length=length, fasta=fasta, chroms=chroms, copied=copied)
+    table["split"] = "test"
+    renumber_rows(table)
+    log.info("test set %s: %d examples, classes %s", name, int(table["kept"].sum()),
+             table.loc[table["kept"], "label"].value_counts().to_dict())
     write_tsv(table, out_tsv)
     return table
 

@@ -30,9 +30,10 @@ EVAL_SPLITS = ("val", "test")
 
 
 def class_names(spec: dict, labels) -> list[str]:
-    """The task's classes: `examples.classes`, or the labels in the order they first appear."""
+    """The task's classes: `examples.classes`, or the labels sorted (so 0/1 and non_promoter/promoter put the
+    positive class second, and every table of the task gives the same order)."""
     classes = spec["examples"]["classes"]
-    return list(classes) if classes is not None else list(dict.fromkeys(str(x) for x in labels))
+    return list(classes) if classes is not None else sorted({str(x) for x in labels})
 
 
 def class_weights(counts: np.ndarray) -> np.ndarray:
