@@ -1,8 +1,4 @@
-"""A classification run's evaluation from its logits: metrics before and after calibration, predictions per example.
-
-`evaluate_probabilities` gives what a run's `metrics.json` and `predictions.tsv` hold (`write_metrics`,
-`write_predictions`); the report reads them back with `read_predictions` and `read_metrics`.
-"""
+"""A classification run's evaluation from its logits, and its metrics.json and predictions.tsv (written and read)."""
 
 from __future__ import annotations
 

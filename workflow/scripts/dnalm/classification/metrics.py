@@ -1,9 +1,4 @@
-"""Metrics of predicted class probabilities: threshold metrics, AUROC/AUPRC, Brier, ECE, thresholds, CIs over seeds.
-
-Binary tasks (K = 2) report each one-vs-rest metric on the positive class, the second class; multi-class tasks
-(K > 2) report it per class (`<metric>/<class>`) and its macro mean (`<metric>`). Where a ratio's denominator is zero
-(no predicted positives for the precision, ...) the ratio is 0, as scikit-learn's `zero_division=0`.
-"""
+"""Metrics of predicted class probabilities: threshold metrics, AUROC/AUPRC, Brier, ECE, thresholds, CIs over seeds."""
 
 from __future__ import annotations
 
@@ -165,7 +160,8 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: Seque
     Returns:
         `accuracy`; `balanced_accuracy` (mean sensitivity over the classes present); `mcc`; the one-vs-rest
         metrics of `PER_CLASS` (K = 2: of the positive class; K > 2: `<metric>/<class>` per class and `<metric>` their
-        macro mean over classes, AUROC/AUPRC over the classes present); `brier`; `ece`; `n_examples`.
+        macro mean over classes, AUROC/AUPRC over the classes present); `brier`; `ece`; `n_examples`. A ratio whose
+        denominator is 0 (no predicted positives for the precision, ...) is 0, as scikit-learn's `zero_division=0`.
     """
     p, y = check_probabilities(probs, labels)
     k = p.shape[1]

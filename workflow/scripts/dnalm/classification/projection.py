@@ -1,8 +1,4 @@
-"""2-D projections with PaCMAP (seeded) of 3-mer frequency profiles of sequences and of model features.
-
-PaCMAP (Wang et al. 2021, `pacmap` on PyPI) keeps local neighbourhoods and the global layout of clusters; it is
-seeded (`random_state`) and initialised from PCA, so a projection repeats exactly on the same machine.
-"""
+"""Seeded 2-D PaCMAP projections of sequences' 3-mer frequency profiles and of model features."""
 
 from __future__ import annotations
 
@@ -49,6 +45,9 @@ def kmer_profiles(onehot: np.ndarray, k: int = 3) -> np.ndarray:
 
 def project_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
     """2-D PaCMAP coordinates of feature vectors.
+
+    PaCMAP (Wang et al. 2021) keeps local neighbourhoods and the global layout of clusters; seeded and initialised
+    from PCA, a projection repeats exactly on the same machine.
 
     Args:
         features: (N, D) vectors (3-mer profiles, pooled model features, ...).

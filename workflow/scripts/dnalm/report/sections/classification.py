@@ -1,5 +1,4 @@
-"""Section classification: per classification task, the metric table (mean ± 95% CI over seeds), ROC and PR curves,
-reliability diagrams before and after calibration, confusion matrices and the 2-D projections of inputs and models."""
+"""Section classification: metric tables, ROC/PR curves, reliability, confusion and projections per classifying task."""
 
 from __future__ import annotations
 
