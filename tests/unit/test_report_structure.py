@@ -39,8 +39,8 @@ def test_report_structure_of_a_hand_made_page() -> None:
 def test_saved_structure_holds_the_demo_sections() -> None:
     sections = json.loads(SAVED.read_text())["sections"]
     ids = [s["id"] for s in sections]
-    assert ids == ["inputs", "qc", "splits", "homology", "pretrain", "training", "metrics", "counterfactual",
-                   "examples", "sweeps", "interpretation", "positions"]
+    assert ids == ["inputs", "qc", "splits", "homology", "pretrain", "training", "metrics", "classification",
+                   "counterfactual", "examples", "sweeps", "interpretation", "positions"]
     assert all(s["title"] for s in sections)
     by_id = {s["id"]: s for s in sections}
     assert by_id["inputs"]["tables"][0][:3] == ["species", "kind", "name"]

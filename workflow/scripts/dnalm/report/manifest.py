@@ -30,6 +30,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     "modisco": ("task", "model", "output"),
     "positional_elements": ("task", "model"),
     "positional_profile": ("task", "model"),
+    "class_metrics": ("task", "model"),
+    "class_predictions": ("task", "model"),
+    "class_projection": ("task", "model"),
 }
 #: Kinds whose tasks are the report's tasks (sweeps and interpretations list only their own).
 TASK_KINDS = ("split_counts", "homology_summary", "model_info", "history", "comparison", "prediction",

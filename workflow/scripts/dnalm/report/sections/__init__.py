@@ -23,6 +23,7 @@ SECTIONS = (
     "pretrain",
     "training",
     "metrics",
+    "classification",
     "counterfactual",
     "examples",
     "sweeps",

@@ -1,0 +1,1 @@
+"""Classification tasks' evaluation: metrics of class probabilities, calibration, thresholds, 2-D projections."""
