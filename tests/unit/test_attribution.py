@@ -307,3 +307,30 @@ def test_inplace_and_smooth_activations_are_complete():
     attr, _ = attribute(model, x.numpy(), n_shuffles=4, seed=2)
     gaps = completeness_gap(model, x.numpy(), attr, make_references(x, 4, 2).numpy())
     assert (gaps < 1e-4).all(), gaps
+
+
+@pytest.mark.parametrize("pool, method, classes", [("mean", "deeplift", 2), ("meanmax", "ig", 2), ("mean", "deeplift", 3)])
+def test_class_logit_attributions_are_complete(pool, method, classes):
+    """The `class` output of a pooled classifier: the positive class's log-odds (two classes) or the predicted class's
+    logit against the mean; DeepLIFT for mean pooling, integrated gradients once a max pools the features."""
+    torch.manual_seed(0)
+    model = build_model("bpnet", {"filters": 16, "layers": 3, "input_kernel": 7, "profile_kernel": 9}, "pooled",
+                        classes, {"pool": pool})
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3)
+    model.eval()
+    assert resolve_method(model) == method
+    x = onehot(4, 60, seed=5)
+    attr, _ = attribute(model, x.numpy(), output="class", n_shuffles=4, seed=1, batch_size=8, steps=32)
+    refs = make_references(x, 4, 1)
+    with torch.no_grad():
+        zx, zr = model(x).double(), model(refs.reshape(-1, 4, 60)).double().view(4, 4, classes)
+    if classes == 2:
+        fx, fr = zx[:, 1] - zx[:, 0], zr[..., 1] - zr[..., 0]
+    else:
+        w = torch.eye(classes, dtype=torch.float64)[zx.argmax(1)] - 1.0 / classes
+        fx, fr = (zx * w).sum(-1), (zr * w[:, None]).sum(-1)
+    np.testing.assert_allclose(attr.sum((1, 2)), (fx - fr.mean(1)).numpy(), rtol=2e-3, atol=2e-3)
+    weights = scalar_output(model(x), "class")[1]
+    assert weights.shape == (4, classes)

@@ -4,13 +4,20 @@ from dnalm.jobs import start
 
 start(snakemake)
 
+import json
+from pathlib import Path
+
 from dnalm.store import write_store
+
+# a classification test set takes the classes of the training store, in its order
+classes_from = getattr(snakemake.input, "classes", None)
 
 write_store(
     snakemake.input.windows,
-    snakemake.wildcards.split,
+    getattr(snakemake.params, "split", None) or snakemake.wildcards.split,
     snakemake.output.meta,
     task=dict(snakemake.params.task),
     genomes=dict(snakemake.params.genomes),
     tracks={s: dict(t) for s, t in snakemake.params.tracks.items()},
+    classes=json.loads(Path(classes_from).read_text())["channels"] if classes_from else None,
 )

@@ -14,6 +14,6 @@ evaluate(
     snakemake.output.metrics,
     val_store=WindowStore(snakemake.input.val_meta),
     **snakemake.params.settings,
-    out_counterfactual=snakemake.output.counterfactual,
+    out_counterfactual=getattr(snakemake.output, "counterfactual", None),
     threads=snakemake.threads,
 )

@@ -136,7 +136,8 @@ def run_metrics(metric_files: list[str], runs: list[dict] | None = None, task_ty
         metrics = json.loads(Path(path).read_text())
         run = Path(path).parent.name
         info = known.get(run, {"point": run, "seed": None})
-        more = {k: v for k, v in metrics.items() if task.extra_metrics and k.startswith(task.extra_metrics)}
+        more = {k: v for k, v in metrics.items() if task.extra_metrics and k.startswith(task.extra_metrics)
+                and (v is None or isinstance(v, (int, float)) and not isinstance(v, bool))}  # numbers only
         extra.update(dict.fromkeys(more))
         rows.append({"run": run, "model": info["point"], "seed": info["seed"], "arch": metrics["arch"],
                      **{m: metrics[m] for m in task.metrics}, "n_windows": metrics["n_windows"], **more})

@@ -60,11 +60,26 @@ def _model_records(cfg: dict, task: str) -> list[dict]:
     if not runs:
         return []
     records = [{"kind": "comparison", "path": f"results/eval/{task}/comparison.tsv"}]
-    for kind, where in (("model_info", "models/{t}/{m}/model.json"), ("history", "models/{t}/{m}/history.tsv"),
-                        ("prediction", "eval/{t}/{m}/predictions.h5"),
-                        ("counterfactual", "eval/{t}/{m}/counterfactual.tsv")):
+    kinds = [("model_info", "models/{t}/{m}/model.json"), ("history", "models/{t}/{m}/history.tsv"),
+             ("counterfactual", "eval/{t}/{m}/counterfactual.tsv")]
+    if cfg["tasks"][task]["type"] == "classification":
+        return records + _class_records(cfg, task, kinds)
+    for kind, where in [*kinds, ("prediction", "eval/{t}/{m}/predictions.h5")]:
         records += [{"kind": kind, "model": m, "path": "results/" + where.format(t=task, m=m)} for m in runs]
     return records
+
+
+def _class_records(cfg: dict, task: str, kinds: list[tuple[str, str]]) -> list[dict]:
+    """A classification task's run records (metrics, per-example predictions, projections; `point`: the run's
+    model) and its test sets' comparison tables."""
+    kinds = [*kinds, ("class_metrics", "eval/{t}/{m}/metrics.json"),
+             ("class_predictions", "eval/{t}/{m}/predictions.tsv"), ("class_projection", "eval/{t}/{m}/projection.tsv")]
+    records = [{"kind": kind, "model": r["run"], "point": r["point"],
+                "path": "results/" + where.format(t=task, m=r["run"])}
+               for kind, where in kinds for r in task_runs(cfg, task)]
+    return records + [{"kind": "test_set_comparison", "test_set": name,
+                       "path": f"results/eval/{task}/test_sets/{name}/comparison.tsv"}
+                      for name in cfg["tasks"][task].get("test_sets") or {}]
 
 
 def final_outputs(cfg: dict) -> list[str]:

@@ -101,7 +101,7 @@ def store_paths(prefix: str | Path) -> dict[str, str]:
 
 
 def write_store(windows_tsv: str, split: str, prefix: str, *, task: dict, genomes: dict[str, str],
-                tracks: dict[str, dict[str, str]]) -> int:
+                tracks: dict[str, dict[str, str]], classes: list[str] | None = None) -> int:
     """Write the sequence codes and targets of one split's kept windows into memory-mapped `.npy` files.
 
     Rows follow the window table's `row` column. Each row holds the window plus `window.flank` bases on each side,
@@ -117,6 +117,7 @@ def write_store(windows_tsv: str, split: str, prefix: str, *, task: dict, genome
         task: The task's config block (`type`, `species`, `targets`, `window.flank`, `bins`).
         genomes: Species id → genome FASTA of every species whose windows the table holds.
         tracks: Species id → {track name: bigWig} likewise.
+        classes: Class names of a classification store (None: `dnalm.tasks.classification.class_names`).
 
     Returns:
         Number of windows written.
@@ -127,7 +128,7 @@ def write_store(windows_tsv: str, split: str, prefix: str, *, task: dict, genome
     flank, bins = task["window"]["flank"], tasks.get(task["type"]).store_bins(task)
     full = read_windows(windows_tsv)
     table = full[(full["split"] == split) & full["kept"]].sort_values("row")
-    labels = label_codes(task, full, table) if task["type"] == "classification" else None
+    labels = label_codes(task, full, table, classes) if task["type"] == "classification" else None
     channels, perm = channel_layout(task["targets"]) if labels is None else (labels[0], list(range(len(labels[0]))))
     length = int((table["end"] - table["start"]).iloc[0]) if len(table) else 0
     width = length + 2 * flank
@@ -171,14 +172,18 @@ def write_store(windows_tsv: str, split: str, prefix: str, *, task: dict, genome
     return len(table)
 
 
-def label_codes(task: dict, full, table) -> tuple[list[str], np.ndarray]:
-    """Class names of a classification task (from every split's examples, so all stores agree) and the class index
-    of each example of `table`."""
+def label_codes(task: dict, full, table, classes: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """Class names of a classification task (given, or from every split's examples, so all stores agree) and the
+    class index of each example of `table`."""
     from dnalm.tasks.classification import class_names
 
-    classes = class_names(task, full["label"].astype(str))
+    classes = list(classes) if classes is not None else class_names(task, full["label"].astype(str))
     index = {c: i for i, c in enumerate(classes)}
-    return classes, table["label"].astype(str).map(index).to_numpy()
+    codes = table["label"].astype(str).map(index)
+    if codes.isna().any():
+        raise ValueError(f"labels {sorted(set(table.loc[codes.isna(), 'label'].astype(str)))} are not among the "
+                         f"model's classes {classes}")
+    return classes, codes.to_numpy(dtype=np.int64)
 
 
 def site_index(table) -> list[int] | None:

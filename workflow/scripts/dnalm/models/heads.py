@@ -122,25 +122,41 @@ class BinnedHead(nn.Module):
 
 
 class PooledHead(nn.Module):
-    """Classifier: mean of the features over positions, dropout, linear → logits (B, n_classes).
+    """Classifier: the features pooled over positions, dropout, linear → logits (B, n_classes).
 
     Args:
         in_channels: Channels of the features.
         n_outputs: Classes.
         kernel: Unused (every head takes the trunk's preferred convolution width).
         dropout: Dropout before the linear layer.
+        pool: `mean` (NT's and DNABERT's sequence embedding), `max` (Basset's: a motif anywhere counts fully) or
+            `meanmax` (both, concatenated: 2 × in_channels features).
     """
 
-    def __init__(self, in_channels: int, n_outputs: int, kernel: int = 1, dropout: float = 0.0):
+    def __init__(self, in_channels: int, n_outputs: int, kernel: int = 1, dropout: float = 0.0, pool: str = "meanmax"):
         super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"unknown pooling {pool!r}; known: {', '.join(POOLS)}")
+        self.pool = pool
+        # a module, so attribution sees a max and takes integrated gradients (DeepLIFT has no rule for it here)
+        self.max_pool = nn.AdaptiveMaxPool1d(1) if pool != "mean" else None
         self.dropout = nn.Dropout(dropout)
-        self.linear = nn.Linear(in_channels, n_outputs)
+        self.linear = nn.Linear(in_channels * (2 if pool == "meanmax" else 1), n_outputs)
+
+    def pooled(self, h: torch.Tensor) -> torch.Tensor:
+        """The pooled features (B, in_channels or 2 × in_channels) of features (B, in_channels, L)."""
+        if self.pool == "mean":
+            return h.mean(dim=2)
+        top = self.max_pool(h).squeeze(2)
+        return top if self.pool == "max" else torch.cat([h.mean(dim=2), top], dim=1)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """Logits (B, n_classes) from features (B, in_channels, L)."""
-        return self.linear(self.dropout(h.mean(dim=2)))
+        return self.linear(self.dropout(self.pooled(h)))
 
 
+#: Poolings of the pooled head.
+POOLS = ("mean", "max", "meanmax")
 HEADS = {"profile": ProfileHead, "binned": BinnedHead, "pooled": PooledHead}
 
 

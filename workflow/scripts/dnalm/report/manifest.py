@@ -33,6 +33,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "class_metrics": ("task", "model"),
     "class_predictions": ("task", "model"),
     "class_projection": ("task", "model"),
+    "test_set_comparison": ("task", "test_set"),
 }
 #: Kinds whose tasks are the report's tasks (sweeps and interpretations list only their own).
 TASK_KINDS = ("split_counts", "homology_summary", "model_info", "history", "comparison", "prediction",

@@ -92,8 +92,8 @@ class ClassificationTask(TaskType):
         return {"calibration": spec["calibration"]["method"], "threshold": spec["calibration"]["threshold"]}
 
     def head(self, store, tp: dict) -> tuple[str, dict]:
-        """The pooled head, with train.head_dropout before its linear layer."""
-        return "pooled", {"dropout": float(tp.get("head_dropout", 0.0))}
+        """The pooled head: train.head_pool pooling, train.head_dropout before its linear layer."""
+        return "pooled", {"dropout": float(tp.get("head_dropout", 0.0)), "pool": tp.get("head_pool", "meanmax")}
 
     def count_weight(self, store, tp: dict) -> list[float]:
         """Class weights of the loss: `class_weights` under train.class_balance: weights, else all 1."""
@@ -209,7 +209,7 @@ def _collect(store, batches, model) -> dict[str, np.ndarray]:
     pooled, hook = [], None
     head = getattr(model, "head", None)
     if head is not None:
-        hook = head.register_forward_hook(lambda module, args, out: pooled.append(args[0].mean(dim=2).float().cpu()))
+        hook = head.register_forward_hook(lambda module, args, out: pooled.append(module.pooled(args[0]).float().cpu()))
     try:
         logits, labels = [], []
         for _, output, y in batches:

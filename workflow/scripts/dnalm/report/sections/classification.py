@@ -198,6 +198,39 @@ def _read_projection(path: str) -> pd.DataFrame:
     return html.read_tsv(path, ["id", "label", "input_x", "input_y", "model_x", "model_y"]).astype({"label": str})
 
 
+#: Outcomes of binary calls whose attributions are averaged (study 3's saliency logos per outcome class).
+OUTCOMES = ("TP", "FN", "TN", "FP")
+
+
+def outcome_logos(manifest: Manifest, task: str) -> list[Markup]:
+    """Per interpreted model: the attributions of the class logit averaged over the attributed test windows of each
+    outcome (TP, FN, TN, FP of its predictions.tsv), drawn as logos."""
+    figures = []
+    for record in manifest.find("attributions", task=task):
+        found = manifest.find("class_predictions", task=task, model=record["model"])
+        if not found:
+            continue
+        table, _ = read_predictions(found[0]["path"])
+        outcome = table[table["split"] == "test"].set_index("id")["outcome"].astype(str)
+        with np.load(record["path"]) as npz:
+            if "class_attr" not in npz:
+                continue
+            ids, attr = npz["window_ids"].astype(str), npz["class_attr"]
+        calls = outcome.reindex(ids).to_numpy()
+        fig = Figure(figsize=(10, 1.6 * len(OUTCOMES)))
+        axes = fig.subplots(len(OUTCOMES), 1, squeeze=False)[:, 0]
+        for ax, name in zip(axes, OUTCOMES, strict=True):
+            rows = calls == name
+            if rows.any():
+                html.logo(ax, attr[rows].mean(axis=0).T, f"{name} (n = {int(rows.sum())})", "attribution")
+            else:
+                html.axes_note(ax, f"no {name} among the attributed windows")
+        fig.tight_layout()
+        figures.append(html.figure(fig, f"{task}, {record['model']}: attributions of the class logit averaged per "
+                                        "outcome of the test windows attributed (position along the example)."))
+    return figures
+
+
 def _task(manifest: Manifest, task: str) -> Markup:
     """Tables and figures of one task (each part only where its files are listed)."""
     metrics = {m: [read_metrics(p) for p in ps] for m, ps in runs_by_model(manifest, KINDS[0], task).items()}
@@ -218,6 +251,9 @@ def _task(manifest: Manifest, task: str) -> Markup:
                   reliability_figure(task, predictions, classes), confusion_figure(task, predictions, classes)]
     if projections:
         parts += [html.heading("Projections"), projection_figure(task, projections, classes)]
+    logos = outcome_logos(manifest, task) if len(classes) == 2 else []
+    if logos:
+        parts += [html.heading("Attributions per outcome"), *logos]
     return html.join(parts)
 
 

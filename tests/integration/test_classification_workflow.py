@@ -1,0 +1,157 @@
+"""End to end, planted ground truth: a classification task whose positives carry a sigma70-like pair of boxes
+(TTGACA, 17 bp, TATAAT) at a fixed place, the negatives none, and every example a decoy box (CACGTG) at random in
+both classes. Labelled intervals on a generated genome, a chromosome holdout, BPNet and a LoRA-fine-tuned BERT with
+the pooled head, an extra test set of random negatives, attribution of the class logit -> MoDISco -> TOMTOM, and the
+report. Every model must reach AUROC >= 0.95 and the attributions must find both boxes and not the decoy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from dnalm.interpret import read_motif_table
+from dnalm.motifs import consensus_ppm, write_meme
+from helpers import tiny_bert
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
+PLANTED = {"box35_TTGACA": "TTGACA", "box10_TATAAT": "TATAAT"}
+DECOYS = {"decoy_CACGTG": "CACGTG", "decoy_GGATCC": "GGATCC", "decoy_CCAAT": "CCAATCA"}
+LENGTH, CHROMS, PER_CHROM = 81, ("c1", "c2", "c3", "c4"), 250
+
+
+def _dna(rng: np.random.Generator, n: int) -> str:
+    return "".join(rng.choice(list("ACGT"), n))
+
+
+def planted_data(directory: Path, seed: int = 0) -> dict[str, Path]:
+    """A genome of four chromosomes, 250 labelled 81-bp intervals on each (half promoters: TTGACA at 15, TATAAT 17
+    bp after it; every interval CACGTG at a random place), a random-negative FASTA and the motif file."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    genome, rows = [], ["chrom\tstart\tend\tstrand\tid\tlabel"]
+    for chrom in CHROMS:
+        seq = list(_dna(rng, PER_CHROM * 200 + 200))
+        for i in range(PER_CHROM):
+            start = 100 + i * 200
+            label = "promoter" if i % 2 else "background"
+            window = list(_dna(rng, LENGTH))
+            decoy = int(rng.integers(0, LENGTH - 6))
+            if label == "promoter":
+                window[15:21], window[38:44] = "TTGACA", "TATAAT"
+                decoy = int(rng.choice([d for d in range(LENGTH - 6) if d + 6 <= 15 or 21 <= d <= 32 or d >= 44]))
+            window[decoy : decoy + 6] = "CACGTG"
+            seq[start : start + LENGTH] = window
+            rows.append(f"{chrom}\t{start}\t{start + LENGTH}\t+\t{chrom}_{i}\t{label}")
+        genome.append(f">{chrom}\n{''.join(seq)}\n")
+    (directory / "genome.fa").write_text("".join(genome))
+    (directory / "intervals.tsv").write_text("\n".join(rows) + "\n")
+    (directory / "random.fa").write_text("".join(f">random_{i}\n{_dna(rng, LENGTH)}\n" for i in range(60)))
+    write_meme(directory / "motifs.meme", {k: consensus_ppm(v) for k, v in {**PLANTED, **DECOYS}.items()})
+    return {name: directory / name for name in ("genome.fa", "intervals.tsv", "random.fa", "motifs.meme")}
+
+
+def classification_config(data: dict[str, Path], backbone: str) -> dict:
+    train = {"epochs": 12, "batch_size": 32, "lr": 0.003, "patience": 12, "jitter": 8, "revcomp": False,
+             "precision": "fp32", "class_balance": "weights", "head_dropout": 0.1}
+    return {
+        "species": {"synth": {"genome": {"path": str(data["genome.fa"])}}},
+        "tasks": {"promoters": {
+            "type": "classification", "species": "synth", "window": {"flank": 8},
+            "examples": {"intervals": {"path": str(data["intervals.tsv"])}},
+            "split": {"chromosomes": {"train": ["c1", "c2"], "val": ["c3"], "test": ["c4"]}},
+            "calibration": {"method": "platt", "threshold": "mcc"},
+            "test_sets": {"random_negatives": {"fasta": [{"path": str(data["random.fa"]), "label": "background"}],
+                                               "test_classes": ["promoter"]}}}},
+        "models": {
+            "bpnet": {"arch": "bpnet", "bpnet": {"filters": 32, "layers": 3, "input_kernel": 11}, "train": train},
+            "bert_lora": {"arch": "lm", "lm": {"backbone": backbone, "finetune": "lora", "head": "conv",
+                                               "lora": {"r": 8, "dropout": 0.1},
+                                               "conv_head": {"widths": [32, 32, 32], "kernel_size": 7}},
+                          "train": {**train, "epochs": 15, "patience": 15, "lr": 0.005}},
+        },
+        "interpret": {"models": ["bpnet"], "windows": 120, "n_shuffles": 5, "motifs": [str(data["motifs.meme"])],
+                      "modisco": {"max_seqlets": 1000, "n_leiden_runs": 1, "min_metacluster_size": 20,
+                                  "final_min_cluster_size": 10}},
+    }
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("classification")
+    data = planted_data(workdir / "data")
+    (workdir / "backbone").mkdir()
+    tiny_bert(workdir / "backbone", "nucleotide", ["synth"], {"layers": 1, "hidden": 32, "heads": 2,
+                                                              "intermediate": 64, "max_positions": 128})
+    (workdir / "config.yaml").write_text(yaml.safe_dump(classification_config(data, str(workdir / "backbone"))))
+    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", "2",
+           "results/report.html"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return workdir
+
+
+@pytest.mark.slow
+def test_examples_are_split_by_chromosome_and_stored_as_classes(run: Path) -> None:
+    windows = pd.read_csv(run / "results/windows/promoters/windows.tsv", sep="\t")
+    kept = windows[windows["kept"]]
+    assert set(kept.groupby("split")["source_chrom"].unique().map(tuple)) == {("c1", "c2"), ("c3",), ("c4",)}
+    meta = json.loads((run / "results/windows/promoters/test.json").read_text())
+    assert meta["channels"] == ["background", "promoter"] and meta["n"] == PER_CHROM
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["bpnet", "bert_lora"])
+def test_every_model_learns_the_planted_boxes(run: Path, model: str) -> None:
+    metrics = json.loads((run / f"results/eval/promoters/{model}/metrics.json").read_text())
+    assert metrics["auroc"] >= 0.95, metrics
+    assert metrics["n_examples"] == PER_CHROM and metrics["calibration"]["method"] == "platt"
+    for key in ("accuracy", "mcc", "sensitivity", "specificity", "brier", "ece", "accuracy_calibrated"):
+        assert np.isfinite(metrics[key]), key
+    history = pd.read_csv(run / f"results/models/promoters/{model}/history.tsv", sep="\t")
+    assert {"val_accuracy", "val_auroc"} <= set(history.columns)
+
+
+@pytest.mark.slow
+def test_predictions_join_on_the_input_ids_and_projection_covers_the_test_split(run: Path) -> None:
+    table = pd.read_csv(run / "results/eval/promoters/bpnet/predictions.tsv", sep="\t")
+    intervals = pd.read_csv(run / "data/intervals.tsv", sep="\t").set_index("id")
+    test = table[table["split"] == "test"]
+    assert len(test) == PER_CHROM and (intervals.loc[test["id"], "label"].to_numpy() == test["label"]).all()
+    assert set(test["outcome"]) <= {"TP", "FN", "TN", "FP"}
+    assert np.allclose(test[["prob_background", "prob_promoter"]].sum(axis=1), 1, atol=1e-5)
+    projection = pd.read_csv(run / "results/eval/promoters/bpnet/projection.tsv", sep="\t")
+    assert sorted(projection["id"]) == sorted(test["id"])
+    with h5py.File(run / "results/eval/promoters/bpnet/predictions.h5") as h5:
+        assert h5["test/embedding"].shape == (PER_CHROM, 32)
+
+
+@pytest.mark.slow
+def test_extra_test_set_holds_test_promoters_and_random_negatives(run: Path) -> None:
+    windows = pd.read_csv(run / "results/windows/promoters/test_sets/random_negatives.tsv", sep="\t")
+    assert windows["label"].value_counts().to_dict() == {"background": 60, "promoter": PER_CHROM // 2}
+    table = pd.read_csv(run / "results/eval/promoters/test_sets/random_negatives/comparison.tsv", sep="\t")
+    assert table["model"].tolist() == ["bpnet", "bert_lora"]
+    assert (table["auroc"] >= 0.95).all(), table.to_string()
+
+
+@pytest.mark.slow
+def test_attributions_find_both_boxes_and_no_decoy(run: Path) -> None:
+    table = read_motif_table(run / "results/interpret/promoters/bpnet/motifs.tsv")
+    found = set(table.loc[table["found"], "best_match"])
+    assert found == set(PLANTED), table.to_string()
+    assert not set(table["best_match"].dropna()) & set(DECOYS), table.to_string()
+
+
+@pytest.mark.slow
+def test_report_has_the_classification_section(run: Path) -> None:
+    report = (run / "results/report.html").read_text()
+    assert "random_negatives" in report and "Classification" in report
