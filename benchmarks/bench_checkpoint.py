@@ -101,7 +101,7 @@ def cases():
     from transformers import BertForMaskedLM
 
     from dnalm import tokenize
-    from dnalm.models.lm import bert_config
+    from dnalm.models.backbones import bert_config
 
     vocab = tokenize.vocabulary("nucleotide", ["saccharomyces_cerevisiae"])
     return [

@@ -30,25 +30,24 @@ from dnalm.models import build_model
 REFS = 5
 
 
-def autograd_embeddings(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def autograd_embeddings(cols: torch.Tensor, weight: torch.Tensor, first: int, fallback: int) -> torch.Tensor:
     """The multilinear extension as autograd builds it: all 4,096 products per 6-mer, kept for the backward."""
-    cols = x.unfold(2, tokenize.K, 1).permute(0, 2, 3, 1)
     p = cols[:, :, 0]
     for j in range(1, tokenize.K):
         p = (p[..., :, None] * cols[:, :, j, None, :]).flatten(-2)
-    table = weight[attribution._kmer_table_ids().to(weight.device)]
-    return p @ table + (1 - p.sum(-1, keepdim=True)) * weight[tokenize.UNK]
+    table = weight[attribution._kmer_table_ids(first).to(weight.device)]
+    return p @ table + (1 - p.sum(-1, keepdim=True)) * weight[fallback]
 
 
 def run(model, x: np.ndarray, steps: int, batch: int, embed) -> tuple[np.ndarray, dict]:
-    original = attribution.multilinear_kmer_embeddings
-    attribution.multilinear_kmer_embeddings = embed
+    original = attribution.multilinear_column_embeddings
+    attribution.multilinear_column_embeddings = embed  # what integrated gradients embed 6-mer columns with
     try:
         before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         attr, _ = attribute(model, x, output="count", n_shuffles=REFS, seed=0, batch_size=batch, steps=steps)
         wall, after = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
     finally:
-        attribution.multilinear_kmer_embeddings = original
+        attribution.multilinear_column_embeddings = original
     return attr, {"wall": wall, "user": after.ru_utime - before.ru_utime, "sys": after.ru_stime - before.ru_stime,
                   "faults": after.ru_minflt - before.ru_minflt}
 
@@ -73,7 +72,7 @@ def main() -> None:
     print(f"6-mer LM 1 x 64, {args.n} windows x {args.length} bp x {REFS} references x {args.steps} steps = {inputs} "
           f"interpolated inputs, batch {args.batch}, {args.threads} threads, load average {os.getloadavg()[0]:.1f}")
     attribute(model, x[:1], n_shuffles=REFS, seed=0, steps=2)  # warm up
-    methods = {"blockwise": attribution.multilinear_kmer_embeddings, "autograd": autograd_embeddings}
+    methods = {"blockwise": attribution.multilinear_column_embeddings, "autograd": autograd_embeddings}
     walls, results = {m: [] for m in methods}, {}
     for _ in range(args.repeats):
         for name, embed in methods.items():

@@ -49,9 +49,10 @@ from dnalm import tokenize
 from dnalm.device import as_float, autocast, native_bf16
 from dnalm.losses import profile_count_loss
 from dnalm.models import SequenceModel
+from dnalm.models.backbones import apply_finetune, bert_config, load_backbone
 from dnalm.models.dropout import use_fast_dropout
 from dnalm.models.heads import ProfileHead, build_stack
-from dnalm.models.lm import LMTrunk, apply_finetune, bert_config, load_backbone, parameter_counts
+from dnalm.models.lm import LMTrunk, parameter_counts
 from dnalm.pretrain import mask_tokens, masked_logits
 
 LORA = {"r": 8, "alpha": 16, "target_modules": ["query", "value", "dense"]}

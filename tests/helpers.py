@@ -78,7 +78,7 @@ def tiny_bert(directory: Path, kind: str, species: list[str], architecture: dict
     from transformers import BertForMaskedLM
 
     from dnalm import tokenize
-    from dnalm.models.lm import bert_config
+    from dnalm.models.backbones import bert_config
 
     vocab = tokenize.vocabulary(kind, species)
     torch.manual_seed(seed)
@@ -88,6 +88,47 @@ def tiny_bert(directory: Path, kind: str, species: list[str], architecture: dict
     (directory / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "BertTokenizer",
                                                                  "do_lower_case": False}))
     return str(directory)
+
+
+def tiny_nt(directory: Path, architecture: dict, *, seed: int = 123, positions: str = "absolute",
+            weights: str = "bin", vocab_size: int = 4105) -> str:
+    """A small random EsmForMaskedLM saved as a Nucleotide Transformer v1 download looks: `config.json`
+    (model_type esm, NT v1's settings: absolute positions, token dropout, no embedding LayerNorm, vocab_size 4105),
+    `pytorch_model.bin` (or `model.safetensors` with `weights="safetensors"`, as a fine-tuned copy has), and NT's
+    tokenizer files: `vocab.txt` (4,107 tokens), `tokenizer_config.json` (EsmTokenizer, no end token),
+    `special_tokens_map.json`. `positions="rotary"` gives ESM-2's rotary positions instead."""
+    import torch
+    from transformers import EsmConfig, EsmForMaskedLM
+
+    from dnalm.models.backbones import ARCHITECTURE_KEYS
+
+    fields = {ARCHITECTURE_KEYS[k]: v for k, v in architecture.items()}
+    config = EsmConfig(vocab_size=vocab_size, pad_token_id=1, mask_token_id=2, position_embedding_type=positions,
+                       token_dropout=True, emb_layer_norm_before=False, layer_norm_eps=1e-12,
+                       hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, tie_word_embeddings=False,
+                       max_position_embeddings=fields.pop("max_position_embeddings", 1002), **fields)
+    torch.manual_seed(seed)
+    model = EsmForMaskedLM(config)
+    model.save_pretrained(str(directory))
+    if weights == "bin":
+        (directory / "model.safetensors").unlink()
+        torch.save({k: v.contiguous() for k, v in model.state_dict().items()}, directory / "pytorch_model.bin")
+    nt_tokenizer_files(directory)
+    return str(directory)
+
+
+def nt_tokenizer_files(directory: Path) -> None:
+    """The tokenizer files of a Nucleotide Transformer download: `vocab.txt` (4,107 tokens, NT's order),
+    `tokenizer_config.json` (EsmTokenizer, no end token: NT appends none), `special_tokens_map.json`."""
+    from dnalm import tokenize
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(tokenize.LAYOUTS["nt6"].tokens) + "\n")
+    (directory / "tokenizer_config.json").write_text(json.dumps({"clean_up_tokenization_spaces": True,
+                                                                 "eos_token": None, "model_max_length": 1000,
+                                                                 "tokenizer_class": "EsmTokenizer"}))
+    (directory / "special_tokens_map.json").write_text(json.dumps({"cls_token": "<cls>", "mask_token": "<mask>",
+                                                                   "pad_token": "<pad>", "unk_token": "<unk>"}))
 
 
 #: Elements of a report section whose text `report_structure` keeps, and the key of the section's dict it goes to.

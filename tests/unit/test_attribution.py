@@ -19,7 +19,7 @@ from dnalm.attribution import (
     scalar_output,
 )
 from dnalm.models import SequenceModel, bpnet, build_model
-from dnalm.models.lm import kmer_embeddings
+from dnalm.models.embeddings import kmer_embeddings
 
 torch.use_deterministic_algorithms(True)
 
@@ -229,7 +229,7 @@ def tiny_lm(kind: str):
 
 def test_multilinear_kmer_embeddings_equal_the_lookup_on_onehot():
     model = tiny_lm("kmer6_species")
-    weight = model.trunk.bert.get_input_embeddings().weight.detach()
+    weight = model.trunk.encoder.get_input_embeddings().weight.detach()
     x = onehot(2, 20, seed=5)
     x[1, :, 7] = 0  # an N: its six 6-mers are [UNK]
     torch.testing.assert_close(multilinear_kmer_embeddings(x, weight), kmer_embeddings(x, weight))

@@ -162,6 +162,19 @@ def test_a_species_token_missing_from_a_local_backbone_is_a_config_error(tmp_pat
     checked(cfg)  # with every token the same config passes
 
 
+def test_a_nucleotide_transformer_backbone_needs_no_species_tokens(tmp_path: Path) -> None:
+    """NT's vocabulary has no species tokens and its models read none: the species check does not demand them; a
+    backbone whose vocabulary is no known layout is an error naming the key."""
+    from helpers import nt_tokenizer_files
+
+    nt_tokenizer_files(tmp_path / "nt")
+    checked(edited((["models", "lm_lora_conv", "lm", "backbone"], str(tmp_path / "nt"))))
+    (tmp_path / "bpe").mkdir()
+    (tmp_path / "bpe" / "vocab.txt").write_text("<s>\n</s>\nAC\nGT\n")
+    with pytest.raises(ValueError, match=rf"models\.lm_lora_conv\.lm\.backbone: {tmp_path / 'bpe'}: vocabulary"):
+        checked(edited((["models", "lm_lora_conv", "lm", "backbone"], str(tmp_path / "bpe"))))
+
+
 def test_a_key_written_twice_in_a_config_file_is_an_error_naming_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("species: {}\nmodels:\n  a: {arch: bpnet}\ntasks: {}\nmodels:\n  b: {arch: bpnet}\n")

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from dnalm.models.backbones import bert_config
 from dnalm.models.dropout import ATTENTION, Dropout, attention, drop_mask, fast_dropout, use_fast_dropout
-from dnalm.models.lm import bert_config
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])

@@ -11,16 +11,20 @@ from torch.nn import functional as F
 from dnalm import tokenize
 from dnalm.losses import profile_count_loss
 from dnalm.models import SequenceModel, build_model
+from dnalm.models.backbones import FAMILIES, load_backbone
+from dnalm.models.embeddings import kmer_embeddings, kmer_features_per_base
 from dnalm.models.export import export_hf, load_exported
 from dnalm.models.heads import ConvStack, PooledHead, ProfileHead, build_stack, scaled_widths
-from dnalm.models.lm import kmer_embeddings, kmer_features_per_base, load_backbone, parameter_counts
-from helpers import tiny_bert
+from dnalm.models.lm import parameter_counts
+from helpers import tiny_bert, tiny_nt
 
 torch.use_deterministic_algorithms(True)
 
 SPECIES = ["saccharomyces_cerevisiae", "candida_glabrata"]
 ARCH = {"layers": 2, "hidden": 32, "heads": 2, "intermediate": 64}
 LENGTH = 40
+#: The tokenizer layouts of BERT checkpoints (the Nucleotide Transformer's, an ESM one, is tested in test_nt.py).
+BERT_KINDS = FAMILIES["bert"].kinds
 
 
 def onehot(n: int, length: int = LENGTH, seed: int = 0) -> torch.Tensor:
@@ -64,17 +68,17 @@ def test_any_lm_trunk_serves_every_head(kind, stack):
     assert build_model("lm", params, "pooled", 5)(onehot(2)).shape == (2, 5)
 
 
-@pytest.mark.parametrize("kind", tokenize.KINDS)
+@pytest.mark.parametrize("kind", BERT_KINDS)
 def test_onehot_embedding_path_equals_input_ids_path(kind, tmp_path):
     model = build(checkpoint(tmp_path, kind), finetune="full").eval()
     x = onehot(3)
     trunk = model.trunk
     ids = tokenize.encode(x.argmax(1).numpy(), kind, species=trunk.species_id)
     with torch.no_grad():
-        reference = trunk.bert(input_ids=torch.from_numpy(ids)).last_hidden_state
+        reference = trunk.encoder(input_ids=torch.from_numpy(ids)).last_hidden_state
         embeds = trunk.inputs_embeds(x)
-        assert torch.equal(embeds, trunk.bert.get_input_embeddings()(torch.from_numpy(ids)))
-        ours = trunk.bert(inputs_embeds=embeds).last_hidden_state
+        assert torch.equal(embeds, trunk.encoder.get_input_embeddings()(torch.from_numpy(ids)))
+        ours = trunk.encoder(inputs_embeds=embeds).last_hidden_state
     torch.testing.assert_close(ours, reference, rtol=0, atol=1e-5)
 
 
@@ -100,7 +104,7 @@ def test_kmer_embedding_value_and_gradient_are_the_multilinear_extension():
     assert (g_ours[1] != 0).all()  # every base, observed or not, gets a gradient
 
 
-@pytest.mark.parametrize("kind", tokenize.KINDS)
+@pytest.mark.parametrize("kind", BERT_KINDS)
 def test_gradient_reaches_the_onehot_input_even_with_a_frozen_backbone(kind, tmp_path):
     model = build(checkpoint(tmp_path, kind), finetune="frozen")
     x = onehot(2).requires_grad_(True)
@@ -119,17 +123,23 @@ def test_kmer_features_average_the_covering_kmers():
         torch.testing.assert_close(features[:, :, p], covering.mean(1))
 
 
-def test_lora_trains_only_adapters_and_head(ckpt):
-    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value", "dense"]}
-    model = build(ckpt, finetune="lora", lora=lora)
+@pytest.mark.parametrize("family", ["bert", "esm"])
+def test_lora_trains_only_adapters_and_head(family, ckpt, tmp_path):
+    """The default targets (query, value, dense) are the same five layers per block in BertModel and EsmModel (a
+    Nucleotide Transformer checkpoint)."""
+    backbone = ckpt if family == "bert" else tiny_nt(tmp_path, ARCH)
+    model = build(backbone, finetune="lora", lora={"r": 4, "alpha": 8, "dropout": 0.0})
     before = {k: v.clone() for k, v in model.state_dict().items()}
     trainable, total = parameter_counts(model)
     head = head_and_stack(model)
-    hidden, inter, r = ARCH["hidden"], ARCH["intermediate"], lora["r"]
+    hidden, inter, r = ARCH["hidden"], ARCH["intermediate"], 4
     per_layer = r * (4 * hidden + 2 * hidden + (hidden + inter) + (inter + hidden))  # q, v, attn out, FFN in/out
     assert trainable == head + ARCH["layers"] * per_layer
-    base = sum(p.numel() for p in load_backbone(ckpt)[0].parameters())
+    base = sum(p.numel() for p in load_backbone(backbone)[0].parameters())
     assert total == base + ARCH["layers"] * per_layer + head
+    adapted = {k.split(".lora_A")[0].split("layer.")[1][2:] for k in before if "lora_A" in k}
+    assert adapted == {"attention.self.query", "attention.self.value", "attention.output.dense",
+                       "intermediate.dense", "output.dense"}
 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     x, y = onehot(4), torch.poisson(torch.full((4, 2, LENGTH), 0.5))
@@ -160,7 +170,7 @@ def test_scratch_has_the_architecture_but_not_the_weights(ckpt):
     drop = {"_name_or_path"}
     assert {k: v for k, v in scratch.trunk.config.to_dict().items() if k not in drop} == {
         k: v for k, v in loaded.trunk.config.to_dict().items() if k not in drop}
-    a, b = loaded.trunk.bert.state_dict(), scratch.trunk.bert.state_dict()
+    a, b = loaded.trunk.encoder.state_dict(), scratch.trunk.encoder.state_dict()
     assert a.keys() == b.keys()
     assert not torch.equal(a["encoder.layer.0.attention.self.query.weight"],
                            b["encoder.layer.0.attention.self.query.weight"])
@@ -201,7 +211,7 @@ def test_specieslm_layout_checkpoint_loads_offline_through_the_config(ckpt, monk
 
     model = build(ckpt, finetune="full", tokenizer="kmer6_species")
     saved = load_file(f"{ckpt}/model.safetensors")
-    ours = model.trunk.bert.state_dict()
+    ours = model.trunk.encoder.state_dict()
     assert torch.equal(ours["encoder.layer.1.output.dense.weight"], saved["bert.encoder.layer.1.output.dense.weight"])
     assert model.trunk.species_id == 4101 and model.trunk.kind == "kmer6_species"
     with pytest.raises(ValueError, match="does not match"):
@@ -212,10 +222,10 @@ def test_bad_backbones_are_errors_naming_the_path(tmp_path, ckpt):
     missing = str(tmp_path / "no_such_model")
     with pytest.raises(FileNotFoundError, match="no_such_model"):
         build(missing, finetune="lora")
-    other = tmp_path / "esm"
+    other = tmp_path / "gpt2"
     other.mkdir()
-    (other / "config.json").write_text(json.dumps({"model_type": "esm"}))
-    with pytest.raises(ValueError, match=r"esm.*not a BERT checkpoint"):
+    (other / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(ValueError, match=r"gpt2.*model_type 'gpt2'.*supported: bert \(.*; esm \("):
         build(str(other), finetune="lora")
     with pytest.raises(ValueError, match="unknown species 'homo_sapiens'.*candida_glabrata"):
         build_model("lm", {"backbone": ckpt, "species": "homo_sapiens", "finetune": "lora"}, "profile", 2)

@@ -87,7 +87,7 @@ def test_output_loads_with_auto_classes_offline_and_as_a_backbone(reference, mon
     assert tok(tokenize.to_text("ACGTGCA", "kmer6_species", "candida_glabrata"))["input_ids"] == [2, 4102, 739, 2941, 3]
     torch.manual_seed(0)
     lm = build_model("lm", {"backbone": str(reference), "finetune": "lora", "species": "candida_glabrata"}, "profile", 2)
-    assert torch.equal(lm.trunk.bert.embeddings.word_embeddings.weight, model.bert.embeddings.word_embeddings.weight)
+    assert torch.equal(lm.trunk.encoder.embeddings.word_embeddings.weight, model.bert.embeddings.word_embeddings.weight)
 
 
 def test_masking_never_touches_specials_and_keeps_80_10_10():

@@ -1,4 +1,5 @@
-"""Tests for dnalm.tokenize: SpeciesLM's pinned ids, encoders equal to the Hugging Face tokenizer, unknown species."""
+"""Tests for dnalm.tokenize: SpeciesLM's and the Nucleotide Transformer's pinned ids, encoders equal to the Hugging
+Face tokenizer, unknown species."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from dnalm import tokenize
 from dnalm.store import encode
 
 SPECIES = ["candida_glabrata", "Saccharomyces_cerevisiae", "kluyveromyces_lactis"]
+#: The layouts with species tokens (all but the Nucleotide Transformer's `nt6`).
+SPECIES_KINDS = [kind for kind in tokenize.KINDS if tokenize.has_species(kind)]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,7 @@ def test_encode_kmers_overlapping_and_unk():
     assert full[0].tolist() == [tokenize.CLS, 4101, 5, 5, tokenize.UNK, tokenize.SEP]
 
 
-@pytest.mark.parametrize("kind", tokenize.KINDS)
+@pytest.mark.parametrize("kind", SPECIES_KINDS)
 def test_hf_tokenizer_equals_encoders_and_round_trips_offline(kind, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
@@ -87,7 +90,7 @@ def test_infer_kind_rejects_other_layouts(vocab):
         tokenize.vocabulary("bpe", [])
 
 
-@pytest.mark.parametrize("kind", tokenize.KINDS)
+@pytest.mark.parametrize("kind", SPECIES_KINDS)
 def test_saved_tokenizer_reads_sequences_as_a_transformers_user_gives_them(kind, tmp_path, monkeypatch):
     """Nucleotides: the raw sequence after the species token, lower case and N included. 6-mers: the overlapping
     6-mers separated by spaces (DNABERT's seq2kmer), in either case. A raw sequence is not a 6-mer: `[UNK]`."""
@@ -110,3 +113,84 @@ def test_saved_tokenizer_reads_sequences_as_a_transformers_user_gives_them(kind,
         assert expected[2:6] == [5, 6, 7, 8]
     else:  # DNABERT order: the 6-mer read as a base-4 number with A, T, C, G as the digits 0..3, plus 5
         assert expected[2:6] == [5 + int("".join(str("ATCG".index(b)) for b in upper[i : i + 6]), 4) for i in range(4)]
+
+
+# ------------------------------------------------------------------------------------- the Nucleotide Transformer
+def nt_reference(seq: str) -> list[str]:
+    """NT's own tokenization (`NucleotidesKmersTokenizer.tokenize` with k=6, InstaDeep's nucleotide_transformer
+    package, written out): split at N, each piece into 6-mers from its left, the leftover bases one by one."""
+    tokens: list[str] = []
+    pieces = seq.split("N")
+    for i, piece in enumerate(pieces):
+        whole = len(piece) // 6 * 6
+        tokens += [piece[j : j + 6] for j in range(0, whole, 6)] + list(piece[whole:])
+        if i < len(pieces) - 1:
+            tokens.append("N")
+    return ["<cls>", *tokens]
+
+
+def test_nt6_ids_are_the_nucleotide_transformer_s():
+    vocab = tokenize.vocabulary("nt6", [])
+    assert [vocab[t] for t in ["<unk>", "<pad>", "<mask>", "<cls>"]] == [0, 1, 2, 3]
+    assert (vocab["AAAAAA"], vocab["AAAAAT"], vocab["ACGTAC"], vocab["GGGGGG"]) == (4, 5, 726, 4099)
+    assert [vocab[b] for b in "ATCGN"] == [4100, 4101, 4102, 4103, 4104]
+    assert (vocab["<eos>"], vocab["<bos>"]) == (4105, 4106) and len(vocab) == 4107
+    assert tokenize.infer_kind(vocab) == "nt6" and tokenize.species_names(vocab) == []
+    assert tokenize.max_input_id(vocab) == 4104  # NT v1's embedding tables have 4,105 rows
+    without_tail = {t: i for t, i in vocab.items() if t not in ("<eos>", "<bos>")}
+    assert tokenize.infer_kind(without_tail) == "nt6"
+    swapped = {**vocab, "A": 4101, "T": 4100}
+    with pytest.raises(ValueError, match="nt6 vocabulary is not in the expected order: A has id 4101, expected 4100"):
+        tokenize.infer_kind(swapped)
+    with pytest.raises(ValueError, match="no species tokens"):
+        tokenize.vocabulary("nt6", ["yeast"])
+    with pytest.raises(ValueError, match="species 'yeast'.*has no species tokens"):
+        tokenize.species_id(vocab, "yeast")
+    with pytest.raises(ValueError, match="nt6 inputs have no species token"):
+        tokenize.encode(encode("ACGTAC")[None], "nt6", species=4101)
+
+
+def test_encode_nt6_cuts_non_overlapping_kmers_as_nt_does():
+    vocab = tokenize.vocabulary("nt6", [])
+
+    def ids(tokens: list[str]) -> list[int]:
+        return [vocab[t] for t in tokens]
+
+    assert tokenize.encode(encode("ACGTACGTA"), "nt6").tolist() == ids(["ACGTAC", "G", "T", "A"])
+    assert tokenize.encode(encode("AAAANAAAAAAA"), "nt6").tolist() == ids([*"AAAA", "N", "AAAAAA", "A"])
+    assert tokenize.model_input(encode("NNACGTACN")[None], "nt6")[0].tolist() == ids(["<cls>", "N", "N", "ACGTAC", "N"])
+    batch = tokenize.encode(np.stack([encode("ACGTACGTAAAA"), encode("ACGNACGTAAAA")]), "nt6")
+    assert batch[0].tolist() == ids(["ACGTAC", "GTAAAA"]) + [vocab["<pad>"]] * 5  # padded to the longer row
+    assert batch[1].tolist() == ids([*"ACG", "N", "ACGTAA", "A", "A"])
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # random lengths and N runs against NT's own algorithm
+        seq = "".join(rng.choice(list("ACGTN"), p=[0.23, 0.23, 0.23, 0.23, 0.08], size=rng.integers(1, 40)))
+        assert tokenize.model_input(encode(seq)[None], "nt6")[0].tolist() == ids(nt_reference(seq)), seq
+
+
+def test_nt6_hf_tokenizer_equals_the_encoder_and_nt_s_own_files(tmp_path, monkeypatch):
+    """Saved by dnalm and reloaded with `AutoTokenizer` alone: the encoder's ids for raw sequence text, lower case,
+    N and NT's `<mask>` included; and transformers' EsmTokenizer over NT's downloaded files reads them the same."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    from helpers import nt_tokenizer_files
+
+    vocab = tokenize.vocabulary("nt6", [])
+    tokenize.save_tokenizer(vocab, tmp_path / "ours")
+    ours = AutoTokenizer.from_pretrained(str(tmp_path / "ours"), local_files_only=True)
+    nt_tokenizer_files(tmp_path / "nt")
+    theirs = AutoTokenizer.from_pretrained(str(tmp_path / "nt"), local_files_only=True)
+    assert type(theirs).__name__ == "EsmTokenizer" and tokenize.load_vocab(tmp_path / "nt") == vocab
+    assert ours.get_vocab() == vocab and tokenize.load_vocab(tmp_path / "ours") == vocab
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        seq = "".join(rng.choice(list("ACGTN"), p=[0.23, 0.23, 0.23, 0.23, 0.08], size=rng.integers(1, 60)))
+        expected = tokenize.model_input(encode(seq)[None], "nt6")[0].tolist()
+        assert ours(tokenize.to_text(seq, "nt6"))["input_ids"] == expected
+        assert ours(seq.lower())["input_ids"] == expected
+        assert theirs(seq)["input_ids"] == expected, seq
+    assert ours("ACGTAC<mask>TTTTTT")["input_ids"] == [3, 726, 2, vocab["TTTTTT"]]
+    assert ours("ACGTRA")["input_ids"] == [3, vocab["A"], vocab["C"], vocab["G"], vocab["T"], 0, vocab["A"]]
+    with pytest.raises(ValueError, match="no species tokens"):
+        tokenize.to_text("ACGT", "nt6", "yeast")

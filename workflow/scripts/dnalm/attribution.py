@@ -18,7 +18,8 @@ both averaged over `n_shuffles` dinucleotide-shuffled references of the window. 
   attention, LayerNorm and GELU products; integrated gradients need only gradients, and with one-hot endpoints they
   keep completeness (attributions sum to f(window) − f(reference), up to the quadrature error). With 6-mer tokens
   the path's soft inputs go through the multilinear extension of the embedding table,
-  e(x) = Σ_kmer Π_j x[kmer_j, i+j] E[kmer] + (1 − Σ_kmer Π_j …) E[UNK] (`multilinear_kmer_embeddings`), which equals
+  e(x) = Σ_kmer Π_j x[kmer_j, i+j] E[kmer] + (1 − Σ_kmer Π_j …) E[UNK] (`multilinear_column_embeddings`, for
+  overlapping 6-mers (SpeciesLM) and the Nucleotide Transformer's non-overlapping ones alike), which equals
   the token lookup on one-hot input, so the attributed function is smooth in the bases and its values at the path's
   ends are the model's own outputs.
 
@@ -299,12 +300,14 @@ def _deeplift_pairs(model: nn.Module, hooks: _RescaleHooks, x: torch.Tensor, ref
 
 
 # ---------------------------------------------------------------------------------------------- integrated gradients
-def _kmer_table_ids() -> torch.Tensor:
-    """Vocabulary id of each 6-mer in row-major channel order (first base most significant, A C G T)."""
+def _kmer_table_ids(first: int | None = None) -> torch.Tensor:
+    """Vocabulary id of each 6-mer in row-major channel order (first base most significant, A C G T), the 6-mers
+    starting at id `first` (default SpeciesLM's, 5)."""
     from dnalm import tokenize
 
     codes = np.indices((4,) * tokenize.K).reshape(tokenize.K, -1).T
-    return torch.as_tensor((tokenize.DIGIT_OF_CODE[codes] * tokenize.PLACE).sum(1) + len(tokenize.SPECIALS))
+    start = len(tokenize.SPECIALS) if first is None else first
+    return torch.as_tensor((tokenize.DIGIT_OF_CODE[codes] * tokenize.PLACE).sum(1) + start)
 
 
 #: Rows (6-mer positions) per block of `_MultilinearKmer`: its (rows, 4096) intermediates stay at 8 MB.
@@ -360,35 +363,44 @@ class _MultilinearKmer(torch.autograd.Function):
         return out, None, None
 
 
-def multilinear_kmer_embeddings(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """6-mer embeddings (B, L-5, H) of soft one-hot x (B, 4, L): the multilinear extension of the table.
+def multilinear_column_embeddings(cols: torch.Tensor, weight: torch.Tensor, first: int, fallback: int) -> torch.Tensor:
+    """6-mer token embeddings (B, T, H) of soft one-hot columns (B, T, 6, 4): the multilinear extension of the table.
 
-    Equals `dnalm.models.lm.kmer_embeddings` on one-hot input (an N column gives `[UNK]`), and is smooth in between,
-    so integrated gradients along a path of soft inputs keep completeness. Differentiable in x (`_MultilinearKmer`),
-    not in the table (attribution freezes the model).
+    Equals `dnalm.models.embeddings.kmer_column_embeddings` (same arguments) on one-hot input (an N column gives
+    the `fallback` embedding), and is smooth in between, so integrated gradients along a path of soft inputs keep
+    completeness. Differentiable in the columns (`_MultilinearKmer`), not in the table (attribution freezes the
+    model).
     """
     from dnalm import tokenize
 
-    cols = x.unfold(2, tokenize.K, 1).permute(0, 2, 3, 1)  # (B, T, 6, 4)
     batch, n_tokens = cols.shape[:2]
     weight = weight.detach()
-    unk = weight[tokenize.UNK]
-    diff = weight[_kmer_table_ids().to(weight.device)] - unk
+    unk = weight[fallback]
+    diff = weight[_kmer_table_ids(first).to(weight.device)] - unk
     out = _MultilinearKmer.apply(cols.reshape(batch * n_tokens, tokenize.K, 4), diff, unk)
     return out.view(batch, n_tokens, -1)
 
 
+def multilinear_kmer_embeddings(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Overlapping 6-mer embeddings (B, L-5, H) of soft one-hot x (B, 4, L) in SpeciesLM's layout (the multilinear
+    counterpart of `dnalm.models.embeddings.kmer_embeddings`)."""
+    from dnalm import tokenize
+    from dnalm.models.embeddings import overlapping_columns
+
+    return multilinear_column_embeddings(overlapping_columns(x), weight, len(tokenize.SPECIALS), tokenize.UNK)
+
+
 @contextlib.contextmanager
 def _soft_kmer_embeddings():
-    """Within the block, LM models embed 6-mers with `multilinear_kmer_embeddings` (exact on soft input)."""
-    from dnalm.models import lm
+    """Within the block, LM models embed 6-mers with `multilinear_column_embeddings` (exact on soft input)."""
+    from dnalm.models import embeddings
 
-    original = lm.kmer_embeddings
-    lm.kmer_embeddings = multilinear_kmer_embeddings
+    original = embeddings.kmer_column_embeddings
+    embeddings.kmer_column_embeddings = multilinear_column_embeddings
     try:
         yield
     finally:
-        lm.kmer_embeddings = original
+        embeddings.kmer_column_embeddings = original
 
 
 def gauss_legendre(steps: int) -> tuple[torch.Tensor, torch.Tensor]:

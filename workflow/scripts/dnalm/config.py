@@ -220,12 +220,19 @@ def _check_backbone(cfg: dict, model: str, repo: str | Path) -> None:
 
 def _check_species_tokens(cfg: dict, model: str, path: str) -> None:
     """Every configured species' token is a species token of a local backbone's vocabulary (the model reads the
-    task species' token and swaps in the others for the counterfactual)."""
+    task species' token and swaps in the others for the counterfactual). A vocabulary without species tokens (the
+    Nucleotide Transformer's, `nt6`) demands none: such a model reads no species token."""
     from dnalm import tokenize
 
     vocab = tokenize.load_vocab(path)
     if vocab is None:
         raise ValueError(f"models.{model}.lm.backbone: {path} has no tokenizer files (tokenizer.json or vocab.txt)")
+    try:
+        kind = tokenize.infer_kind(vocab)
+    except ValueError as err:
+        raise ValueError(f"models.{model}.lm.backbone: {path}: {err}") from err
+    if not tokenize.has_species(kind):
+        return
     known = set(tokenize.species_names(vocab))
     for species in cfg["species"]:
         token = species_token(cfg, species)

@@ -70,7 +70,8 @@ def species_counterfactual(model, store: WindowStore, batch_size: int, device: t
     For each species: the mean change of the predicted log total per channel against the true token's prediction
     (signed and absolute, over windows and channels), and the median per-window Pearson between the swapped and the
     original predicted shapes (`TaskType.totals`: profile probabilities, or each track's share of its bins). Models
-    without a species token (BPNet) give an empty table.
+    without a species token (BPNet, and language models in the Nucleotide Transformer's layout) give an empty
+    table.
 
     Args:
         model: A trained model; a language-model trunk has `use_species` and `vocab`.
@@ -81,13 +82,13 @@ def species_counterfactual(model, store: WindowStore, batch_size: int, device: t
     Returns:
         One row per species token (the one in use included, as the no-change reference).
     """
-    trunk = getattr(model, "trunk", None)
-    if not hasattr(trunk, "use_species"):
-        return pd.DataFrame(columns=COUNTERFACTUAL_COLUMNS)
     from dnalm.tokenize import species_names
 
+    trunk = getattr(model, "trunk", None)
+    names = species_names(trunk.vocab) if hasattr(trunk, "use_species") else []
+    if not names:
+        return pd.DataFrame(columns=COUNTERFACTUAL_COLUMNS)
     task = tasks.get(store.task_type)
-    names = species_names(trunk.vocab)
     deltas: dict[str, list] = {name: [] for name in names}
     pearsons: dict[str, list] = {name: [] for name in names}
     was_training = model.training

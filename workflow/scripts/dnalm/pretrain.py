@@ -38,8 +38,8 @@ from dnalm import tokenize
 from dnalm.checkpoint import Checkpointer, load_resume, previous, run_lock, save_atomic
 from dnalm.corpus import WindowIndex, WindowReader, index_windows
 from dnalm.device import autocast, pick_device, resolve_precision
+from dnalm.models.backbones import bert_config, quiet_transformers
 from dnalm.models.dropout import use_fast_dropout
-from dnalm.models.lm import bert_config, quiet_transformers
 from dnalm.schema import block_defaults
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ default CPU generator: `torch.manual_seed` and a checkpoint's saved RNG state re
 before. On other devices (and in eval mode, or with p = 0) it is `torch.nn.functional.dropout`.
 
 `use_fast_dropout(model)` swaps every `nn.Dropout` of a model for `Dropout` (BERT's hidden dropouts, peft's
-`lora_dropout`, the heads') and routes BERT's attention through `attention`, which is transformers' SDPA attention
-except in CPU training with attention dropout, where it runs the same math (scores, softmax, dropout, weighted sum)
-with this mask. Neither has weights: state dicts, `save_pretrained` and `merge_and_unload` are unchanged.
+`lora_dropout`, the heads') and routes BERT's and ESM's attention through `attention`, which is transformers' SDPA
+attention except in CPU training with attention dropout, where it runs the same math (scores, softmax, dropout,
+weighted sum) with this mask. Neither has weights: state dicts, `save_pretrained` and `merge_and_unload` are unchanged.
 """
 
 from __future__ import annotations
@@ -99,19 +99,25 @@ def attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: 
 
 
 def _register_attention() -> None:
+    """Register `attention`, and transformers' SDPA mask builder under the same name: for an attention name without
+    one, transformers builds no mask at all, and padded tokens (the Nucleotide Transformer's rows with Ns) would be
+    attended to."""
     from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     AttentionInterface.register(ATTENTION, attention)
+    AttentionMaskInterface.register(ATTENTION, sdpa_mask)
 
 
 def use_fast_dropout(model: nn.Module) -> nn.Module:
-    """Swap every `nn.Dropout` of `model` for `Dropout` and route BERT attention through `attention`, in place."""
+    """Swap every `nn.Dropout` of `model` for `Dropout` and route BERT and ESM attention through `attention`, in
+    place."""
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout:
                 setattr(parent, name, Dropout(child.p).train(child.training))
     configs = {id(m.config): m.config for m in model.modules()
-               if getattr(getattr(m, "config", None), "model_type", None) == "bert"}
+               if getattr(getattr(m, "config", None), "model_type", None) in ("bert", "esm")}
     if configs:
         _register_attention()
     for config in configs.values():

@@ -10,14 +10,24 @@ import torch
 
 from dnalm import tokenize
 from dnalm.models import SequenceModel
+from dnalm.models.backbones import load_backbone, max_tokens, quiet_transformers
 from dnalm.models.heads import build_head, build_stack
-from dnalm.models.lm import LMTrunk, load_backbone, quiet_transformers
+from dnalm.models.lm import LMTrunk
+
+#: How each tokenizer layout reads a window, for `head.json`.
+LAYOUT_TEXT = {
+    "kmer6_species": "[CLS] <species> overlapping 6-mers [SEP]; per-base features = mean over the covering 6-mers",
+    "nucleotide": "[CLS] <species> one token per base [SEP]; per-base features = the base's hidden state",
+    "nt6": "<cls> then non-overlapping 6-mers from the left of each N-free stretch, the rest single bases (the "
+           "Nucleotide Transformer's tokenizer); per-base features = the hidden state of the base's token",
+}
 
 
 def export_hf(model: SequenceModel, out_dir: str | Path) -> Path:
     """Export an LM model as a Hugging Face directory: backbone (LoRA merged) + tokenizer, and the head beside them.
 
-    Writes `config.json` and `model.safetensors` (a `BertModel`, loadable with `AutoModel`), `tokenizer.json`,
+    Writes `config.json` and `model.safetensors` (a `BertModel` or `EsmModel`, loadable with `AutoModel`),
+    `tokenizer.json`,
     `tokenizer_config.json`, `vocab.txt` (loadable with `AutoTokenizer`), `head.safetensors` (the feature stack's
     and the head's state dicts, keys prefixed `stack.` and `head.`) and `head.json` (how to rebuild them and use
     the model: `load_exported`). The model itself is unchanged.
@@ -34,15 +44,15 @@ def export_hf(model: SequenceModel, out_dir: str | Path) -> Path:
         backbone = backbone.merge_and_unload()
     with quiet_transformers():
         backbone.save_pretrained(str(out))
-    tokenize.save_tokenizer(trunk.vocab, out, max_length=trunk.config.max_position_embeddings)
+    limit = max_tokens(trunk.config) or trunk.config.max_position_embeddings
+    tokenize.save_tokenizer(trunk.vocab, out, max_length=limit)
     weights = {f"stack.{k}": v for k, v in trunk.stack.state_dict().items()}
     weights.update({f"head.{k}": v for k, v in model.head.state_dict().items()})
     save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(out / "head.safetensors"))
     info = {"stack": trunk.stack_spec, "head": model.head_spec, "hidden": trunk.config.hidden_size,
             "tokenizer": trunk.kind, "species": trunk.species, "finetune": trunk.finetune,
             "input": "one-hot DNA (B, 4, L), rows A, C, G, T; N all zeros",
-            "layout": "[CLS] <species> tokens [SEP]; per-base features = mean over covering 6-mers (kmer6_species) "
-                      "or the base's hidden state (nucleotide); stack, then head, on features (B, hidden, L)"}
+            "layout": f"{LAYOUT_TEXT[trunk.kind]}; stack, then head, on features (B, hidden, L)"}
     (out / "head.json").write_text(json.dumps(info, indent=2))
     return out
 
