@@ -19,7 +19,7 @@ import yaml
 
 from dnalm.interpret import read_motif_table
 from dnalm.motifs import consensus_ppm, write_meme
-from helpers import tiny_bert
+from helpers import tiny_bert, tiny_nt
 
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
@@ -59,7 +59,7 @@ def planted_data(directory: Path, seed: int = 0) -> dict[str, Path]:
     return {name: directory / name for name in ("genome.fa", "intervals.tsv", "random.fa", "motifs.meme")}
 
 
-def classification_config(data: dict[str, Path], backbone: str) -> dict:
+def classification_config(data: dict[str, Path], backbone: str, nt_backbone: str) -> dict:
     train = {"epochs": 12, "batch_size": 32, "lr": 0.003, "patience": 12, "jitter": 8, "revcomp": False,
              "precision": "fp32", "class_balance": "weights", "head_dropout": 0.1}
     return {
@@ -76,9 +76,12 @@ def classification_config(data: dict[str, Path], backbone: str) -> dict:
             "bert_lora": {"arch": "lm", "lm": {"backbone": backbone, "finetune": "lora", "head": "conv",
                                                "lora": {"r": 8, "dropout": 0.1},
                                                "conv_head": {"widths": [32, 32, 32], "kernel_size": 7}},
-                          "train": {**train, "epochs": 15, "patience": 15, "lr": 0.005}},
+                          "train": {**train, "epochs": 15, "patience": 15, "lr": 0.002}},
+            "nt_lora": {"arch": "lm", "lm": {"backbone": nt_backbone, "finetune": "lora", "head": "conv",
+                                             "conv_head": {"widths": [32, 32, 32], "kernel_size": 7}},
+                        "train": {**train, "epochs": 15, "patience": 15, "lr": 0.002}},
         },
-        "interpret": {"models": ["bpnet"], "windows": 120, "n_shuffles": 5, "motifs": [str(data["motifs.meme"])],
+        "interpret": {"models": ["bpnet"], "windows": 250, "n_shuffles": 5, "motifs": [str(data["motifs.meme"])],
                       "modisco": {"max_seqlets": 1000, "n_leiden_runs": 1, "min_metacluster_size": 20,
                                   "final_min_cluster_size": 10}},
     }
@@ -91,7 +94,10 @@ def run(tmp_path_factory) -> Path:
     (workdir / "backbone").mkdir()
     tiny_bert(workdir / "backbone", "nucleotide", ["synth"], {"layers": 1, "hidden": 32, "heads": 2,
                                                               "intermediate": 64, "max_positions": 128})
-    (workdir / "config.yaml").write_text(yaml.safe_dump(classification_config(data, str(workdir / "backbone"))))
+    (workdir / "nt").mkdir()
+    tiny_nt(workdir / "nt", {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64})
+    config = classification_config(data, str(workdir / "backbone"), str(workdir / "nt"))
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", "2",
            "results/report.html"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -109,7 +115,7 @@ def test_examples_are_split_by_chromosome_and_stored_as_classes(run: Path) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["bpnet", "bert_lora"])
+@pytest.mark.parametrize("model", ["bpnet", "bert_lora", "nt_lora"])
 def test_every_model_learns_the_planted_boxes(run: Path, model: str) -> None:
     metrics = json.loads((run / f"results/eval/promoters/{model}/metrics.json").read_text())
     assert metrics["auroc"] >= 0.95, metrics
@@ -139,7 +145,7 @@ def test_extra_test_set_holds_test_promoters_and_random_negatives(run: Path) -> 
     windows = pd.read_csv(run / "results/windows/promoters/test_sets/random_negatives.tsv", sep="\t")
     assert windows["label"].value_counts().to_dict() == {"background": 60, "promoter": PER_CHROM // 2}
     table = pd.read_csv(run / "results/eval/promoters/test_sets/random_negatives/comparison.tsv", sep="\t")
-    assert table["model"].tolist() == ["bpnet", "bert_lora"]
+    assert table["model"].tolist() == ["bpnet", "bert_lora", "nt_lora"]
     assert (table["auroc"] >= 0.95).all(), table.to_string()
 
 

@@ -116,7 +116,8 @@ def species_counterfactual(model, store: WindowStore, batch_size: int, device: t
 
 
 def run_metrics(metric_files: list[str], runs: list[dict] | None = None, task_type: str = "profile") -> pd.DataFrame:
-    """One row per training run from its `metrics.json` (the run id is the parent directory's name).
+    """One row per training run from its `metrics.json` (the run id: that of `runs` in the same position when `runs`
+    lists one per file, as for a classification test set's files, else the parent directory's name).
 
     The columns are the task type's `metrics`; its `extra_metrics` (e.g. tracks tasks' transformed-scale and
     per-track Pearson) follow after n_windows.
@@ -132,10 +133,11 @@ def run_metrics(metric_files: list[str], runs: list[dict] | None = None, task_ty
     """
     task = tasks.get(task_type)
     known = {r["run"]: r for r in runs or []}
+    in_order = [r["run"] for r in runs or []] if len(runs or []) == len(metric_files) else None
     rows, extra = [], {}
-    for path in metric_files:
+    for i, path in enumerate(metric_files):
         metrics = json.loads(Path(path).read_text())
-        run = Path(path).parent.name
+        run = in_order[i] if in_order else Path(path).parent.name
         info = known.get(run, {"point": run, "seed": None})
         more = {k: v for k, v in metrics.items() if task.extra_metrics and k.startswith(task.extra_metrics)
                 and (v is None or isinstance(v, (int, float)) and not isinstance(v, bool))}  # numbers only

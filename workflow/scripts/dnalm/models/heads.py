@@ -133,7 +133,7 @@ class PooledHead(nn.Module):
             `meanmax` (both, concatenated: 2 × in_channels features).
     """
 
-    def __init__(self, in_channels: int, n_outputs: int, kernel: int = 1, dropout: float = 0.0, pool: str = "meanmax"):
+    def __init__(self, in_channels: int, n_outputs: int, kernel: int = 1, dropout: float = 0.0, pool: str = "mean"):
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"unknown pooling {pool!r}; known: {', '.join(POOLS)}")

@@ -93,7 +93,7 @@ class ClassificationTask(TaskType):
 
     def head(self, store, tp: dict) -> tuple[str, dict]:
         """The pooled head: train.head_pool pooling, train.head_dropout before its linear layer."""
-        return "pooled", {"dropout": float(tp.get("head_dropout", 0.0)), "pool": tp.get("head_pool", "meanmax")}
+        return "pooled", {"dropout": float(tp.get("head_dropout", 0.0)), "pool": tp.get("head_pool", "mean")}
 
     def count_weight(self, store, tp: dict) -> list[float]:
         """Class weights of the loss: `class_weights` under train.class_balance: weights, else all 1."""

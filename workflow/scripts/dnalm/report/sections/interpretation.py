@@ -103,13 +103,19 @@ def _model_block(manifest: Manifest, task: str, model: str, motifs: pd.DataFrame
     return html.join([html.heading(model), html.note(text, "meta"), patterns_table])
 
 
+def _strongest_key(data: Any) -> str:
+    """The attributions that choose and centre example windows: count's, else the first output's (profile, class)."""
+    keys = [k for k in data.files if k.endswith("_attr")]
+    return "count_attr" if "count_attr" in keys else keys[0]
+
+
 def _example_windows(npz: dict[str, Any], n: int) -> list[str]:
-    """Window ids present for every model, strongest total |count attribution| (first model) first."""
+    """Window ids present for every model, strongest total |attribution| (`_strongest_key`, first model) first."""
     first = next(iter(npz.values()))
     shared = set(first["window_ids"])
     for data in npz.values():
         shared &= set(data["window_ids"])
-    key = "count_attr" if "count_attr" in first else "profile_attr"
+    key = _strongest_key(first)
     strength = np.abs(first[key]).sum(axis=(1, 2))
     order = [i for i in np.argsort(-strength, kind="stable") if first["window_ids"][i] in shared]
     return [str(first["window_ids"][i]) for i in order[:n]]
@@ -122,7 +128,7 @@ def attribution_figure(window: str, npz: dict[str, Any]) -> Markup:
     axes = np.atleast_1d(fig.subplots(len(panels), 1))
     first = next(iter(npz.values()))
     row = int(np.flatnonzero(first["window_ids"] == window)[0])
-    key = "count_attr" if "count_attr" in first.files else "profile_attr"
+    key = _strongest_key(first)
     centre = int(np.abs(first[key][row]).sum(axis=0).argmax())
     length = first[key].shape[2]
     start = int(np.clip(centre - TRACK_WIDTH // 2, 0, max(length - TRACK_WIDTH, 0)))
