@@ -164,7 +164,7 @@ def _train(train_store: WindowStore, val_store: WindowStore, out: Path, *, arch:
         raise ValueError(f"train.jitter={tp['jitter']} exceeds the task's window.flank={train_store.flank}")
     task = tasks.get(train_store.task_type)
     count_weight = task.count_weight(train_store, tp)
-    head, head_params = task.head(train_store, tp)
+    head, head_params = task.head(train_store, tp, arch)
     torch.manual_seed(seed)
     model = build_model(arch, model_params, head, len(train_store.channels), head_params)
     task.prepare(model, train_store, revcomp=tp["revcomp"])

@@ -55,9 +55,9 @@ class TaskType:
         return {}
 
     # ---------------------------------------------------------------------------------------------- training side
-    def head(self, store, tp: dict) -> tuple[str, dict]:
+    def head(self, store, tp: dict, arch: str = "bpnet") -> tuple[str, dict]:
         """The head every trunk gets on this task type (`dnalm.models.heads.HEADS`) and its settings (`tp`: the
-        model's train block)."""
+        model's train block; `arch`: its trunk)."""
         raise NotImplementedError
 
     def count_weight(self, store, tp: dict):

@@ -91,9 +91,14 @@ class ClassificationTask(TaskType):
         """The task's calibration block: method and threshold."""
         return {"calibration": spec["calibration"]["method"], "threshold": spec["calibration"]["threshold"]}
 
-    def head(self, store, tp: dict) -> tuple[str, dict]:
-        """The pooled head: train.head_pool pooling, train.head_dropout before its linear layer."""
-        return "pooled", {"dropout": float(tp.get("head_dropout", 0.0)), "pool": tp.get("head_pool", "mean")}
+    def head(self, store, tp: dict, arch: str = "bpnet") -> tuple[str, dict]:
+        """The pooled head: train.head_pool pooling (`auto`: mean for BPNet, whose attributions DeepLIFT then gives
+        exactly; meanmax for language models, attributed by integrated gradients anyway, whose ReLU feature stacks
+        can die under a mean alone), train.head_dropout before its linear layer."""
+        pool = tp.get("head_pool", "auto")
+        if pool == "auto":
+            pool = "meanmax" if arch == "lm" else "mean"
+        return "pooled", {"dropout": float(tp.get("head_dropout", 0.0)), "pool": pool}
 
     def count_weight(self, store, tp: dict) -> list[float]:
         """Class weights of the loss: `class_weights` under train.class_balance: weights, else all 1."""

@@ -71,7 +71,7 @@ class ProfileTask(TaskType):
                 "min_distance": spec["sites"]["min_distance"], "length": window["length"],
                 "max_offset": window["max_offset"], "flank": window["flank"], "seed": spec["seed"]}
 
-    def head(self, store, tp: dict) -> tuple[str, dict]:
+    def head(self, store, tp: dict, arch: str = "bpnet") -> tuple[str, dict]:
         return "profile", {}
 
     def count_weight(self, store, tp: dict) -> float:

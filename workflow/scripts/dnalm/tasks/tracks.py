@@ -113,7 +113,7 @@ class TracksTask(TaskType):
     def store_bins(self, spec: dict) -> dict | None:
         return dict(spec["bins"])
 
-    def head(self, store, tp: dict) -> tuple[str, dict]:
+    def head(self, store, tp: dict, arch: str = "bpnet") -> tuple[str, dict]:
         return "binned", {"bin_size": store.bin_size}
 
     def loss(self, output, target, count_weight: float):
