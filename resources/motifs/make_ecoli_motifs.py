@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workflow" / "scripts"))
 
-from dnalm.motifs import consensus_ppm, write_meme  # noqa: E402
+from dnalm.motifs import consensus_ppm, write_meme
 
 #: Promoter elements of the sigma factors, then transcription-factor sites (IUPAC consensus, 5' → 3').
 ECOLI_MOTIFS = {

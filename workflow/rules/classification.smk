@@ -77,7 +77,9 @@ rule build_test_set_store:
         task=get_task,
         split="test",
         genomes=lambda w: {
-            get_task(w)["species"]: f"results/windows/{w.task}/test_sets/{w.test_set}.fa"
+            get_task(w)[
+                "species"
+            ]: f"results/windows/{w.task}/test_sets/{w.test_set}.fa"
         },
         tracks=get_test_set_species,
     script:

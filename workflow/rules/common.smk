@@ -372,7 +372,9 @@ def get_match_inputs(wildcards):
     prefix = f"results/interpret/{wildcards.task}/{wildcards.model}"
     return {
         "npz": f"{prefix}/attributions.npz",
-        "modisco": [f"{prefix}/modisco.{o}.h5" for o in get_interpret_outputs(wildcards)],
+        "modisco": [
+            f"{prefix}/modisco.{o}.h5" for o in get_interpret_outputs(wildcards)
+        ],
         "motifs": dnalm.config.motif_files(config, REPO),
     }
 

@@ -55,6 +55,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dnalm import tokenize
 from dnalm.device import pick_device
 from dnalm.store import WindowStore
 
@@ -303,8 +304,6 @@ def _deeplift_pairs(model: nn.Module, hooks: _RescaleHooks, x: torch.Tensor, ref
 def _kmer_table_ids(first: int | None = None) -> torch.Tensor:
     """Vocabulary id of each 6-mer in row-major channel order (first base most significant, A C G T), the 6-mers
     starting at id `first` (default SpeciesLM's, 5)."""
-    from dnalm import tokenize
-
     codes = np.indices((4,) * tokenize.K).reshape(tokenize.K, -1).T
     start = len(tokenize.SPECIALS) if first is None else first
     return torch.as_tensor((tokenize.DIGIT_OF_CODE[codes] * tokenize.PLACE).sum(1) + start)
@@ -368,11 +367,8 @@ def multilinear_column_embeddings(cols: torch.Tensor, weight: torch.Tensor, firs
 
     Equals `dnalm.models.embeddings.kmer_column_embeddings` (same arguments) on one-hot input (an N column gives
     the `fallback` embedding), and is smooth in between, so integrated gradients along a path of soft inputs keep
-    completeness. Differentiable in the columns (`_MultilinearKmer`), not in the table (attribution freezes the
-    model).
+    completeness. Differentiable in the columns (`_MultilinearKmer`), not in the table (attribution freezes it).
     """
-    from dnalm import tokenize
-
     batch, n_tokens = cols.shape[:2]
     weight = weight.detach()
     unk = weight[fallback]
@@ -384,7 +380,6 @@ def multilinear_column_embeddings(cols: torch.Tensor, weight: torch.Tensor, firs
 def multilinear_kmer_embeddings(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Overlapping 6-mer embeddings (B, L-5, H) of soft one-hot x (B, 4, L) in SpeciesLM's layout (the multilinear
     counterpart of `dnalm.models.embeddings.kmer_embeddings`)."""
-    from dnalm import tokenize
     from dnalm.models.embeddings import overlapping_columns
 
     return multilinear_column_embeddings(overlapping_columns(x), weight, len(tokenize.SPECIALS), tokenize.UNK)

@@ -240,8 +240,7 @@ def write_examples(examples: list[Example], out_fasta: str, *, species: str, fla
     tmp = Path(out_fasta).with_name(f".{Path(out_fasta).name}.tmp")
     try:
         with open(tmp, "w") as handle:
-            for row, record in copied:
-                handle.write(f">{row['id']}\n{record}\n")
+            handle.writelines(f">{row['id']}\n{record}\n" for row, record in copied)
             for e in examples:
                 inside = not e.chrom or (e.start - flank >= 0 and e.end + flank <= (chroms or {}).get(e.chrom, -1))
                 if inside:
