@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dnalm.examples import ExampleError, make_examples
+from dnalm.examples import ExampleError, dinucleotide_shuffle, make_examples
 from dnalm.splits import assign_splits
 from dnalm.store import WindowStore, write_store
 from dnalm.tasks.classification import ClassificationTask, class_weights
@@ -123,6 +123,43 @@ def test_one_class_is_an_error_and_pad_and_crop_resize(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- splits and store
+def dinucleotides(seq: str) -> dict[str, int]:
+    return pd.Series([seq[i : i + 2] for i in range(len(seq) - 1)]).value_counts().to_dict()
+
+
+def test_dinucleotide_shuffle_keeps_every_dinucleotide_count_and_is_seeded():
+    seq = random_dna(81) + "NNN" + random_dna(20)
+    shuffles = {dinucleotide_shuffle(seq, seed) for seed in range(20)}
+    assert len(shuffles) == 20 and seq not in shuffles
+    assert all(dinucleotides(s) == dinucleotides(seq) and s[0] == seq[0] for s in shuffles)
+    assert dinucleotide_shuffle(seq, 3) == dinucleotide_shuffle(seq, 3)
+
+
+def test_shuffled_negatives_keep_flanks_coordinates_and_split(tmp_path):
+    chrom = random_dna(600)
+    chroms = write_genome(tmp_path / "genome.fa", {"c1": chrom})
+    (tmp_path / "ex.tsv").write_text("chrom\tstart\tend\tstrand\tid\tlabel\n" + "".join(
+        f"c1\t{100 + 60 * i}\t{140 + 60 * i}\t{'+-'[i % 2]}\tx{i}\t{'pos' if i < 3 else 'neg'}\n" for i in range(6)))
+    shuffled = {"label": "neg", "of": None, "per_example": 2, "seed": 0}
+    table = run(tmp_path, {"intervals": {"path": "ex.tsv"}, "shuffled_negatives": shuffled}, flank=5,
+                fasta=str(tmp_path / "genome.fa"), chroms=chroms)
+    seqs = records(tmp_path / "examples.fa")
+    assert table["label"].value_counts().to_dict() == {"neg": 9, "pos": 3}
+    for i in range(3):
+        rows = table.set_index("id").loc[[f"x{i}", f"x{i}~shuffle1", f"x{i}~shuffle2"]]
+        assert rows["source_start"].nunique() == 1 and rows["label"].tolist() == ["pos", "neg", "neg"]
+        original, one, two = (seqs[k] for k in rows.index)
+        assert one[:5] == original[:5] and one[-5:] == original[-5:] and len({original, one, two}) == 3
+        assert dinucleotides(one[5:-5]) == dinucleotides(original[5:-5])
+    with pytest.raises(ExampleError, match="also in `of`"):
+        run(tmp_path, {"intervals": {"path": "ex.tsv"}, "shuffled_negatives": {**shuffled, "of": ["neg"]}},
+            fasta=str(tmp_path / "genome.fa"), chroms=chroms)
+    with pytest.raises(ExampleError, match="unknown label 'other'"):
+        run(tmp_path, {"intervals": {"path": "ex.tsv"}, "classes": ["neg", "pos"],
+                       "shuffled_negatives": {**shuffled, "label": "other"}},
+            fasta=str(tmp_path / "genome.fa"), chroms=chroms)
+
+
 def example_table(tmp_path: Path, n_per_class: dict[str, int]) -> Path:
     rows = [f"{random_dna(12)},{label}" for label, n in n_per_class.items() for _ in range(n)]
     (tmp_path / "ex.csv").write_text("sequence,label\n" + "\n".join(rows) + "\n")

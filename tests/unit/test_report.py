@@ -373,3 +373,16 @@ def test_sweep_section(tmp_path: Path, manifest: list[dict]) -> None:
     assert not any(bold for _, bold in _parse_html(section).row("m~dropout0.1~lr0.01"))
 
     assert "No model has a sweep" in _section(_render(out, manifest), "sweeps")
+
+
+def test_sweep_section_of_a_classification_task_shows_its_metrics(tmp_path: Path, manifest: list[dict]) -> None:
+    out = tmp_path / "report.html"
+    table = ("model\tlm.lora.dropout\tn_seeds\tval_loss\tval_loss_sd\taccuracy\taccuracy_sd\tmcc\tmcc_sd\tauroc"
+             "\tauroc_sd\tbest\nm~dropout0.1\t0.1\t1\t0.50\t\t0.75\t\t0.43\t\t0.82\t\tTrue\n"
+             "m~dropout0.9\t0.9\t1\t0.56\t\t0.70\t\t0.35\t\t0.75\t\tFalse\n")
+    sweep = _write(tmp_path / "results" / "eval" / "promoters" / "sweeps" / "m.tsv", table)
+    record = {"kind": "sweep", "task": "promoters", "task_type": "classification", "model": "m", "path": sweep}
+    section = _section(_render(out, [*manifest, record]), "sweeps")
+    assert "test accuracy" in section and "test MCC" in section and "Pearson" not in section
+    assert [cell for cell, _ in _parse_html(section).row("m~dropout0.9")][1:] == ["0.9", "1", "0.560", "0.700",
+                                                                                   "0.350", "0.750"]

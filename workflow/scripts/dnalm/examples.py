@@ -5,6 +5,11 @@ side (genome sequence for intervals, N for sequences given without context), ori
 table (`dnalm.windows.WINDOW_COLUMNS`, then `label`, `given_split` and the interval's `source_*` coordinates) places
 each window at bases flank … flank + length of its record, so the homology filter and the window store read every
 kind of example the same way, and chromosome or fold splits read the `source_*` coordinates of intervals.
+
+`examples.shuffled_negatives` adds, for every example of its classes, dinucleotide-preserving shuffles of the
+example's sequence (its flanks kept) labelled as a negative class: negatives of the positives' own composition, so a
+classifier cannot tell the classes apart by composition alone. A shuffle keeps its example's coordinates and given
+split, so it lands in the same split.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from dnalm.io import write_tsv
@@ -54,6 +60,7 @@ class Example:
     start: int = 0
     end: int = 0
     strand: str = "+"
+    shuffle: int | None = None  # seed of a dinucleotide shuffle of the sequence (shuffled negatives)
 
 
 # -------------------------------------------------------------------------------------------------------- readers
@@ -135,6 +142,48 @@ def read_examples(spec: dict, search_dirs: Sequence[str]) -> list[Example]:
         return [e for path, split in files for e in table_examples(path, split, stage, search_dirs)]
 
 
+def shuffled_negatives(examples: list[Example], spec: dict | None) -> list[Example]:
+    """`spec["per_example"]` shuffles of every example of `spec["of"]` (default: every class but `spec["label"]`),
+    labelled `spec["label"]`, ids `<id>~shuffle<n>`, seeded by `spec["seed"]` and their place in the input."""
+    if not spec:
+        return []
+    label = spec["label"]
+    of = set(spec.get("of") or {e.label for e in examples} - {label})
+    if label in of:
+        raise ExampleError(f"examples.shuffled_negatives: label {label!r} is also in `of`; shuffles of a class "
+                           "are negatives of another class")
+    sources = [e for e in examples if e.label in of]
+    if not sources:
+        raise ExampleError(f"examples.shuffled_negatives: no example has a label in {sorted(of)}")
+    return [Example(id=f"{e.id}~shuffle{n + 1}", label=label, source=e.source, record=f"{e.record} (shuffle {n + 1})",
+                    sequence=e.sequence, split=e.split, chrom=e.chrom, start=e.start, end=e.end, strand=e.strand,
+                    shuffle=spec["seed"] * 1_000_003 + i * spec["per_example"] + n)
+            for i, e in enumerate(sources) for n in range(spec["per_example"])]
+
+
+def dinucleotide_shuffle(seq: str, seed: int) -> str:
+    """A shuffle of `seq` with every dinucleotide count kept (DeepLIFT's `dinuc_shuffle`: each letter's successors
+    permuted, the successor of its last occurrence kept, which keeps the walk an Eulerian path); first letter kept."""
+    if len(seq) < 3:
+        return seq
+    rng = np.random.default_rng(seed)
+    arr = np.frombuffer(seq.encode(), dtype=np.uint8)
+    letters, tokens = np.unique(arr, return_inverse=True)
+    successors = []
+    for t in range(len(letters)):
+        nxt = np.flatnonzero(tokens[:-1] == t) + 1
+        if len(nxt) > 1:
+            nxt[:-1] = nxt[:-1][rng.permutation(len(nxt) - 1)]
+        successors.append(nxt)
+    counters, out, at = [0] * len(letters), [tokens[0]], 0
+    for _ in range(1, len(tokens)):
+        t = tokens[at]
+        at = successors[t][counters[t]]
+        counters[t] += 1
+        out.append(tokens[at])
+    return letters[np.asarray(out)].tobytes().decode()
+
+
 # --------------------------------------------------------------------------------------------------------- checks
 def check_examples(examples: list[Example], classes: list[str] | None) -> list[str]:
     """Unique ids, known labels, no empty class, sequences of A, C, G, T and N only; returns the class names."""
@@ -188,11 +237,17 @@ def resize(example: Example, length: int, mode: str) -> Example:
 
 # ---------------------------------------------------------------------------------------------------------- write
 def _record(example: Example, flank: int, genome: FastaCache | None, fasta: str | None) -> str:
-    """The record of one example: its sequence with `flank` bases each side, along its strand."""
+    """The record of one example: its sequence with `flank` bases each side, along its strand (the sequence
+    shuffled for a shuffled negative)."""
     if not example.chrom:
-        return "N" * flank + example.sequence.upper() + "N" * flank
-    seq = genome.seq(fasta, example.chrom, example.start - flank, example.end + flank)
-    return seq.translate(_COMPLEMENT)[::-1] if example.strand == "-" else seq
+        record = "N" * flank + example.sequence.upper() + "N" * flank
+    else:
+        record = genome.seq(fasta, example.chrom, example.start - flank, example.end + flank)
+        record = record.translate(_COMPLEMENT)[::-1] if example.strand == "-" else record
+    if example.shuffle is None:
+        return record
+    end = len(record) - flank
+    return record[:flank] + dinucleotide_shuffle(record[flank:end], example.shuffle) + record[end:]
 
 
 def make_examples(spec: dict, out_tsv: str, out_fasta: str, *, species: str, flank: int,
@@ -214,6 +269,7 @@ def make_examples(spec: dict, out_tsv: str, out_fasta: str, *, species: str, fla
         The window table written.
     """
     examples = read_examples(spec, search_dirs)
+    examples += shuffled_negatives(examples, spec.get("shuffled_negatives"))
     classes = check_examples(examples, spec["classes"])
     sizes = {e.end - e.start if e.chrom else len(e.sequence) for e in examples}
     length = spec["length"] or (sizes.pop() if len(sizes) == 1 else None)

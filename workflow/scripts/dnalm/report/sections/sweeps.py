@@ -13,9 +13,15 @@ from dnalm.report import html
 from dnalm.report.manifest import Manifest
 
 TITLE = "Sweeps"
-#: Columns of dnalm.evaluate.sweep_table after the swept parameters, and the metrics shown against them.
+#: Columns of dnalm.evaluate.sweep_table after the swept parameters, and the metrics shown against them where the
+#: task type has them (profile and tracks tasks: Pearson and AUROC; classification: accuracy, MCC, AUROC).
 FIXED = ("n_seeds", "val_loss", "val_loss_sd")
-SHOWN = (("val_loss", "validation loss"), ("pearson_median", "test Pearson median"), ("auroc", "test AUROC"))
+SHOWN = (("val_loss", "validation loss"), ("pearson_median", "test Pearson median"), ("accuracy", "test accuracy"),
+         ("mcc", "test MCC"), ("auroc", "test AUROC"))
+
+
+def _shown(df: pd.DataFrame) -> list[tuple[str, str]]:
+    return [(m, label) for m, label in SHOWN if m in df.columns]
 
 
 def _params(df: pd.DataFrame) -> list[str]:
@@ -46,12 +52,12 @@ def _panel(ax: Any, df: pd.DataFrame, param: str, others: list[str], metric: str
 
 def _figure(task: str, model: str, df: pd.DataFrame) -> Markup:
     """A grid of panels: one row per metric, one column per swept key."""
-    params = _params(df)
-    fig = Figure(figsize=(4.0 * len(params), 2.8 * len(SHOWN)), layout="constrained")
-    axes = fig.subplots(len(SHOWN), len(params), squeeze=False)
+    params, shown = _params(df), _shown(df)
+    fig = Figure(figsize=(4.0 * len(params), 2.8 * len(shown)), layout="constrained")
+    axes = fig.subplots(len(shown), len(params), squeeze=False)
     for col, param in enumerate(params):
         others = [q for q in params if q != param]
-        for row, (metric, label) in enumerate(SHOWN):
+        for row, (metric, label) in enumerate(shown):
             _panel(axes[row, col], df, param, others, metric, label)
     return html.figure(fig, f"Sweep of {model} on task {task}: mean ± sd over seeds against each swept key "
                        "(★ = best point, lowest mean validation loss).")
@@ -59,16 +65,16 @@ def _figure(task: str, model: str, df: pd.DataFrame) -> Markup:
 
 def _model(task: str, model: str, path: str) -> Markup:
     """Figure, table and best point of one model's sweep on one task."""
-    df = html.read_tsv(path, ["model", *FIXED, *(m for m, _ in SHOWN), "best"])
+    df = html.read_tsv(path, ["model", *FIXED, "best"])
     if df.empty:
         return html.note(f"The sweep table of {model} on task {task} is empty ({path}).")
-    params = _params(df)
+    params, shown = _params(df), _shown(df)
     rows = []
     for _, row in df.iterrows():
-        metrics = [html.fmt_num(row[m], row.get(f"{m}_sd")) for m, _ in SHOWN]
+        metrics = [html.fmt_num(row[m], row.get(f"{m}_sd")) for m, _ in shown]
         cells = [str(row["model"]), *(str(row[q]) for q in params), html.fmt_int(row["n_seeds"]), *metrics]
         rows.append([html.strong(c) for c in cells] if bool(row["best"]) else cells)
-    header = ["point", *params, "n seeds", *(label for _, label in SHOWN)]
+    header = ["point", *params, "n seeds", *(label for _, label in shown)]
     best = df[df["best"].astype(bool)]
     text = (f"Best point (lowest mean validation loss): {best['model'].iloc[0]}." if len(best)
             else "No point has a validation loss.")
