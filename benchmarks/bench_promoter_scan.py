@@ -1,6 +1,6 @@
 """Genome scan with a sequence classifier: windows per second over every window of a genome, both strands.
 
-Reads the first `--bases` bases of a genome FASTA (plain or gzipped; default `resources/ecoli/genome.fa.gz`, the
+Reads the first `--bases` bases of a genome FASTA (plain or gzipped; default `resources/demo/ecoli/genome.fa.gz`, the
 E. coli promoter example's genome, 200,000 bases; records in file order, windows never span two records) and scores
 every `--length` bp window at stride 1 on both strands (the reverse strand's windows are the reverse complements) with
 each model, as `dnalm.predict` runs a model: eval mode, `torch.no_grad`, `dnalm.device.autocast` (fp32 on the CPU,
@@ -20,7 +20,7 @@ alternate, so a burst of load hits all); prints per model the windows/s of every
 projected time to scan the whole genome (every window of every record, both strands) at the median rate; and the
 torch thread count (`--threads`).
 
-Usage: .venv/bin/python benchmarks/bench_promoter_scan.py [--fasta resources/ecoli/genome.fa.gz] [--bases 200000]
+Usage: .venv/bin/python benchmarks/bench_promoter_scan.py [--fasta resources/demo/ecoli/genome.fa.gz] [--bases 200000]
        [--batch 512] [--models bpnet lm] [--checkpoint best.ckpt ...] [--threads 2] [--repeats 3] [--device cpu]
 """
 
@@ -58,7 +58,7 @@ def read_genome(path: Path, bases: int) -> tuple[list[np.ndarray], list[int]]:
     """
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such genome FASTA; give one with --fasta (the default is the E. coli "
-                                "promoter example's genome, resources/ecoli/SOURCE.md)")
+                                "promoter example's genome, resources/demo/ecoli/SOURCE.md)")
     with open(path, "rb") as handle:
         zipped = handle.read(2) == b"\x1f\x8b"
     lengths: list[int] = []
@@ -148,7 +148,7 @@ def trained_models(paths: list[str], device: torch.device) -> dict[str, tuple[to
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fasta", type=Path, default=Path("resources/ecoli/genome.fa.gz"), help="genome FASTA")
+    parser.add_argument("--fasta", type=Path, default=Path("resources/demo/ecoli/genome.fa.gz"), help="genome FASTA")
     parser.add_argument("--bases", type=int, default=200_000, help="bases read from the start (default 200,000)")
     parser.add_argument("--length", type=int, default=81, help="window length of random models (default 81)")
     parser.add_argument("--batch", type=int, default=512, help="windows per forward pass (default 512)")
