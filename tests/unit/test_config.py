@@ -182,3 +182,17 @@ def test_a_key_written_twice_in_a_config_file_is_an_error_naming_file_and_line(t
                                          r"\(first on line 2\)"):
         dc.check_config_files([str(path)])
     dc.check_config_files([str(REPO / "config" / "config.yaml"), *map(str, (REPO / "config/examples").glob("*.yaml"))])
+
+
+@pytest.mark.parametrize("shuffled", ["absent", {"label": "non_promoter"}])
+def test_classification_examples_validate_with_and_without_shuffled_negatives(shuffled) -> None:
+    """The schema fills defaults into nested blocks: absent, shuffled_negatives is off (label null)."""
+    cfg = yaml.safe_load((REPO / "config" / "examples" / "ecoli_promoters.yaml").read_text())
+    examples = cfg["tasks"]["promoters"]["examples"]
+    if shuffled == "absent":
+        examples.pop("shuffled_negatives")
+    else:
+        examples["shuffled_negatives"] = shuffled
+    out = dc.validate(cfg)["tasks"]["promoters"]["examples"]["shuffled_negatives"]
+    label = None if shuffled == "absent" else "non_promoter"
+    assert out == {"label": label, "of": None, "per_example": 1, "seed": 0}

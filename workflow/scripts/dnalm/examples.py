@@ -145,9 +145,9 @@ def read_examples(spec: dict, search_dirs: Sequence[str]) -> list[Example]:
 def shuffled_negatives(examples: list[Example], spec: dict | None) -> list[Example]:
     """`spec["per_example"]` shuffles of every example of `spec["of"]` (default: every class but `spec["label"]`),
     labelled `spec["label"]`, ids `<id>~shuffle<n>`, seeded by `spec["seed"]` and their place in the input."""
-    if not spec:
+    if not spec or not spec.get("label"):
         return []
-    label = spec["label"]
+    label, per_example, seed = spec["label"], spec.get("per_example", 1), spec.get("seed", 0)
     of = set(spec.get("of") or {e.label for e in examples} - {label})
     if label in of:
         raise ExampleError(f"examples.shuffled_negatives: label {label!r} is also in `of`; shuffles of a class "
@@ -157,8 +157,8 @@ def shuffled_negatives(examples: list[Example], spec: dict | None) -> list[Examp
         raise ExampleError(f"examples.shuffled_negatives: no example has a label in {sorted(of)}")
     return [Example(id=f"{e.id}~shuffle{n + 1}", label=label, source=e.source, record=f"{e.record} (shuffle {n + 1})",
                     sequence=e.sequence, split=e.split, chrom=e.chrom, start=e.start, end=e.end, strand=e.strand,
-                    shuffle=spec["seed"] * 1_000_003 + i * spec["per_example"] + n)
-            for i, e in enumerate(sources) for n in range(spec["per_example"])]
+                    shuffle=seed * 1_000_003 + i * per_example + n)
+            for i, e in enumerate(sources) for n in range(per_example)]
 
 
 def dinucleotide_shuffle(seq: str, seed: int) -> str:
