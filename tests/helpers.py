@@ -58,6 +58,19 @@ class Planted:
         return os.mkdir, (self.marker,)
 
 
+def run_to_report(workdir: Path, config: dict, cores: int = 2) -> Path:
+    """Write `config` to workdir/config.yaml and run the workflow there to results/report.html; the workdir."""
+    import yaml
+
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    snakefile = Path(__file__).resolve().parents[1] / "workflow" / "Snakefile"
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(workdir), "--configfile",
+           str(workdir / "config.yaml"), "--cores", str(cores), "results/report.html"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return workdir
+
+
 def save_store(directory: Path, split: str, seq: np.ndarray, targets: np.ndarray, **meta) -> str:
     """Write a window store (`dnalm.store.store_paths` layout) from arrays and return its prefix.
 

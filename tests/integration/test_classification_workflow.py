@@ -7,22 +7,18 @@ report. Every model must reach AUROC >= 0.95 and the attributions must find both
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from dnalm.interpret import read_motif_table
 from dnalm.motifs import consensus_ppm, write_meme
-from helpers import tiny_bert, tiny_nt
+from helpers import run_to_report, tiny_bert, tiny_nt
 
 REPO = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
 PLANTED = {"box35_TTGACA": "TTGACA", "box10_TATAAT": "TATAAT"}
 DECOYS = {"decoy_CACGTG": "CACGTG", "decoy_GGATCC": "GGATCC", "decoy_CCAAT": "CCAATCA"}
 LENGTH, CHROMS, PER_CHROM = 81, ("c1", "c2", "c3", "c4"), 500
@@ -103,12 +99,7 @@ def run(tmp_path_factory) -> Path:
     (workdir / "nt").mkdir()
     tiny_nt(workdir / "nt", {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64})
     config = classification_config(data, str(workdir / "backbone"), str(workdir / "nt"))
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", "2",
-           "results/report.html"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return workdir
+    return run_to_report(workdir, config)
 
 
 @pytest.mark.slow

@@ -6,21 +6,20 @@ LoRA-dropout sweep and the interpretation (benchmarks/RESULTS.md has its figures
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+from helpers import run_to_report
+
 REPO = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
 
 
 @pytest.fixture(scope="module")
 def ecoli_run(tmp_path_factory) -> Path:
-    """The example with BPNet only (3 epochs), capped split sizes, no LM and no interpretation, run in a temporary
+    """The example with BPNet only (8 epochs), capped split sizes, no LM and no interpretation, run in a temporary
     directory on the repository's resources (relative paths resolve against the repository)."""
     workdir = tmp_path_factory.mktemp("ecoli")
     config = yaml.safe_load((REPO / "config" / "examples" / "ecoli_promoters.yaml").read_text())
@@ -30,12 +29,7 @@ def ecoli_run(tmp_path_factory) -> Path:
     config["models"]["bpnet"]["train"].update(epochs=8, patience=8, lr=0.002)
     config["tasks"]["promoters"]["max_windows"] = {"train": 1200, "val": 300, "test": None}
     config["interpret"] = {"models": []}
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", "2",
-           "results/report.html"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return workdir
+    return run_to_report(workdir, config)
 
 
 @pytest.mark.slow

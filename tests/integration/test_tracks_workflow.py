@@ -4,8 +4,6 @@ a language model fine-tuned with LoRA (any trunk on any task type), through eval
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -15,10 +13,9 @@ import pyBigWig
 import pytest
 import yaml
 
-from helpers import tiny_bert
+from helpers import run_to_report, tiny_bert
 
 REPO = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
 CHANNELS = ["rna/+", "rna/-", "polii", "scc1", "mnase"]
 FILES = {"rna/+": "RNA.fwd.bw", "rna/-": "RNA.rev.bw", "polii": "PolII.bw", "scc1": "Scc1.bw", "mnase": "MNase.bw"}
 
@@ -47,12 +44,7 @@ def tracks_run(tmp_path_factory) -> Path:
     architecture = {"layers": 1, "hidden": 32, "heads": 2, "intermediate": 64, "max_positions": 2048 + 8}
     (workdir / "backbone").mkdir()
     tiny_bert(workdir / "backbone", "nucleotide", ["saccharomyces_cerevisiae"], architecture)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(reduced_config(str(workdir / "backbone"))))
-    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", "2",
-           "results/report.html"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return workdir
+    return run_to_report(workdir, reduced_config(str(workdir / "backbone")))
 
 
 @pytest.mark.slow
