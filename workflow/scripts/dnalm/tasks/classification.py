@@ -42,9 +42,14 @@ def class_weights(counts: np.ndarray) -> np.ndarray:
     return counts.sum() / (len(counts) * np.maximum(counts, 1))
 
 
+def store_labels(store) -> np.ndarray:
+    """The class index of every example of a store (its one-hot targets)."""
+    return np.concatenate([chunk[:, :, 0] for chunk in store.target_chunks(4096)]).argmax(axis=1)
+
+
 def label_counts(store) -> np.ndarray:
     """Examples per class of a store."""
-    return np.concatenate([chunk[:, :, 0] for chunk in store.target_chunks(4096)]).sum(axis=0)
+    return np.bincount(store_labels(store), minlength=len(store.channels))
 
 
 class ClassificationTask(TaskType):
@@ -112,7 +117,7 @@ class ClassificationTask(TaskType):
         equally likely."""
         if tp.get("class_balance") != "sampling":
             return rng.permutation(len(store))
-        labels = np.concatenate([chunk[:, :, 0] for chunk in store.target_chunks(4096)]).argmax(axis=1)
+        labels = store_labels(store)
         p = 1.0 / np.bincount(labels, minlength=len(store.channels))[labels]
         return rng.choice(len(store), size=len(store), replace=True, p=p / p.sum())
 
@@ -146,11 +151,13 @@ class ClassificationTask(TaskType):
 
     def val_summary(self, parts: list[np.ndarray]) -> dict:
         """Validation accuracy and (binary tasks) AUROC of the positive class."""
+        from dnalm.classification.calibration import softmax
+        from dnalm.classification.metrics import ranking
+
         rows = np.concatenate(parts) if parts else np.zeros((0, 3))
         logits, labels = rows[:, :-1], rows[:, -1].astype(int)
         accuracy = float((logits.argmax(axis=1) == labels).mean()) if len(rows) else float("nan")
-        binary = logits.shape[1] == 2 and len(np.unique(labels)) == 2
-        score = auroc(labels, logits[:, 1] - logits[:, 0]) if binary else float("nan")
+        score = float(ranking(softmax(logits), labels)["auroc"][1]) if logits.shape[1] == 2 else float("nan")
         return {"val_pearson_median": float("nan"), "val_accuracy": accuracy, "val_auroc": score}
 
     def totals(self, output):
@@ -189,18 +196,6 @@ class ClassificationTask(TaskType):
             h5.attrs["classes"] = classes
         tmp.replace(out_predictions)
         return json_safe({**metrics, "test_loss": loss, "n_windows": len(store)})
-
-
-def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve of binary labels (1 positive) by the Mann–Whitney statistic (ties count half)."""
-    from scipy.stats import rankdata
-
-    labels = np.asarray(labels).astype(bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if not n_pos or not n_neg:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _torch(logits: np.ndarray, labels: np.ndarray, k: int):
