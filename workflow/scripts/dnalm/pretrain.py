@@ -37,7 +37,7 @@ import torch
 from dnalm import tokenize
 from dnalm.checkpoint import Checkpointer, load_resume, previous, run_lock, save_atomic
 from dnalm.corpus import WindowIndex, WindowReader, index_windows
-from dnalm.device import autocast, pick_device, resolve_precision
+from dnalm.device import autocast, pick_device, resolve_precision, set_threads
 from dnalm.models.backbones import bert_config, quiet_transformers
 from dnalm.models.dropout import use_fast_dropout
 from dnalm.schema import block_defaults
@@ -169,7 +169,7 @@ def pretrain_lm(genomes: list[dict], out_dir: str, spec: dict, *, species: list[
     Returns:
         The summary written to `pretrain.json`.
     """
-    torch.set_num_threads(threads)
+    set_threads(threads)
     with run_lock(out_dir):
         return _pretrain(genomes, Path(out_dir), {**block_defaults("pretrain"), **spec}, species=species,
                          dev=pick_device(device))

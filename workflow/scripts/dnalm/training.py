@@ -17,7 +17,7 @@ import torch
 
 from dnalm import tasks
 from dnalm.checkpoint import LOCK_NAME, Checkpointer, load_resume, previous, run_lock, save_atomic
-from dnalm.device import as_float, autocast, pick_device, resolve_precision
+from dnalm.device import as_float, autocast, pick_device, resolve_precision, set_threads
 from dnalm.models import build_model
 from dnalm.predict import predict_outputs
 from dnalm.store import WindowStore
@@ -150,7 +150,7 @@ def train(train_store: WindowStore, val_store: WindowStore, out_dir: str, *, arc
     Returns:
         The model summary written to `model.json`.
     """
-    torch.set_num_threads(threads)
+    set_threads(threads)
     with run_lock(out_dir):
         return _train(train_store, val_store, Path(out_dir), arch=arch, model_params=model_params,
                       train_params=train_params, seed=seed, dev=pick_device(device))
