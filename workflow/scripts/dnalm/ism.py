@@ -1,0 +1,220 @@
+"""In-silico saturation mutagenesis: the effect of every single substitution in windows on a model's scalar output.
+
+`saturation_mutagenesis` returns, per window, effects (N, 4, span): at each position of the span and each of the
+four bases, f(window with that base) − f(window), so the observed base's row is 0 (tangermeme's layout of
+`saturation_mutagenesis(..., raw_outputs=True)`, y_hat − y0). At an N (all-zero column) every base is a
+substitution. The scalar f is `dnalm.attribution.scalar_output` (`count`, `profile`, `class`), or for binned track
+models `tracks`: log Σ over tracks and bins of the predicted signal on the training scale (logsumexp of the head's
+log-rates), the binned counterpart of a log count. As in attribution, the weights of `count`, `profile` and `class`
+come from the unmutated window's outputs and score its mutants too, so f is one function per window.
+
+`ism_correlation` compares effects with attributions of the same windows (`dnalm.attribution.attribute`): see its
+docstring for the two definitions. `draw_ism` draws one window's heat map and logo.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from dnalm.attribution import OUTPUTS as ATTRIBUTION_OUTPUTS
+from dnalm.attribution import _frozen, scalar_output
+from dnalm.device import as_float, autocast, pick_device
+from dnalm.metrics import pearson_rows
+
+#: Scalars ISM can explain: the attribution outputs, and `tracks` (binned track models).
+OUTPUTS = (*ATTRIBUTION_OUTPUTS, "tracks")
+#: Definitions of `ism_correlation`.
+CORRELATIONS = ("hypothetical", "observed")
+
+
+def effect_output(outputs, output: str, weights: torch.Tensor | None = None):
+    """The scalar per row whose change ISM reports, and the weights used (None for `tracks`).
+
+    Args:
+        outputs: The model's outputs for a batch (see `dnalm.attribution.scalar_output`; binned models: log-rates
+            (B, T, bins)).
+        output: One of `OUTPUTS`.
+        weights: The weights of `scalar_output` to use (the unmutated window's, for its mutants); None computes them.
+    """
+    if output != "tracks":
+        return scalar_output(outputs, output, weights)
+    if not isinstance(outputs, torch.Tensor) or outputs.ndim != 3:
+        raise ValueError(
+            "ISM output `tracks` needs a binned model's log-rates (B, tracks, bins); "
+            f"got {type(outputs).__name__}: use `count`, `profile` or `class` for this model"
+        )
+    return torch.logsumexp(outputs.flatten(1), dim=-1), None
+
+
+def substitutions(onehot: torch.Tensor, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every single substitution of windows within positions [start, end): (window, base, position) index tensors.
+
+    The observed base of a one-hot column is left out; at an N (all-zero) column all four bases are substitutions.
+    """
+    span = onehot[:, :, start:end]
+    observed = (span == 1) & (span.sum(dim=1, keepdim=True) == 1)
+    window, base, position = torch.nonzero(~observed, as_tuple=True)
+    return window, base, position + start
+
+
+def _forward(model: nn.Module, x: torch.Tensor, device: torch.device):
+    """The model's fp32 outputs on a batch (inference precision of `dnalm.device.autocast`)."""
+    with autocast(device):
+        return as_float(model(x.to(device)))
+
+
+def _strand_effects(
+    model: nn.Module, x: torch.Tensor, output: str, start: int, end: int, batch_size: int, device: torch.device
+) -> torch.Tensor:
+    """Effects (N, 4, end − start) of every substitution of windows x (N, 4, L), `batch_size` mutants per pass."""
+    refs, weights = [], []
+    for chunk in x.split(batch_size):
+        f, w = effect_output(_forward(model, chunk, device), output)
+        refs.append(f.cpu())
+        weights.append(w)
+    ref = torch.cat(refs)
+    weights = None if weights[0] is None else torch.cat(weights)
+    effects = torch.zeros(len(x), 4, end - start)
+    window, base, position = substitutions(x, start, end)
+    for rows in torch.arange(len(window)).split(batch_size):
+        w, b, p = window[rows], base[rows], position[rows]
+        mutants = x[w].clone()
+        mutants[torch.arange(len(rows)), :, p] = 0
+        mutants[torch.arange(len(rows)), b, p] = 1
+        f, _ = effect_output(_forward(model, mutants, device), output, None if weights is None else weights[w])
+        effects[w, b, p - start] = f.cpu() - ref[w]
+    return effects
+
+
+@torch.no_grad()
+def saturation_mutagenesis(
+    model: nn.Module,
+    onehot: np.ndarray,
+    *,
+    output: str = "count",
+    start: int = 0,
+    end: int | None = None,
+    batch_size: int = 256,
+    revcomp: bool = False,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Effects of every single substitution of windows on the scalar `output` (see the module docstring).
+
+    Args:
+        model: Any dnalm model (one-hot (B, 4, L) in); its mode, device and requires_grad flags are restored after.
+        onehot: Windows (N, 4, L), rows A, C, G, T, N all zeros.
+        output: One of `OUTPUTS`.
+        start: First position to mutate.
+        end: Position after the last one to mutate (None: L).
+        batch_size: Windows or mutants per forward pass.
+        revcomp: Also mutate the reverse-complemented windows and average the two strands' effects (each base's
+            effect on the minus strand is its complement's, at the mirrored position).
+        device: Torch device (default CUDA when available, else CPU).
+
+    Returns:
+        Effects (N, 4, end − start), float32: f(mutant) − f(window), 0 at the observed base.
+    """
+    x = torch.as_tensor(np.asarray(onehot, dtype=np.float32))
+    if x.ndim != 3 or x.shape[1] != 4 or len(x) == 0:
+        raise ValueError(f"expected one-hot windows of shape (N, 4, L) with N > 0, got {tuple(x.shape)}")
+    if output not in OUTPUTS:
+        raise ValueError(f"unknown ISM output {output!r}; known: {', '.join(OUTPUTS)}")
+    length = x.shape[2]
+    end = length if end is None else end
+    if not 0 <= start < end <= length:
+        raise ValueError(f"ISM span [{start}, {end}) is not within the windows' {length} positions")
+    device = pick_device(device)
+    with _frozen(model, device):
+        effects = _strand_effects(model, x, output, start, end, batch_size, device)
+        if revcomp:
+            minus = _strand_effects(model, x.flip(1, 2), output, length - end, length - start, batch_size, device)
+            effects = (effects + minus.flip(1, 2)) / 2
+    return effects.numpy()
+
+
+def centred(effects: np.ndarray) -> np.ndarray:
+    """Effects minus their mean over the four bases at each position (tangermeme's ISM attributions, hypothetical)."""
+    effects = np.asarray(effects, dtype=np.float64)
+    return effects - effects.mean(axis=1, keepdims=True)
+
+
+def ism_correlation(
+    effects: np.ndarray, attributions: np.ndarray, kind: str = "hypothetical", onehot: np.ndarray | None = None
+) -> np.ndarray:
+    """Per-window Pearson correlation between ISM effects and attributions of the same windows and positions.
+
+    `hypothetical`: the centred effects (`centred`: ISM's hypothetical contributions) against the attribution's
+    hypothetical contributions centred the same way, over all 4 × L values of a window. Centring removes the
+    reference base's term, by which ISM's alt − ref and a hypothetical contribution hyp[c] (≈ hyp[c] − hyp[ref] as an
+    effect) differ at each position. `observed`: the observed base's ISM importance at each position (the centred
+    effect at the observed base, −¼ Σ of the substitutions' effects) against the attributions at the observed base
+    (Σ over bases of attributions × one-hot), over the L positions.
+
+    Args:
+        effects: ISM effects (N, 4, L) (`saturation_mutagenesis`).
+        attributions: Hypothetical contributions (N, 4, L) for `hypothetical`; attributions or hypothetical
+            contributions (N, 4, L) for `observed` (multiplied by `onehot`).
+        kind: `hypothetical` or `observed`.
+        onehot: The windows (N, 4, L); needed for `observed`.
+
+    Returns:
+        Pearson r per window (N,), NaN where either side is constant.
+    """
+    effects, attributions = np.asarray(effects), np.asarray(attributions)
+    if effects.shape != attributions.shape or effects.ndim != 3 or effects.shape[1] != 4:
+        raise ValueError(f"ISM effects {effects.shape} and attributions {attributions.shape} must both be (N, 4, L)")
+    if kind == "hypothetical":
+        return pearson_rows(centred(effects), centred(attributions))
+    if kind != "observed":
+        raise ValueError(f"unknown ISM correlation {kind!r}; known: {', '.join(CORRELATIONS)}")
+    if onehot is None or np.shape(onehot) != effects.shape:
+        raise ValueError(f"the `observed` ISM correlation needs the windows' one-hot {effects.shape}")
+    return pearson_rows((centred(effects) * onehot).sum(axis=1), (attributions * onehot).sum(axis=1))
+
+
+def draw_ism(
+    effects: np.ndarray, onehot: np.ndarray, path: str | Path, *, title: str = "", first_position: int = 0
+) -> None:
+    """Draw one window's ISM as a logo of the observed bases' importance over a heat map of every effect.
+
+    Args:
+        effects: One window's effects (4, L) (`saturation_mutagenesis`).
+        onehot: Its one-hot sequence (4, L) over the same positions.
+        path: The PNG to write.
+        title: Title of the figure (e.g. the region and the model's output).
+        first_position: Label of the first column on the x axis (e.g. the region's genomic start).
+    """
+    from matplotlib.figure import Figure
+
+    from dnalm.report.html import logo
+
+    effects = np.asarray(effects, dtype=np.float64)
+    if effects.ndim != 2 or effects.shape[0] != 4 or np.shape(onehot) != effects.shape:
+        raise ValueError(
+            f"draw_ism needs one window's effects and one-hot, both (4, L); got {effects.shape} and {np.shape(onehot)}"
+        )
+    length = effects.shape[1]
+    fig = Figure(figsize=(min(max(4.0, length / 12), 24.0), 3.2), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.2])
+    logo(top, (centred(effects[None])[0] * onehot).T, title, "ISM importance")
+    limit = float(np.abs(effects).max()) or 1.0
+    image = bottom.imshow(
+        effects,
+        aspect="auto",
+        cmap="RdBu_r",
+        vmin=-limit,
+        vmax=limit,
+        interpolation="nearest",
+        extent=(-0.5, length - 0.5, 3.5, -0.5),
+    )
+    bottom.set_yticks(range(4), list("ACGT"))
+    ticks = np.linspace(0, length - 1, min(length, 6)).round().astype(int)
+    bottom.set_xticks(ticks, [str(first_position + t) for t in ticks])
+    bottom.tick_params(labelsize=6)
+    bottom.set_xlabel("position", fontsize=7)
+    fig.colorbar(image, ax=bottom, label="effect (alt − ref)", shrink=0.9)
+    fig.savefig(path, dpi=120)
