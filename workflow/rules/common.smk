@@ -40,29 +40,27 @@ def grow_on_retry(first):
 
 
 # ---------------------------------------------------------------------------------------------------- download
+def _source_entry(kind, wildcards):
+    """The species' config entry of an input: its genome, annotation, proteins, a track or a VCF."""
+    spec = config["species"][wildcards.species]
+    if kind in ("track", "variants"):
+        name = wildcards.track if kind == "track" else wildcards.vcf
+        return spec["tracks" if kind == "track" else "variants"][name]
+    if spec[kind] is None:
+        raise ValueError(f"species.{wildcards.species}.{kind} is not configured")
+    return spec[kind]
+
+
 def get_source(kind):
-    """Params function: the configured source (url or path) of a genome, annotation, proteins or track."""
-
-    def source(wildcards):
-        spec = config["species"][wildcards.species]
-        entry = spec["tracks"][wildcards.track] if kind == "track" else spec[kind]
-        if entry is None:
-            raise ValueError(f"species.{wildcards.species}.{kind} is not configured")
-        return entry.get("url") or entry.get("path")
-
-    return source
+    """Params function: the configured source (url or path) of an input (`_source_entry`)."""
+    return lambda wildcards: _source_entry(kind, wildcards).get("url") or _source_entry(
+        kind, wildcards
+    ).get("path")
 
 
 def get_md5(kind):
-    """Params function: the configured md5 of a genome, annotation, proteins or track (or None)."""
-
-    def md5(wildcards):
-        spec = config["species"][wildcards.species]
-        return (spec["tracks"][wildcards.track] if kind == "track" else spec[kind])[
-            "md5"
-        ]
-
-    return md5
+    """Params function: the configured md5 of an input (or None)."""
+    return lambda wildcards: _source_entry(kind, wildcards)["md5"]
 
 
 def get_aliases(wildcards):

@@ -3,6 +3,7 @@ localrules:
     download_genome,
     download_annotation,
     download_track,
+    download_variants,
 
 
 rule download_genome:
@@ -58,6 +59,27 @@ rule download_track:
         md5=get_md5("track"),
         aliases=get_aliases,
         track_lengths=get_track_lengths,
+        repo=REPO,
+    script:
+        "../scripts/download.py"
+
+
+rule download_variants:
+    input:
+        fasta="resources/{species}/genome.fa",
+        fai="resources/{species}/genome.fa.fai",
+    output:
+        tsv="resources/{species}/variants/{vcf}.tsv",
+        info="resources/{species}/variants/{vcf}.json",
+    log:
+        "logs/download/{species}/variants/{vcf}.log",
+    conda:
+        "../../envs/base.yaml"
+    params:
+        kind="variants",
+        source=get_source("variants"),
+        md5=get_md5("variants"),
+        aliases=get_aliases,
         repo=REPO,
     script:
         "../scripts/download.py"

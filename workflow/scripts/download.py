@@ -1,4 +1,5 @@
-"""Snakemake entry script for rules download_*: fetch one genome, annotation or track and normalise its chromosome names."""
+"""Snakemake entry script for rules download_*: fetch one genome, annotation, track or VCF and normalise its
+chromosome names."""
 
 from dnalm.jobs import start
 
@@ -6,7 +7,7 @@ start(snakemake)
 
 import os
 
-from dnalm.download import prepare_annotation, prepare_genome, prepare_track
+from dnalm.download import prepare_annotation, prepare_genome, prepare_track, prepare_variants
 
 params = snakemake.params
 output = snakemake.output
@@ -30,8 +31,10 @@ elif params.kind == "track":
         species=snakemake.wildcards.species,
         **common,
     )
+elif params.kind == "variants":
+    prepare_variants(params.source, output.tsv, output.info, genome=snakemake.input.fasta, **common)
 else:
     raise ValueError(
         f"download: unknown kind {params.kind!r} for {params.source}; "
-        "expected 'genome', 'annotation' or 'track'"
+        "expected 'genome', 'annotation', 'track' or 'variants'"
     )

@@ -278,9 +278,10 @@ def check_interpret(cfg: dict, repo: str | Path) -> None:
     """Interpreted models exist; motif files exist and parse (errors name the file and line)."""
     from dnalm.motifs import read_motif_files
 
-    for model in cfg["interpret"]["models"] or []:
-        if model not in cfg["models"]:
-            raise ValueError(f"interpret.models: {model!r} is not under models (known: {sorted(cfg['models'])})")
+    for block in ("interpret", "variants"):
+        for model in cfg[block]["models"] or []:
+            if model not in cfg["models"]:
+                raise ValueError(f"{block}.models: {model!r} is not under models (known: {sorted(cfg['models'])})")
     if interpret_pairs(cfg):
         read_motif_files(motif_files(cfg, repo))
 
@@ -518,6 +519,22 @@ def held_out_windows(cfg: dict) -> dict[str, dict]:
                      "folds": f"results/splits/{task}/folds.tsv" if folds else None,
                      "held_out_folds": [folds["val"], folds["test"]] if folds else []}
     return out
+
+
+# ------------------------------------------------------------------------------------------------------ variants
+def variant_jobs(cfg: dict) -> list[dict]:
+    """One job per (task, model sweep point, VCF of the task's species) of `variants.models`: dicts of task,
+    model (the point), vcf, species and runs (the point's run ids, one per seed)."""
+    models = cfg["variants"]["models"]
+    jobs = []
+    for model in list(cfg["models"]) if models is None else models:
+        for task in model_tasks(cfg, model):
+            species = cfg["tasks"][task]["species"]
+            for point, _ in sweep_points(cfg, model):
+                runs = [r["run"] for r in model_runs(cfg, model) if r["point"] == point]
+                jobs += [{"task": task, "model": point, "vcf": vcf, "species": species, "runs": runs}
+                         for vcf in cfg["species"][species]["variants"]]
+    return jobs
 
 
 # -------------------------------------------------------------------------------------------------- interpretation

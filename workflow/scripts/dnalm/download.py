@@ -1,4 +1,5 @@
-"""Prepare the inputs: fetch, verify, decompress and rename genome FASTA, annotation GFF3/GTF and bigWig tracks."""
+"""Prepare the inputs: fetch, verify, decompress and rename genome FASTA, annotation GFF3/GTF, bigWig tracks and
+VCF variants."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dnalm.io.fasta import index_fasta, write_fasta
 from dnalm.io.fetch import Raw, Staging, decompress, fetch, read_lines, staged
 from dnalm.io.gff import ReversedFeatures, copy_gff3, gtf_to_gff3, is_gtf
 from dnalm.io.names import Renamer
+from dnalm.io.vcf import read_vcf
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ def preparing(kind: str, source: str, output: str, info: str, options: Options) 
     """Fetch an input and, if the block succeeds, write its info JSON and move every staged file into place.
 
     Args:
-        kind: "genome", "annotation" or "track".
+        kind: "genome", "annotation", "track" or "variants".
         source: An http(s) URL, a ``file://`` URL or a plain path.
         output: The main output file (its directory holds the temporary files).
         info: Output info JSON.
@@ -103,7 +105,7 @@ def base_info(kind: str, raw: Raw, md5: str | None, renamed: Mapping[str, str]) 
     """Build the fields every info JSON has.
 
     Args:
-        kind: "genome", "annotation" or "track".
+        kind: "genome", "annotation", "track" or "variants".
         raw: The fetched input.
         md5: The configured md5, or None.
         renamed: Chromosome names that changed.
@@ -277,3 +279,41 @@ def fit_to_genome(
     if mismatched:
         log.warning("%s: clipped to the genome's lengths (track_lengths: clip): %s", source, listing)
     return {name: length for name, (_, length) in mismatched.items()}
+
+
+def prepare_variants(source: str, table: str, info: str, genome: str, **options: Unpack[Options]) -> dict[str, Any]:
+    """Fetch a VCF, check it against the genome and write its variants as a table, one row per ALT allele.
+
+    Args:
+        source: An http(s) URL, a ``file://`` URL or a plain path; plain, gzip or bgzip.
+        table: Output TSV (`dnalm.io.vcf.read_vcf`'s columns: chrom, pos, id, ref, alt, INFO/<key>...).
+        info: Output info JSON.
+        genome: The species' genome FASTA (indexed), whose chromosome names the VCF's must match after the aliases.
+        **options: Fetch and rename options (`Options`).
+
+    Returns:
+        The info dictionary, with the counts of `read_vcf` (records, alleles, kept, each reason to skip, mismatch
+        examples).
+
+    Raises:
+        DownloadError: If the source cannot be fetched or verified, is not a VCF, names a chromosome the genome
+            lacks, or has a REF past a chromosome's end.
+    """
+    from dnalm.io.fasta import open_fasta
+
+    with preparing("variants", source, table, info, options) as job, open_fasta(genome) as fasta:
+        plain = job.raw.path
+        if job.raw.gzip:  # htslib reads bgzip only; a plain gzip is undone first
+            plain = job.stage.scratch_file(job.directory, "vcf")
+            decompress(job.raw, plain)
+        sizes = read_fai(genome + ".fai")
+        variants, counts = read_vcf(plain, source, lambda c, s, e: fasta[c][s:e], sizes, job.renamer,
+                                    DownloadError)
+        variants.to_csv(job.stage.temp(table), sep="\t", index=False)
+        job.info.update(counts)
+    skipped = {k: counts[k] for k in ("ref_mismatch", "symbolic", "non_acgt") if counts[k]}
+    log.info("%s: %d records, %d alleles kept -> %s%s", source, counts["records"], counts["kept"], table,
+             f"; skipped {skipped}" if skipped else "")
+    for example in counts["mismatches"]:
+        log.warning("%s: REF differs from the genome, not scored: %s", source, example)
+    return job.info

@@ -4,12 +4,12 @@ names it belongs to) and the final outputs a finished run holds."""
 from __future__ import annotations
 
 from dnalm import tasks
-from dnalm.config import interpret_outputs, interpret_pairs, run_spec, sweep_tables, task_runs
+from dnalm.config import interpret_outputs, interpret_pairs, run_spec, sweep_tables, task_runs, variant_jobs
 
 
 def report_manifest(cfg: dict) -> list[dict]:
     """Every file the report reads, as records: `kind`, `path` and the names it belongs to (`species`, `task`,
-    `task_type`, `model`, `lm`, `output`, `input`, `track`), in config order. The report rule's input and its script both use it, so no
+    `task_type`, `model`, `lm`, `output`, `input`, `track`, `vcf`), in config order. The report rule's input and its script both use it, so no
     section ever parses a path."""
     records = [*_input_records(cfg), *_qc_records(cfg)]
     for lm in cfg["pretrain"]:
@@ -32,6 +32,10 @@ def report_manifest(cfg: dict) -> list[dict]:
                      for kind, ext in (("positional_elements", "tsv"), ("positional_profile", "npz"))]
         tail += [{"kind": "modisco", "task": task, "model": model, "output": o, "path": f"{prefix}/modisco.{o}.h5"}
                  for o in interpret_outputs(cfg, task)]
+    for job in variant_jobs(cfg):
+        prefix = f"results/variants/{job['task']}/{job['model']}/{job['vcf']}"
+        tail += [{"kind": kind, "task": job["task"], "model": job["model"], "vcf": job["vcf"], "path": prefix + ext}
+                 for kind, ext in (("variants", ".tsv"), ("variants_summary", ".json"), ("variants_top", ".top.npz"))]
     records += [{**r, "task_type": cfg["tasks"][r["task"]]["type"]} for r in tail]
     return records
 
@@ -44,6 +48,8 @@ def _input_records(cfg: dict) -> list[dict]:
                     for n in names]
         records += [{"kind": "input", "species": species, "input": "track", "track": t,
                      "path": f"resources/{species}/tracks/{t}.json"} for t in spec["tracks"]]
+        records += [{"kind": "input", "species": species, "input": "variants", "vcf": v,
+                     "path": f"resources/{species}/variants/{v}.json"} for v in spec["variants"]]
     return records
 
 

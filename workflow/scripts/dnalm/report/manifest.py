@@ -34,6 +34,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     "class_predictions": ("task", "model"),
     "class_projection": ("task", "model"),
     "test_set_comparison": ("task", "test_set"),
+    "variants": ("task", "model", "vcf"),
+    "variants_summary": ("task", "model", "vcf"),
+    "variants_top": ("task", "model", "vcf"),
 }
 #: Kinds whose tasks are the report's tasks (sweeps and interpretations list only their own).
 TASK_KINDS = ("split_counts", "homology_summary", "model_info", "history", "comparison", "prediction",

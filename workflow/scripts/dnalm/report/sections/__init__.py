@@ -29,6 +29,7 @@ SECTIONS = (
     "sweeps",
     "interpretation",
     "positions",
+    "variants",
 )
 
 

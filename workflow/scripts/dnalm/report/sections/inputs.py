@@ -25,7 +25,8 @@ def _md5_match(info: dict[str, Any]) -> tuple[Markup, bool | None]:
 
 def _contents(info: dict[str, Any]) -> str | Markup:
     """What a file holds: sequences and length for genomes, features or chromosomes otherwise."""
-    units = (("sequences", "sequences"), ("length", "bp"), ("features", "features"), ("chroms", "chromosomes"))
+    units = (("sequences", "sequences"), ("length", "bp"), ("features", "features"), ("chroms", "chromosomes"),
+             ("kept", "variants"))
     parts = [f"{html.fmt_int(info[key])} {unit}" for key, unit in units if key in info]
     return ", ".join(parts) if parts else html.span("–", "muted")
 
@@ -34,7 +35,7 @@ def _input_row(record: dict[str, Any]) -> tuple[list[str | Markup], bool | None]
     """One inputs-table row and its md5 status."""
     info = html.read_json(record["path"])
     kind = info.get("kind", record["input"])
-    name = record.get("track") or Path(str(info.get("resolved") or info.get("source") or kind).split("?")[0]).name
+    name = record.get("track") or record.get("vcf") or Path(str(info.get("resolved") or info.get("source") or kind).split("?")[0]).name
     match, ok = _md5_match(info)
     row = [
         record["species"],
