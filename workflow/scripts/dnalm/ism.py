@@ -216,5 +216,7 @@ def draw_ism(
     bottom.set_xticks(ticks, [str(first_position + t) for t in ticks])
     bottom.tick_params(labelsize=6)
     bottom.set_xlabel("position", fontsize=7)
-    fig.colorbar(image, ax=bottom, label="effect (alt − ref)", shrink=0.9)
+    bar = fig.colorbar(image, ax=bottom, shrink=0.9)
+    bar.set_label("effect (alt − ref)", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
     fig.savefig(path, dpi=120)
