@@ -1,0 +1,394 @@
+"""Genome-wide prediction tracks: a model tiled over whole chromosomes or regions, and attributions, as bigWigs.
+
+Tiling. Each region (a whole chromosome by default) is cut into consecutive tiles; every tile is predicted by one
+window of the model's input length, and each base (or bin) of the region lies in exactly one tile, so it gets one
+value. Profile and binned-track models: tiles of `length − overlap` bases, each window reaching `overlap / 2` bases
+beyond its tile on both sides, so a tile is the central part of its window's output. Classifiers: tiles of
+`scan_stride` bases, each window centred on its tile, the tile taking the window's class probability. Windows are
+clamped into the chromosome: at its ends a tile is predicted from the first or last window that fits, as far from
+its edge as the chromosome allows. A chromosome shorter than a window is padded with N on the right. Binned tracks
+tile in whole bins from the chromosome's start (a region's ends are widened to bin boundaries), the last bin
+clipped to the chromosome's size.
+
+Values. Profile models: the expected signal per strand or channel, softmax(profile logits) × (e^(log count) − 1)
+(`dnalm.tasks.profile.expected_signal`; the count head predicts log(1 + total)). Binned tracks: e^(log-rate) taken
+back to the bigWig's scale by `dnalm.tasks.tracks.inverse_transform`, one value per bin. Classifiers: the chosen
+class's softmax probability. A window holding only N produces no values (its tile is left empty in the bigWig),
+so assembly gaps stay gaps; windows with some bases are predicted as they are.
+
+Memory. Regions are read and predicted one batch of windows at a time, and each batch's values go straight to the
+bigWig writers (one per output), so memory is that of one batch, whatever the genome's size.
+
+Attributions (`write_attribution_bigwig`): per base, Σ over the four rows of attributions × one-hot; where windows
+overlap, the mean of the windows covering the base.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from dnalm.attribution import _frozen
+from dnalm.device import as_float, autocast, pick_device
+from dnalm.io.fasta import open_fasta
+from dnalm.store import ONEHOT, encode
+from dnalm.tasks.profile import expected_signal
+from dnalm.tasks.tracks import inverse_transform
+
+#: Head kinds `predict_tracks` writes (`dnalm.models.heads.HEADS`).
+HEAD_KINDS = ("profile", "binned", "pooled")
+#: The code of N (`dnalm.store.CODES`).
+N_CODE = 4
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """The tiles of one region and the window predicting each (0-based, half-open, on the chromosome).
+
+    Attributes:
+        tile_starts: First base of each tile.
+        tile_ends: Base after each tile's last.
+        window_starts: First base of each tile's window (its input reaches `length` bases from there).
+    """
+
+    tile_starts: np.ndarray
+    tile_ends: np.ndarray
+    window_starts: np.ndarray
+
+
+def tile_region(start: int, end: int, padded: int, length: int, tile: int, offset: int) -> Tiling:
+    """Cut [start, end) into tiles of `tile` bases (the last may be shorter) and place their windows.
+
+    Args:
+        start: First base of the region.
+        end: Base after its last.
+        padded: Length of the chromosome after padding (at least `length`): windows start in [0, padded − length].
+        length: The model's input length.
+        tile: Bases per tile.
+        offset: Bases from a window's start to its tile's start, before the window is clamped into the chromosome.
+
+    Returns:
+        The tiling.
+    """
+    starts = np.arange(start, end, tile, dtype=np.int64)
+    ends = np.minimum(starts + tile, end)
+    return Tiling(starts, ends, np.clip(starts - offset, 0, padded - length))
+
+
+def genome_sizes(fasta: str | Path) -> dict[str, int]:
+    """The FASTA's sequence names and lengths, in file order (what a bigWig header of the genome holds)."""
+    with open_fasta(fasta) as handle:
+        return {name: record.rlen for name, record in handle.faidx.index.items()}
+
+
+def read_regions(path: str | Path, sizes: Mapping[str, int]) -> list[tuple[str, int, int]]:
+    """Read the first three columns of a BED file, checked against the genome.
+
+    Args:
+        path: The BED file (`#`, `track` and `browser` lines are passed over).
+        sizes: The genome's sequence lengths.
+
+    Returns:
+        (chrom, start, end) per line, in file order.
+    """
+    regions = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip() or line.startswith(("#", "track", "browser")):
+            continue
+        fields = line.split("\t")
+        try:
+            chrom, start, end = fields[0], int(fields[1]), int(fields[2])
+        except (IndexError, ValueError):
+            raise ValueError(f"{path}, line {number}: expected chrom<TAB>start<TAB>end, got {line[:80]!r}") from None
+        if chrom not in sizes:
+            raise ValueError(
+                f"{path}, line {number}: chromosome {chrom!r} is not in the genome "
+                f"(its names: {', '.join(list(sizes)[:20])}); rename it or set chrom_aliases"
+            )
+        if not 0 <= start < end <= sizes[chrom]:
+            raise ValueError(
+                f"{path}, line {number}: {chrom}:{start}-{end} is empty or outside the chromosome "
+                f"(length {sizes[chrom]})"
+            )
+        regions.append((chrom, start, end))
+    return regions
+
+
+def merged_regions(
+    regions: Iterable[tuple[str, int, int]] | None, sizes: Mapping[str, int], resolution: int = 1
+) -> list[tuple[str, int, int]]:
+    """Regions in genome order (the FASTA's, then by start), widened to whole bins and overlaps merged.
+
+    Args:
+        regions: (chrom, start, end) tuples; None: every chromosome whole.
+        sizes: The genome's sequence lengths, in FASTA order.
+        resolution: Bin size: starts are rounded down and ends up to multiples of it.
+    """
+    if regions is None:
+        return [(chrom, 0, size) for chrom, size in sizes.items()]
+    order = {chrom: i for i, chrom in enumerate(sizes)}
+    out: list[tuple[str, int, int]] = []
+    for chrom, start, end in sorted(regions, key=lambda r: (order.get(r[0], -1), r[1])):
+        if chrom not in order:
+            raise ValueError(f"region {chrom}:{start}-{end}: chromosome {chrom!r} is not in the genome")
+        if not 0 <= start < end <= sizes[chrom]:
+            raise ValueError(f"region {chrom}:{start}-{end} is empty or outside the chromosome (length {sizes[chrom]})")
+        start, end = start // resolution * resolution, -(-end // resolution) * resolution
+        if out and out[-1][0] == chrom and start <= out[-1][2]:
+            out[-1] = (chrom, out[-1][1], max(out[-1][2], end))
+        else:
+            out.append((chrom, start, end))
+    return out
+
+
+def read_codes(handle, chrom: str, start: int, end: int, size: int) -> np.ndarray:
+    """Sequence codes of [start, end) of an open FASTA (`dnalm.store.encode`), N beyond the chromosome's ends."""
+    codes = np.full(end - start, N_CODE, dtype=np.uint8)
+    lo, hi = max(start, 0), min(end, size)
+    if hi > lo:
+        codes[lo - start : hi - start] = encode(handle[chrom][lo:hi])
+    return codes
+
+
+def head_layout(model: nn.Module) -> tuple[str, int, int]:
+    """(head kind, outputs, bin size) of a dnalm model (`dnalm.models.SequenceModel.head_spec`)."""
+    spec = getattr(model, "head_spec", None) or {}
+    kind = spec.get("kind")
+    if kind not in HEAD_KINDS:
+        raise ValueError(
+            f"genome tracks need a dnalm model with a {', '.join(HEAD_KINDS)} head (its head_spec); got head {kind!r}"
+        )
+    return kind, int(spec["n_outputs"]), int(spec.get("params", {}).get("bin_size", 1)) if kind == "binned" else 1
+
+
+def track_values(outputs, kind: str, transform: str = "none", class_index: int = 1) -> np.ndarray:
+    """The values a bigWig shows from a batch of model outputs (see the module docstring).
+
+    Returns:
+        (B, outputs, positions) for profile and binned models, (B, 1, 1) for classifiers.
+    """
+    if kind == "profile":
+        return expected_signal(*outputs).numpy()
+    if kind == "binned":
+        return inverse_transform(outputs.exp().numpy(), transform).astype(np.float32)
+    return torch.softmax(outputs, dim=-1)[:, class_index, None, None].numpy()
+
+
+def write_run(writer, chrom: str, start: int, end: int, values: np.ndarray, step: int) -> None:
+    """Add values of consecutive steps from `start` to an open bigWig, the last step cut at `end`."""
+    n_full = (end - start) // step
+    if n_full:
+        writer.addEntries(chrom, int(start), values=values[:n_full].astype(np.float64), span=step, step=step)
+    if start + n_full * step < end:
+        writer.addEntries([chrom], [int(start + n_full * step)], ends=[int(end)], values=[float(values[n_full])])
+
+
+def _runs(rows: np.ndarray) -> list[np.ndarray]:
+    """Split sorted row numbers into runs of consecutive ones."""
+    return np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1) if len(rows) else []
+
+
+@torch.no_grad()
+def _predict_region(model, handle, writers, chrom: str, size: int, tiling: Tiling, plan: dict) -> int:
+    """Predict one region's tiles batch by batch and add their values to the writers; returns the windows run."""
+    length, step, device, batch_size = plan["length"], plan["resolution"], plan["device"], plan["batch_size"]
+    n_windows = 0
+    for first in range(0, len(tiling.tile_starts), batch_size):
+        rows = np.arange(first, min(first + batch_size, len(tiling.tile_starts)))
+        starts = tiling.window_starts[rows]
+        codes = read_codes(handle, chrom, int(starts[0]), int(starts[-1]) + length, size)
+        windows = codes[(starts - starts[0])[:, None] + np.arange(length)]
+        keep = (windows != N_CODE).any(axis=1)
+        if not keep.any():
+            continue
+        x = torch.from_numpy(ONEHOT[windows[keep]].transpose(0, 2, 1).copy()).to(device)
+        with autocast(device):
+            outputs = as_float(model(x))
+        outputs = outputs.cpu() if isinstance(outputs, torch.Tensor) else tuple(o.cpu() for o in outputs)
+        values = track_values(outputs, plan["kind"], plan["transform"], plan["class_index"])
+        n_windows += len(values)
+        index = np.full(len(rows), -1)
+        index[keep] = np.arange(len(values))
+        for run in _runs(np.flatnonzero(keep)):
+            lo, hi = int(tiling.tile_starts[rows[run[0]]]), min(int(tiling.tile_ends[rows[run[-1]]]), size)
+            parts = [values[index[i], :, _positions(tiling, rows[i], step, plan["kind"])] for i in run]
+            run_values = np.concatenate(parts, axis=-1)
+            for channel, writer in enumerate(writers):
+                write_run(writer, chrom, lo, hi, run_values[channel], plan["write_step"])
+    return n_windows
+
+
+def _positions(tiling: Tiling, row: int, step: int, kind: str) -> slice:
+    """The output positions (bases or bins) of a window that fall in its tile."""
+    if kind == "pooled":
+        return slice(0, 1)
+    first = (tiling.tile_starts[row] - tiling.window_starts[row]) // step
+    return slice(int(first), int(first + -(-(tiling.tile_ends[row] - tiling.tile_starts[row]) // step)))
+
+
+def predict_tracks(
+    model: nn.Module,
+    fasta: str | Path,
+    paths: Sequence[str | Path],
+    *,
+    length: int,
+    overlap: int | None = None,
+    regions: Iterable[tuple[str, int, int]] | None = None,
+    transform: str = "none",
+    class_index: int = 1,
+    scan_stride: int | None = None,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+) -> dict:
+    """Predict a model over a genome's chromosomes (or regions) and write one bigWig per output.
+
+    Args:
+        model: A dnalm model (`dnalm.predict.load_model`) with a profile, binned or pooled head; its mode, device and
+            requires_grad flags are restored after.
+        fasta: The genome (indexed, or indexable by pyfaidx); the bigWigs' header is its names and sizes.
+        paths: One bigWig per output channel of profile and binned models (the model's channel order), one for a
+            classifier (the probability of class `class_index`).
+        length: The model's input length (the task's window length).
+        overlap: Bases shared by consecutive windows (profile and binned models; even, a multiple of twice the bin
+            size, less than `length`); None: a quarter of `length`, rounded down to that multiple.
+        regions: (chrom, start, end) to predict (`read_regions`); None: every chromosome whole.
+        transform: The task's target transform (`bins.transform`; binned models).
+        class_index: The class whose probability a classifier's track shows.
+        scan_stride: Bases between a classifier's windows (default `length // 4`, at least 1).
+        batch_size: Windows per forward pass.
+        device: Torch device (default CUDA when available, else CPU).
+
+    Returns:
+        A summary: bases covered, windows run, the tiling's settings.
+    """
+    import pyBigWig
+
+    kind, n_outputs, resolution = head_layout(model)
+    expected = 1 if kind == "pooled" else n_outputs
+    if len(paths) != expected:
+        raise ValueError(f"a {kind} model with {n_outputs} outputs writes {expected} bigWig(s); got {len(paths)} paths")
+    if length % resolution:
+        raise ValueError(f"window length {length} is not a multiple of the model's bin size {resolution}")
+    if kind == "pooled":
+        tile = scan_stride or max(length // 4, 1)
+        offset, overlap = length // 2 - tile // 2, None
+    else:
+        overlap = length // 4 // (2 * resolution) * (2 * resolution) if overlap is None else overlap
+        if overlap < 0 or overlap >= length or overlap % (2 * resolution):
+            raise ValueError(
+                f"overlap {overlap} must be in [0, {length}) and a multiple of {2 * resolution} (twice the bin size)"
+            )
+        tile, offset = length - overlap, overlap // 2
+    sizes = genome_sizes(fasta)
+    device = pick_device(device)
+    plan = {
+        "length": length,
+        "resolution": resolution,
+        "write_step": tile if kind == "pooled" else resolution,
+        "kind": kind,
+        "transform": transform,
+        "class_index": class_index,
+        "device": device,
+        "batch_size": batch_size,
+    }
+    writers = [pyBigWig.open(str(p), "w") for p in paths]
+    covered = n_windows = 0
+    try:
+        for writer in writers:
+            writer.addHeader(list(sizes.items()))
+        with open_fasta(fasta) as handle, _frozen(model, device):
+            for chrom, start, end in merged_regions(regions, sizes, resolution):
+                padded = -(-max(sizes[chrom], length) // resolution) * resolution
+                tiling = tile_region(start, end, padded, length, tile, offset)
+                n_windows += _predict_region(model, handle, writers, chrom, sizes[chrom], tiling, plan)
+                covered += min(end, sizes[chrom]) - start
+    finally:
+        for writer in writers:
+            writer.close()
+    return {
+        "kind": kind,
+        "bases": covered,
+        "windows": n_windows,
+        "length": length,
+        "overlap": overlap,
+        "tile": tile,
+        "bin_size": resolution,
+    }
+
+
+def write_attribution_bigwig(
+    path: str | Path,
+    sizes: Mapping[str, int],
+    chroms: Sequence[str],
+    starts: Sequence[int],
+    attributions: np.ndarray,
+    onehot: np.ndarray,
+    strands: Sequence[str] | None = None,
+) -> int:
+    """Write per-base attributions of windows at their genomic coordinates to a bigWig (mean where they overlap).
+
+    Args:
+        path: The bigWig to write; its header is `sizes`.
+        sizes: The genome's sequence names and lengths, in FASTA order (`genome_sizes`).
+        chroms: Each window's chromosome.
+        starts: Each window's first base (0-based) on the chromosome.
+        attributions: Attributions or hypothetical contributions (N, 4, L) (`dnalm.attribution.attribute`).
+        onehot: The windows (N, 4, L), as the model saw them.
+        strands: Each window's strand (`-`: the window is the reverse complement of the genome, so its values are
+            reversed); None: all `+`.
+
+    Returns:
+        The number of bases written.
+    """
+    import pyBigWig
+
+    per_base = (np.asarray(attributions, dtype=np.float64) * onehot).sum(axis=1)
+    length = per_base.shape[1]
+    strands = ["+"] * len(per_base) if strands is None else list(strands)
+    if not len(chroms) == len(starts) == len(strands) == len(per_base):
+        raise ValueError(
+            f"{len(per_base)} attribution windows but {len(chroms)} chromosomes, {len(starts)} starts "
+            f"and {len(strands)} strands"
+        )
+    per_base[np.asarray(strands) == "-"] = per_base[np.asarray(strands) == "-"][:, ::-1]
+    order = {chrom: i for i, chrom in enumerate(sizes)}
+    for chrom, start in zip(chroms, starts, strict=True):
+        if chrom not in order or not 0 <= start <= sizes[chrom] - length:
+            raise ValueError(
+                f"attribution window {chrom}:{start}-{start + length} is not within the genome "
+                f"({chrom} has length {sizes.get(chrom, 'none: not in the genome')})"
+            )
+    rows = sorted(range(len(per_base)), key=lambda i: (order[chroms[i]], starts[i]))
+    writer = pyBigWig.open(str(path), "w")
+    written = 0
+    try:
+        writer.addHeader(list(sizes.items()))
+        for cluster in _overlapping(rows, chroms, starts, length):
+            chrom, lo = chroms[cluster[0]], int(starts[cluster[0]])
+            hi = max(int(starts[i]) for i in cluster) + length
+            total, count = np.zeros(hi - lo), np.zeros(hi - lo)
+            for i in cluster:
+                total[starts[i] - lo : starts[i] - lo + length] += per_base[i]
+                count[starts[i] - lo : starts[i] - lo + length] += 1
+            writer.addEntries(chrom, lo, values=total / count, span=1, step=1)
+            written += hi - lo
+    finally:
+        writer.close()
+    return written
+
+
+def _overlapping(rows: list[int], chroms: Sequence[str], starts: Sequence[int], length: int) -> list[list[int]]:
+    """Group windows (rows in genome order: by chromosome, then start) into clusters of overlapping windows."""
+    clusters: list[list[int]] = []
+    for i in rows:
+        last = clusters[-1][-1] if clusters else None
+        if last is not None and chroms[last] == chroms[i] and starts[i] < starts[last] + length:
+            clusters[-1].append(i)
+        else:
+            clusters.append([i])
+    return clusters
