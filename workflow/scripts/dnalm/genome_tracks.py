@@ -16,15 +16,21 @@ back to the bigWig's scale by `dnalm.tasks.tracks.inverse_transform`, one value 
 class's softmax probability. A window holding only N produces no values (its tile is left empty in the bigWig),
 so assembly gaps stay gaps; windows with some bases are predicted as they are.
 
-Memory. Regions are read and predicted one batch of windows at a time, and each batch's values go straight to the
-bigWig writers (one per output), so memory is that of one batch, whatever the genome's size.
+Memory. Regions are read and predicted one batch of windows at a time; each batch's values are appended to one
+spill file per output (float32, beside the first output), and each spill is then streamed to its bigWig by pybigtools
+(`Spill`). Memory is that of one batch, whatever the genome's size; the spills take 4 bytes per value on disk.
 
 Attributions (`write_attribution_bigwig`): per base, Σ over the four rows of attributions × one-hot; where windows
 overlap, the mean of the windows covering the base.
+
+Headers. Every bigWig names the genome's chromosomes with the genome's sizes, in FASTA order, except chromosomes
+without a single value (outside every region, or all N): pybigtools leaves those out of the header.
 """
 
 from __future__ import annotations
 
+import itertools
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,13 +185,50 @@ def track_values(outputs, kind: str, transform: str = "none", class_index: int =
     return torch.softmax(outputs, dim=-1)[:, class_index, None, None].numpy()
 
 
-def write_run(writer, chrom: str, start: int, end: int, values: np.ndarray, step: int) -> None:
-    """Add values of consecutive steps from `start` to an open bigWig, the last step cut at `end`."""
-    n_full = (end - start) // step
-    if n_full:
-        writer.addEntries(chrom, int(start), values=values[:n_full].astype(np.float64), span=step, step=step)
-    if start + n_full * step < end:
-        writer.addEntries([chrom], [int(start + n_full * step)], ends=[int(end)], values=[float(values[n_full])])
+class Spill:
+    """One output's values on disk in genome order, and the runs of steps they fill, until written as a bigWig.
+
+    libBigWig (pyBigWig) keeps a file's zoom levels in memory until it closes the file: about 14 bytes per base of a
+    base-resolution track, for every file open at once. Values are spilled here as float32 instead (4 bytes per value
+    on disk), then streamed to pybigtools, whose writer keeps memory flat, zoom levels included.
+
+    Args:
+        path: The spill file to create (removed by `write_bigwig`).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.file = open(path, "wb")  # noqa: SIM115 (open until write_bigwig, across many add calls)
+        self.runs: list[tuple[str, int, int, int]] = []
+
+    def add(self, chrom: str, start: int, end: int, values: np.ndarray, step: int) -> None:
+        """Add values of consecutive steps from `start`, the last step cut at `end`."""
+        np.asarray(values[: -(-(end - start) // step)], dtype=np.float32).tofile(self.file)
+        last = self.runs[-1] if self.runs else None
+        if last and last[0] == chrom and last[2] == start and last[3] == step and (last[2] - last[1]) % step == 0:
+            self.runs[-1] = (chrom, last[1], end, step)
+        else:
+            self.runs.append((chrom, start, end, step))
+
+    def entries(self, chunk: int = 1 << 16):
+        """Yield (chrom, start, end, value) of every step, reading the spill file a chunk at a time."""
+        with open(self.path, "rb") as handle:
+            for chrom, start, end, step in self.runs:
+                for first in range(start, end, chunk * step):
+                    starts = np.arange(first, min(first + chunk * step, end), step)
+                    values = np.fromfile(handle, dtype=np.float32, count=len(starts))
+                    ends = np.minimum(starts + step, end)
+                    yield from zip(itertools.repeat(chrom), starts.tolist(), ends.tolist(), values.tolist())
+
+    def write_bigwig(self, path: str | Path, sizes: Mapping[str, int]) -> None:
+        """Write the values as a bigWig whose header is `sizes`, then remove the spill file."""
+        import pybigtools
+
+        self.file.close()
+        try:
+            pybigtools.open(str(path), "w").write(dict(sizes), self.entries())
+        finally:
+            self.path.unlink()
 
 
 def _runs(rows: np.ndarray) -> list[np.ndarray]:
@@ -194,8 +237,8 @@ def _runs(rows: np.ndarray) -> list[np.ndarray]:
 
 
 @torch.no_grad()
-def _predict_region(model, handle, writers, chrom: str, size: int, tiling: Tiling, plan: dict) -> int:
-    """Predict one region's tiles batch by batch and add their values to the writers; returns the windows run."""
+def _predict_region(model, handle, spills: list[Spill], chrom: str, size: int, tiling: Tiling, plan: dict) -> int:
+    """Predict one region's tiles batch by batch and add their values to the spills; returns the windows run."""
     length, step, device, batch_size = plan["length"], plan["resolution"], plan["device"], plan["batch_size"]
     n_windows = 0
     for first in range(0, len(tiling.tile_starts), batch_size):
@@ -218,8 +261,8 @@ def _predict_region(model, handle, writers, chrom: str, size: int, tiling: Tilin
             lo, hi = int(tiling.tile_starts[rows[run[0]]]), min(int(tiling.tile_ends[rows[run[-1]]]), size)
             parts = [values[index[i], :, _positions(tiling, rows[i], step, plan["kind"])] for i in run]
             run_values = np.concatenate(parts, axis=-1)
-            for channel, writer in enumerate(writers):
-                write_run(writer, chrom, lo, hi, run_values[channel], plan["write_step"])
+            for channel, spill in enumerate(spills):
+                spill.add(chrom, lo, hi, run_values[channel], plan["write_step"])
     return n_windows
 
 
@@ -266,8 +309,6 @@ def predict_tracks(
     Returns:
         A summary: bases covered, windows run, the tiling's settings.
     """
-    import pyBigWig
-
     kind, n_outputs, resolution = head_layout(model)
     expected = 1 if kind == "pooled" else n_outputs
     if len(paths) != expected:
@@ -296,20 +337,17 @@ def predict_tracks(
         "device": device,
         "batch_size": batch_size,
     }
-    writers = [pyBigWig.open(str(p), "w") for p in paths]
     covered = n_windows = 0
-    try:
-        for writer in writers:
-            writer.addHeader(list(sizes.items()))
+    with tempfile.TemporaryDirectory(dir=Path(paths[0]).parent, prefix=".spill.") as spill_dir:
+        spills = [Spill(Path(spill_dir) / f"{i}.f32") for i in range(len(paths))]
         with open_fasta(fasta) as handle, _frozen(model, device):
             for chrom, start, end in merged_regions(regions, sizes, resolution):
                 padded = -(-max(sizes[chrom], length) // resolution) * resolution
                 tiling = tile_region(start, end, padded, length, tile, offset)
-                n_windows += _predict_region(model, handle, writers, chrom, sizes[chrom], tiling, plan)
+                n_windows += _predict_region(model, handle, spills, chrom, sizes[chrom], tiling, plan)
                 covered += min(end, sizes[chrom]) - start
-    finally:
-        for writer in writers:
-            writer.close()
+        for spill, path in zip(spills, paths, strict=True):
+            spill.write_bigwig(path, sizes)
     return {
         "kind": kind,
         "bases": covered,
@@ -345,7 +383,7 @@ def write_attribution_bigwig(
     Returns:
         The number of bases written.
     """
-    import pyBigWig
+    import pybigtools
 
     per_base = (np.asarray(attributions, dtype=np.float64) * onehot).sum(axis=1)
     length = per_base.shape[1]
@@ -364,22 +402,25 @@ def write_attribution_bigwig(
                 f"({chrom} has length {sizes.get(chrom, 'none: not in the genome')})"
             )
     rows = sorted(range(len(per_base)), key=lambda i: (order[chroms[i]], starts[i]))
-    writer = pyBigWig.open(str(path), "w")
-    written = 0
-    try:
-        writer.addHeader(list(sizes.items()))
-        for cluster in _overlapping(rows, chroms, starts, length):
-            chrom, lo = chroms[cluster[0]], int(starts[cluster[0]])
-            hi = max(int(starts[i]) for i in cluster) + length
-            total, count = np.zeros(hi - lo), np.zeros(hi - lo)
-            for i in cluster:
-                total[starts[i] - lo : starts[i] - lo + length] += per_base[i]
-                count[starts[i] - lo : starts[i] - lo + length] += 1
-            writer.addEntries(chrom, lo, values=total / count, span=1, step=1)
-            written += hi - lo
-    finally:
-        writer.close()
-    return written
+    clusters = _overlapping(rows, chroms, starts, length)
+    pybigtools.open(str(path), "w").write(dict(sizes), _mean_entries(clusters, per_base, chroms, starts))
+    return sum(int(starts[c[-1]]) + length - int(starts[c[0]]) for c in clusters)
+
+
+def _mean_entries(clusters: list[list[int]], per_base: np.ndarray, chroms: Sequence[str], starts: Sequence[int]):
+    """Yield (chrom, start, end, value) of every base of the clusters: the mean over the windows covering it."""
+    length = per_base.shape[1]
+    for cluster in clusters:
+        chrom, lo = chroms[cluster[0]], int(starts[cluster[0]])
+        total, count = (
+            np.zeros(int(starts[cluster[-1]]) + length - lo),
+            np.zeros(int(starts[cluster[-1]]) + length - lo),
+        )
+        for i in cluster:
+            total[starts[i] - lo : starts[i] - lo + length] += per_base[i]
+            count[starts[i] - lo : starts[i] - lo + length] += 1
+        positions = range(lo, lo + len(total))
+        yield from zip(itertools.repeat(chrom), positions, range(lo + 1, lo + len(total) + 1), (total / count).tolist())
 
 
 def _overlapping(rows: list[int], chroms: Sequence[str], starts: Sequence[int], length: int) -> list[list[int]]:
