@@ -186,6 +186,56 @@ def write_synthetic(out_dir: str | Path, *, n_chroms: int = 6, length: int = 240
     return paths
 
 
+#: Planted variants: each breaks its element's third base (AATAAA > AAGAAA, TATATA > TAGATA on the site's strand).
+BROKEN_BASE = 2
+#: Decoys that planted variants' controls break (plain consensus, no IUPAC codes), at their middle base.
+VARIANT_DECOYS = ("Gcn4_TGACTCA", "Cbf1_CACGTG", "Mbp1_MCB_ACGCGT", "Reb1_TTACCCG", "Aft1_TGCACCC")
+
+
+def planted_variants(genome: str | Path, sites: str | Path, chrom: str, out_vcf: str | Path,
+                     decoy_distance: range = range(40, 90)) -> pd.DataFrame:
+    """Write a VCF of one chromosome of the synthetic genome: every planted positioning and efficiency element broken
+    (`BROKEN_BASE`; INFO CLASS=positioning_AATAAA or efficiency_TATATA, FACTOR = the reads' planted factor, 3 or 4),
+    and every decoy of `VARIANT_DECOYS` found `decoy_distance` bp from a site broken at its middle base (CLASS=decoy,
+    FACTOR=1). Returns the variants written."""
+    from dnalm.io.fasta import read_fasta
+
+    seq = next(s.decode() for name, s in read_fasta(genome) if name == chrom)
+    table = pd.read_csv(sites, sep="\t")
+    rows, planted = [], np.zeros(len(seq), dtype=bool)
+    for site in table[table["chrom"] == chrom].itertuples(index=False):
+        planted[max(site.site - 60, 0):site.site + 61] = True
+        for name, column, factor in (("positioning_AATAAA", "positioning_distance", 3),
+                                     ("efficiency_TATATA", "efficiency_distance", 4)):
+            if pd.isna(getattr(site, column)):
+                continue
+            distance, motif = int(getattr(site, column)), PLANTED[name]
+            if site.strand == "+":
+                pos, ref, alt = site.site - distance + 1 - len(motif) + BROKEN_BASE, "T", "G"
+            else:
+                pos, ref, alt = site.site + distance + len(motif) - 1 - BROKEN_BASE, "A", "C"
+            if seq[pos] == ref and motif[BROKEN_BASE] == "T":
+                rows.append((pos, ref, alt, name, factor))
+    for site in table[table["chrom"] == chrom].itertuples(index=False):
+        for name in VARIANT_DECOYS:
+            for motif in {DECOYS[name], _revcomp(DECOYS[name])}:
+                for d in decoy_distance:
+                    for start in (site.site - d - len(motif), site.site + d):
+                        if seq[start:start + len(motif)] == motif and not planted[start:start + len(motif)].any():
+                            pos = start + len(motif) // 2
+                            rows.append((pos, seq[pos], "ACGT"[("ACGT".index(seq[pos]) + 2) % 4], "decoy", 1))
+    variants = pd.DataFrame(rows, columns=["pos", "ref", "alt", "class", "factor"]).drop_duplicates("pos")
+    variants = variants.sort_values("pos")
+    lines = ["##fileformat=VCFv4.2", f"##contig=<ID={chrom},length={len(seq)}>",
+             '##INFO=<ID=CLASS,Number=1,Type=String,Description="The element the variant breaks">',
+             '##INFO=<ID=FACTOR,Number=1,Type=Integer,Description="The planted factor of the element on reads">',
+             "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+    lines += [f"{chrom}\t{v.pos + 1}\t{v[3]}_{v.pos + 1}\t{v.ref}\t{v.alt}\t.\t.\tCLASS={v[3]};FACTOR={v.factor}"
+              for v in variants.itertuples(index=False)]
+    Path(out_vcf).write_text("\n".join(lines) + "\n")
+    return variants
+
+
 def main() -> None:
     """Command line: `python -m dnalm.synthetic OUT_DIR [--seed S]`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

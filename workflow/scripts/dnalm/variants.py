@@ -91,7 +91,7 @@ def predictions(model, x: np.ndarray, info: dict, *, strands: str, device, batch
     if strands not in STRANDS:
         raise ValueError(f"variants.strands must be one of {STRANDS}, not {strands!r}")
     task_type, perm = info["task_type"], rc_permutation(list(info["channels"]))
-    both = strands == "both"
+    both, device = strands == "both", torch.device(device)
     parts: list[list[np.ndarray]] = []
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
