@@ -42,6 +42,7 @@ def reduced_config() -> dict:
                                       "sweep": {"train.lr": [0.001, 0.01]}}
     config["models"] = {m: config["models"][m] for m in ("bpnet", "untrained", "lm_lora_conv", "bpnet_tiny")}
     config["interpret"].update(models=["bpnet"], windows=100)  # the whole interpretation path, on fewer windows
+    config["variants"]["models"] = ["bpnet", "lm_lora_conv"]  # the demo's VCF; the tracks of VII as in the demo
     return config
 
 
@@ -153,8 +154,8 @@ def test_report(demo_run: Path) -> None:
 def test_report_shows_the_tables_and_figures_it_showed_before_the_layout_change(demo_run: Path) -> None:
     """tests/data/report_structure.json: the reduced demo's report as it was before the report became a package (the
     same sections, sub-headings, table headers and figure captions, numbers aside), updated on purpose since: the
-    split table's merged bases and the site-aligned section. Only the number of TF-MoDISco pattern logos may differ,
-    as modisco's patterns depend on the trained model."""
+    split table's merged bases, the site-aligned section, and the ISM, variant and tracks sections. Only the number
+    of TF-MoDISco pattern logos may differ, as modisco's patterns depend on the trained model."""
     saved = json.loads((REPO / "tests/data/report_structure.json").read_text())["sections"]
     now = report_structure((demo_run / "results/report.html").read_text())["sections"]
     assert [(s["id"], s["title"]) for s in now] == [(s["id"], s["title"]) for s in saved]
@@ -262,3 +263,21 @@ def test_rerun_does_nothing(demo_run: Path) -> None:
 def test_snakemake_report(demo_run: Path) -> None:
     run(demo_run, "--report", str(demo_run / "snakemake_report.html"))
     assert "counts.tsv" in (demo_run / "snakemake_report.html").read_text()
+
+
+def test_variants_tracks_and_ism(demo_run: Path) -> None:
+    """The demo's VCF scored by both models, BPNet's bigWigs of chromosome VII, and ISM of attributed windows."""
+    import numpy as np
+    import pandas as pd
+    import pyBigWig
+
+    for model in ("bpnet", "lm_lora_conv"):
+        table = pd.read_csv(demo_run / f"results/variants/polya/{model}/pas_elements.tsv", sep="\t")
+        assert len(table) == 130 and set(table["INFO/CLASS"]) == {"element", "control"}
+        assert table["effect"].notna().all() and (table["n_runs"] == 1).all()
+    tracks = demo_run / "results/tracks/polya/bpnet"
+    for name in ("predictions/polya.plus.bw", "predictions/polya.minus.bw", "attribution.count.bw"):
+        with pyBigWig.open(str(tracks / name)) as bw:
+            assert bw.chroms() == {"VII": 1_090_940}, name
+    with np.load(demo_run / "results/interpret/polya/bpnet/ism.npz") as ism:
+        assert ism["count_ism"].shape == (10, 4, 200) and np.isfinite(ism["count_r"]).all()

@@ -40,7 +40,7 @@ def test_saved_structure_holds_the_demo_sections() -> None:
     sections = json.loads(SAVED.read_text())["sections"]
     ids = [s["id"] for s in sections]
     assert ids == ["inputs", "qc", "splits", "homology", "pretrain", "training", "metrics", "classification",
-                   "counterfactual", "examples", "sweeps", "interpretation", "positions"]
+                   "counterfactual", "examples", "sweeps", "interpretation", "positions", "ism", "variants", "tracks"]
     assert all(s["title"] for s in sections)
     by_id = {s["id"]: s for s in sections}
     assert by_id["inputs"]["tables"][0][:3] == ["species", "kind", "name"]

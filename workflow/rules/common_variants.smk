@@ -1,5 +1,6 @@
-# Input functions of the variant rules (rules/variants.smk): one job per (task, model, VCF) of
-# dnalm.config.variant_jobs, scoring with every seed run of the model.
+# Input functions of the variant rules (rules/variants.smk: one job per (task, model, VCF) of
+# dnalm.config.variant_jobs, scoring with every seed run of the model) and of the genome-wide tracks
+# (rules/prediction_tracks.smk).
 
 
 def _variant_job(wildcards):
@@ -39,3 +40,16 @@ def get_variant_inputs(wildcards):
 def get_variant_attribution(wildcards):
     """Settings of the top variants' attributions: the interpret block's references and steps."""
     return {k: config["interpret"][k] for k in ("n_shuffles", "ig_steps", "seed")}
+
+
+def get_track_regions(wildcards):
+    """predict_tracks' BED of regions (prediction_tracks.regions), or nothing: every chromosome."""
+    regions = config["prediction_tracks"]["regions"]
+    if not regions:
+        return []
+    found = dnalm.config.resolve_path(regions, REPO)
+    if found is None or not Path(found).is_file():
+        raise ValueError(
+            f"prediction_tracks.regions: BED file {regions!r} not found (in the working directory or {REPO})"
+        )
+    return [found]

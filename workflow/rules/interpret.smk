@@ -75,3 +75,25 @@ rule positional_elements:
         seed=config["interpret"]["seed"],
     script:
         "../scripts/positional_elements.py"
+
+
+rule ism:
+    input:
+        npz="results/interpret/{task}/{model}/attributions.npz",
+        best="results/models/{task}/{model}/best.ckpt",
+    output:
+        npz="results/interpret/{task}/{model}/ism.npz",
+    log:
+        "logs/ism/{task}/{model}.log",
+    conda:
+        "../../envs/interpret.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=grow_on_retry(4000),
+    params:
+        outputs=get_interpret_outputs,
+        windows=config["interpret"]["ism"]["windows"],
+        span=config["interpret"]["ism"]["span"],
+    script:
+        "../scripts/ism.py"

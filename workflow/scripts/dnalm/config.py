@@ -278,7 +278,7 @@ def check_interpret(cfg: dict, repo: str | Path) -> None:
     """Interpreted models exist; motif files exist and parse (errors name the file and line)."""
     from dnalm.motifs import read_motif_files
 
-    for block in ("interpret", "variants"):
+    for block in ("interpret", "variants", "prediction_tracks"):
         for model in cfg[block]["models"] or []:
             if model not in cfg["models"]:
                 raise ValueError(f"{block}.models: {model!r} is not under models (known: {sorted(cfg['models'])})")
@@ -535,6 +535,13 @@ def variant_jobs(cfg: dict) -> list[dict]:
                 jobs += [{"task": task, "model": point, "vcf": vcf, "species": species, "runs": runs}
                          for vcf in cfg["species"][species]["variants"]]
     return jobs
+
+
+def track_runs(cfg: dict) -> list[tuple[str, str]]:
+    """(task, run) of every run of `prediction_tracks.models` (null: every model) on every task it trains on."""
+    models = cfg["prediction_tracks"]["models"]
+    return [(t, r["run"]) for m in (list(cfg["models"]) if models is None else models)
+            for t in model_tasks(cfg, m) for r in model_runs(cfg, m)]
 
 
 # -------------------------------------------------------------------------------------------------- interpretation

@@ -179,14 +179,21 @@ def ism_correlation(
 def draw_ism(
     effects: np.ndarray, onehot: np.ndarray, path: str | Path, *, title: str = "", first_position: int = 0
 ) -> None:
-    """Draw one window's ISM as a logo of the observed bases' importance over a heat map of every effect.
+    """Write `ism_figure` of one window to a PNG (`path`)."""
+    ism_figure(effects, onehot, title=title, first_position=first_position).savefig(path, dpi=120)
+
+
+def ism_figure(effects: np.ndarray, onehot: np.ndarray, *, title: str = "", first_position: int = 0):
+    """One window's ISM as a logo of the observed bases' importance over a heat map of every effect.
 
     Args:
         effects: One window's effects (4, L) (`saturation_mutagenesis`).
         onehot: Its one-hot sequence (4, L) over the same positions.
-        path: The PNG to write.
         title: Title of the figure (e.g. the region and the model's output).
         first_position: Label of the first column on the x axis (e.g. the region's genomic start).
+
+    Returns:
+        The matplotlib Figure.
     """
     from matplotlib.figure import Figure
 
@@ -219,4 +226,41 @@ def draw_ism(
     bar = fig.colorbar(image, ax=bottom, shrink=0.9)
     bar.set_label("effect (alt − ref)", fontsize=7)
     bar.ax.tick_params(labelsize=6)
-    fig.savefig(path, dpi=120)
+    return fig
+
+
+def ism_windows(checkpoint: str, attributions_npz: str, out_npz: str, *, outputs: list[str], windows: int,
+                span: int | None, threads: int = 1, device: str | None = None) -> dict:
+    """ISM of the first `windows` attributed windows of a model, over their central `span` bases, per output.
+
+    Writes `window_ids`, `onehot` (N, 4, S) of the span, `start` (the span's first position in the window) and per
+    output `<output>_ism` (N, 4, S) effects and `<output>_r` (N,), the per-window `hypothetical` correlation with the
+    attributions' hypothetical contributions over the span (`ism_correlation`).
+
+    Returns:
+        Per output, the median correlation; and the windows and span.
+    """
+    from dnalm.attribution import save_npz_atomic
+    from dnalm.device import set_threads
+    from dnalm.predict import load_model
+
+    set_threads(threads)
+    dev = pick_device(device)
+    model, _ = load_model(checkpoint, dev)
+    with np.load(attributions_npz) as npz:
+        arrays = {k: npz[k][:windows] for k in npz.files if k in ("onehot", "window_ids")
+                  or k in {f"{o}_hyp" for o in outputs}}
+    length = arrays["onehot"].shape[2]
+    width = length if span is None else min(span, length)
+    start = (length - width) // 2
+    result = {"window_ids": arrays["window_ids"], "onehot": arrays["onehot"][:, :, start:start + width],
+              "start": np.array(start)}
+    summary = {"windows": len(arrays["onehot"]), "span": width}
+    for output in outputs:
+        effects = saturation_mutagenesis(model, arrays["onehot"], output=output, start=start, end=start + width,
+                                         device=dev)
+        r = ism_correlation(effects, arrays[f"{output}_hyp"][:, :, start:start + width])
+        result[f"{output}_ism"], result[f"{output}_r"] = effects, r
+        summary[output] = float(np.nanmedian(r)) if np.isfinite(r).any() else None
+    save_npz_atomic(out_npz, **result)
+    return summary

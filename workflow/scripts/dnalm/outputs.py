@@ -4,7 +4,7 @@ names it belongs to) and the final outputs a finished run holds."""
 from __future__ import annotations
 
 from dnalm import tasks
-from dnalm.config import interpret_outputs, interpret_pairs, run_spec, sweep_tables, task_runs, variant_jobs
+from dnalm.config import interpret_outputs, interpret_pairs, run_spec, sweep_tables, task_runs, track_runs, variant_jobs
 
 
 def report_manifest(cfg: dict) -> list[dict]:
@@ -32,10 +32,18 @@ def report_manifest(cfg: dict) -> list[dict]:
                      for kind, ext in (("positional_elements", "tsv"), ("positional_profile", "npz"))]
         tail += [{"kind": "modisco", "task": task, "model": model, "output": o, "path": f"{prefix}/modisco.{o}.h5"}
                  for o in interpret_outputs(cfg, task)]
+        if cfg["interpret"]["ism"]["windows"]:
+            tail.append({"kind": "ism", "task": task, "model": model, "path": f"{prefix}/ism.npz"})
     for job in variant_jobs(cfg):
         prefix = f"results/variants/{job['task']}/{job['model']}/{job['vcf']}"
         tail += [{"kind": kind, "task": job["task"], "model": job["model"], "vcf": job["vcf"], "path": prefix + ext}
                  for kind, ext in (("variants", ".tsv"), ("variants_summary", ".json"), ("variants_top", ".top.npz"))]
+    for task, run in track_runs(cfg):
+        tail.append({"kind": "prediction_tracks", "task": task, "model": run,
+                     "path": f"results/tracks/{task}/{run}/predictions.json"})
+        if (task, run) in interpret_pairs(cfg):
+            tail += [{"kind": "attribution_track", "task": task, "model": run, "output": o,
+                      "path": f"results/tracks/{task}/{run}/attribution.{o}.bw"} for o in interpret_outputs(cfg, task)]
     records += [{**r, "task_type": cfg["tasks"][r["task"]]["type"]} for r in tail]
     return records
 

@@ -37,6 +37,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     "variants": ("task", "model", "vcf"),
     "variants_summary": ("task", "model", "vcf"),
     "variants_top": ("task", "model", "vcf"),
+    "prediction_tracks": ("task", "model"),
+    "ism": ("task", "model"),
+    "attribution_track": ("task", "model", "output"),
 }
 #: Kinds whose tasks are the report's tasks (sweeps and interpretations list only their own).
 TASK_KINDS = ("split_counts", "homology_summary", "model_info", "history", "comparison", "prediction",

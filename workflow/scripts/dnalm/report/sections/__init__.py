@@ -29,7 +29,9 @@ SECTIONS = (
     "sweeps",
     "interpretation",
     "positions",
+    "ism",
     "variants",
+    "tracks",
 )
 
 
