@@ -33,8 +33,6 @@ log = logging.getLogger(__name__)
 
 #: Values of `variants.strands`.
 STRANDS = ("both", "forward")
-#: One-hot rows of A, C, G, T.
-_ROWS = {"A": 0, "C": 1, "G": 2, "T": 3}
 
 
 def variant_windows(variants: pd.DataFrame, fetch: Callable[[str, int, int], str], sizes: Mapping[str, int],
@@ -63,10 +61,9 @@ def _padded(fetch: Callable[[str, int, int], str], size: int, chrom: str, start:
 
 def _encode(out: np.ndarray, seq: str) -> None:
     """Write the one-hot of seq into out (4, L), N and other letters as zeros."""
-    for j, base in enumerate(seq):
-        row = _ROWS.get(base)
-        if row is not None:
-            out[row, j] = 1.0
+    from dnalm.store import ONEHOT, encode
+
+    out[:] = ONEHOT[encode(seq)].T
 
 
 def rc_permutation(channels: list[str]) -> np.ndarray:
