@@ -46,6 +46,13 @@ def test_a_bad_config_stops_snakemake_with_the_dotted_key(tmp_path: Path) -> Non
     assert "models.bpnet.train.jitter (40) exceeds tasks.polya.window.flank (16)" in proc.stdout + proc.stderr
 
 
+def test_a_missing_bed_file_is_named_with_its_key(tmp_path: Path) -> None:
+    config = edit(["interpret", "ism"], {"regions": "nowhere/promoters.bed"})
+    proc = dry_run(tmp_path, config)
+    assert proc.returncode != 0
+    assert "interpret.ism.regions: BED file 'nowhere/promoters.bed' not found" in proc.stdout + proc.stderr
+
+
 def test_lint_and_format() -> None:
     lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "-s", str(REPO / "workflow" / "Snakefile")],
                           capture_output=True, text=True, cwd=REPO, check=False)

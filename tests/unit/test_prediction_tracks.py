@@ -78,3 +78,31 @@ def test_attributions_land_on_their_windows_and_strands(tmp_path, genome):
     with pyBigWig.open(str(tmp_path / "count.bw")) as bw:
         assert bw.values("I", 100, 110) == list(range(10))
         assert bw.values("II", 200, 210) == list(range(9, -1, -1))  # a minus-strand window, reversed
+
+
+def test_ism_of_bed_regions_mutates_each_region_in_the_window_centred_on_it(tmp_path, genome):
+    from dnalm.ism import ism_regions, saturation_mutagenesis
+    from dnalm.predict import load_model
+    from dnalm.store import ONEHOT, encode
+
+    best = checkpoint(tmp_path / "best.ckpt", "profile", ["polya/+", "polya/-"], "profile")
+    (tmp_path / "r.bed").write_text("I\t400\t420\nII\t10\t30\nI\t100\t400\n")
+    summary = ism_regions(best, genome, str(tmp_path / "r.bed"), str(tmp_path / "ism.npz"), outputs=["count"],
+                          n_shuffles=2, ig_steps=4, seed=0)
+    assert summary["regions"] == 3
+    with np.load(tmp_path / "ism.npz") as ism:
+        assert ism["regions"].tolist() == ["I:400-420", "II:10-30", "I:100-400"]
+        assert ism["first"].tolist() == [400, 10, 200] and ism["width"].tolist() == [20, 20, 100]
+        assert ism["count_ism"].shape == (3, 4, 100) and np.isfinite(ism["count_r"]).all()
+        model, _ = load_model(best)
+        window = CHROMS["I"][370:470]               # 100 bp centred on I:400-420
+        x = ONEHOT[encode(window)].T[None]
+        expected = saturation_mutagenesis(model, x, output="count", start=30, end=50)
+        # float32 differences of log counts (~4): a few ulps apart with other batch sizes
+        np.testing.assert_allclose(ism["count_ism"][0, :, :20], expected[0], atol=5e-6)
+        # II:10-30's window starts 30 bases before the chromosome (N there); its span is still II:10-30
+        np.testing.assert_array_equal(ism["onehot"][1, :, :20], ONEHOT[encode(CHROMS["II"][10:30])].T)
+        np.testing.assert_array_equal(ism["onehot"][2], ONEHOT[encode(CHROMS["I"][200:300])].T)
+        padded = ONEHOT[encode("N" * 30 + CHROMS["II"][:70])].T[None]
+        expected = saturation_mutagenesis(model, padded, output="count", start=40, end=60)
+        np.testing.assert_allclose(ism["count_ism"][1, :, :20], expected[0], atol=5e-6)

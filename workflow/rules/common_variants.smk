@@ -42,14 +42,22 @@ def get_variant_attribution(wildcards):
     return {k: config["interpret"][k] for k in ("n_shuffles", "ig_steps", "seed")}
 
 
+def _bed(key, name):
+    """A configured BED file found in the working directory or the repository (error naming the key otherwise)."""
+    found = dnalm.config.resolve_path(name, REPO)
+    if found is None or not Path(found).is_file():
+        raise ValueError(
+            f"{key}: BED file {name!r} not found (in the working directory or {REPO})"
+        )
+    return found
+
+
 def get_track_regions(wildcards):
     """predict_tracks' BED of regions (prediction_tracks.regions), or nothing: every chromosome."""
     regions = config["prediction_tracks"]["regions"]
-    if not regions:
-        return []
-    found = dnalm.config.resolve_path(regions, REPO)
-    if found is None or not Path(found).is_file():
-        raise ValueError(
-            f"prediction_tracks.regions: BED file {regions!r} not found (in the working directory or {REPO})"
-        )
-    return [found]
+    return [_bed("prediction_tracks.regions", regions)] if regions else []
+
+
+def get_ism_regions(wildcards):
+    """ism_regions' BED (interpret.ism.regions)."""
+    return _bed("interpret.ism.regions", config["interpret"]["ism"]["regions"])

@@ -97,3 +97,25 @@ rule ism:
         span=config["interpret"]["ism"]["span"],
     script:
         "../scripts/ism.py"
+
+
+rule ism_regions:
+    input:
+        unpack(get_genome),
+        best="results/models/{task}/{model}/best.ckpt",
+        bed=get_ism_regions,
+    output:
+        npz="results/interpret/{task}/{model}/ism_regions.npz",
+    log:
+        "logs/ism_regions/{task}/{model}.log",
+    conda:
+        "../../envs/interpret.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=grow_on_retry(4000),
+    params:
+        outputs=get_interpret_outputs,
+        hp=get_attribute_params,
+    script:
+        "../scripts/ism_regions.py"

@@ -34,6 +34,8 @@ def report_manifest(cfg: dict) -> list[dict]:
                  for o in interpret_outputs(cfg, task)]
         if cfg["interpret"]["ism"]["windows"]:
             tail.append({"kind": "ism", "task": task, "model": model, "path": f"{prefix}/ism.npz"})
+        if cfg["interpret"]["ism"]["regions"]:
+            tail.append({"kind": "ism_regions", "task": task, "model": model, "path": f"{prefix}/ism_regions.npz"})
     for job in variant_jobs(cfg):
         prefix = f"results/variants/{job['task']}/{job['model']}/{job['vcf']}"
         tail += [{"kind": kind, "task": job["task"], "model": job["model"], "vcf": job["vcf"], "path": prefix + ext}

@@ -39,6 +39,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "variants_top": ("task", "model", "vcf"),
     "prediction_tracks": ("task", "model"),
     "ism": ("task", "model"),
+    "ism_regions": ("task", "model"),
     "attribution_track": ("task", "model", "output"),
 }
 #: Kinds whose tasks are the report's tasks (sweeps and interpretations list only their own).

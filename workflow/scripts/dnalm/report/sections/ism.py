@@ -16,36 +16,45 @@ INTRO = ("Every single substitution of the central bases of a few attributed tes
          "attribution maps say what mutating the bases does (docs/attributions.md).")
 
 
-def _model(path: str, model: str, draw: int) -> Markup:
+def _model(path: str, model: str, draw: int, regions: bool = False) -> Markup:
+    """One model's table of correlations and its first `draw` windows (or BED regions, at genomic positions)."""
     from dnalm.ism import ism_figure
 
     with np.load(path) as npz:
         arrays = {k: npz[k] for k in npz.files}
     outputs = [k[:-4] for k in arrays if k.endswith("_ism")]
+    names = arrays["regions"] if regions else arrays["window_ids"]
     rows = []
     for output in outputs:
         r = arrays[f"{output}_r"]
         finite = r[np.isfinite(r)]
         rows.append([output, html.fmt_int(len(r)), html.fmt_num(np.median(finite) if len(finite) else np.nan),
                      html.fmt_num(finite.min() if len(finite) else np.nan)])
-    parts = [html.heading(model),
-             html.table(["output", "windows", "median r", "lowest r"], rows, numeric=[1, 2, 3])]
-    start = int(arrays["start"])
-    for i in range(min(draw, len(arrays["window_ids"]))):
+    what = "BED regions" if regions else "windows"
+    parts = [html.heading(f"{model}: BED regions" if regions else model),
+             html.table(["output", what, "median r", "lowest r"], rows, numeric=[1, 2, 3])]
+    for i in range(min(draw, len(names))):
         output = outputs[0]
-        fig = ism_figure(arrays[f"{output}_ism"][i], arrays["onehot"][i],
-                         title=f"{arrays['window_ids'][i]} ({output}, r {arrays[f'{output}_r'][i]:.2f})",
-                         first_position=start)
-        parts.append(html.figure(fig, f"{model}: ISM of window {arrays['window_ids'][i]}, {output} output "
-                                      "(positions in the window)"))
+        width = int(arrays["width"][i]) if regions else arrays["onehot"].shape[2]
+        first = int(arrays["first"][i]) if regions else int(arrays["start"])
+        fig = ism_figure(arrays[f"{output}_ism"][i][:, :width], arrays["onehot"][i][:, :width],
+                         title=f"{names[i]} ({output}, r {arrays[f'{output}_r'][i]:.2f})", first_position=first)
+        where = "genomic positions" if regions else "positions in the window"
+        kind = "region" if regions else "window"
+        parts.append(html.figure(fig, f"{model}: ISM of {kind} {names[i]}, {output} output ({where})"))
+    return html.join(parts)
+
+
+def _task(manifest: Manifest, task: str) -> Markup:
+    draw = manifest.interpret_examples  # the windows drawn, as many as the attribution logos
+    parts = [_model(p, m, draw) for m, p in manifest.paths("ism", "model", task=task).items()]
+    parts += [_model(p, m, draw, regions=True) for m, p in manifest.paths("ism_regions", "model", task=task).items()]
     return html.join(parts)
 
 
 def build(manifest: Manifest) -> Markup:
-    """Per task, each model's ISM (`ism` records)."""
-    if not manifest.find("ism"):
+    """Per task, each model's ISM of test windows and of BED regions (`ism`, `ism_regions` records)."""
+    if not manifest.find("ism") and not manifest.find("ism_regions"):
         return html.note("No in-silico mutagenesis was run (interpret.ism.windows is 0, or nothing was interpreted).")
-    draw = manifest.interpret_examples  # the windows drawn, as many as the attribution logos
-    tasks = [t for t in manifest.tasks if manifest.find("ism", task=t)]
-    return html.join([html.note(INTRO), html.task_blocks(
-        "ism", tasks, lambda t: html.join(_model(p, m, draw) for m, p in manifest.paths("ism", "model", task=t).items()))])
+    tasks = [t for t in manifest.tasks if manifest.find("ism", task=t) or manifest.find("ism_regions", task=t)]
+    return html.join([html.note(INTRO), html.task_blocks("ism", tasks, lambda t: _task(manifest, t))])
