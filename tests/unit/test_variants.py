@@ -30,10 +30,6 @@ PROFILE_INFO = {"task_type": "profile", "channels": ["polya/+", "polya/-"], "len
 SETTINGS = {"strands": "forward", "range": None, "max_indel": 50, "batch_size": 16, "top": 2, "group_by": None}
 
 
-def fetch(chrom: str, start: int, end: int) -> str:
-    return GENOME[chrom][start:end]
-
-
 SIZES = {name: len(seq) for name, seq in GENOME.items()}
 
 
@@ -115,7 +111,7 @@ def test_windows_centre_the_variant_and_keep_the_left_part_for_indels():
     table = pd.DataFrame({"chrom": ["chrA"] * 3 + ["chrB"], "pos": [1001, 1001, 1001, 3],
                           "ref": [a[1000], a[1000:1003], a[1000], GENOME["chrB"][2]],
                           "alt": ["G" if a[1000] != "G" else "C", a[1000], a[1000] + "TT", "A"]})
-    ref, alt = variant_windows(table, fetch, SIZES, 20)
+    ref, alt = variant_windows(table, GENOME, SIZES, 20)
     assert decode(ref[0]) == a[990:1010] and decode(alt[0]) == a[990:1000] + table["alt"][0] + a[1001:1010]
     assert decode(alt[1]) == a[990:1001] + a[1003:1012]         # deletion: more bases pulled in on the right
     assert decode(alt[2]) == a[990:1001] + "TT" + a[1001:1008]  # insertion: bases pushed out on the right
@@ -145,7 +141,7 @@ def test_profile_scores_agree_with_tangermeme_substitution_effect(bpnet):
     from tangermeme.variant_effect import substitution_effect
 
     table = snvs(12)
-    ref_x, alt_x = variant_windows(table, fetch, SIZES, 120)
+    ref_x, alt_x = variant_windows(table, GENOME, SIZES, 120)
     subs = np.array([[i, 60, "ACGT".index(a)] for i, a in enumerate(table["alt"])])
     before, after = substitution_effect(bpnet, torch.from_numpy(ref_x), subs, device="cpu", batch_size=8, verbose=False)
     ours = scores(PROFILE_INFO, predictions(bpnet, ref_x, PROFILE_INFO, strands="forward", device="cpu", batch_size=5),
@@ -161,7 +157,7 @@ def test_profile_scores_agree_with_tangermeme_substitution_effect(bpnet):
 
 
 def test_both_strands_average_the_flipped_reverse_complement(bpnet):
-    ref_x, _ = variant_windows(snvs(4), fetch, SIZES, 120)
+    ref_x, _ = variant_windows(snvs(4), GENOME, SIZES, 120)
     forward = predictions(bpnet, ref_x, PROFILE_INFO, strands="forward", device="cpu", batch_size=8)
     flipped = predictions(bpnet, np.ascontiguousarray(ref_x[:, ::-1, ::-1]), PROFILE_INFO, strands="forward",
                           device="cpu", batch_size=8)
@@ -202,9 +198,9 @@ def test_runs_give_mean_and_sd_and_too_long_indels_are_counted(bpnet):
     long_del = {"chrom": "chrA", "pos": 2000, "id": "long", "ref": GENOME["chrA"][1999:2080], "alt": GENOME["chrA"][1999]}
     table = pd.concat([table, pd.DataFrame([long_del])], ignore_index=True)
     runs = [(bpnet, PROFILE_INFO, None), (other, PROFILE_INFO, None)]
-    scored, counts = score_runs(runs, table, fetch, SIZES, SETTINGS, "cpu")
+    scored, counts = score_runs(runs, table, GENOME, SIZES, SETTINGS, "cpu")
     assert counts == {"scored": 5, "too_long": 1, "max_indel": 50} and "long" not in set(scored["id"])
-    single = [score_runs([run], table, fetch, SIZES, SETTINGS, "cpu")[0] for run in runs]
+    single = [score_runs([run], table, GENOME, SIZES, SETTINGS, "cpu")[0] for run in runs]
     np.testing.assert_allclose(scored["effect"], (single[0]["effect"] + single[1]["effect"]) / 2)
     np.testing.assert_allclose(scored["effect.sd"], np.std([single[0]["effect"], single[1]["effect"]], 0, ddof=1))
     assert single[0]["effect.sd"].isna().all() and (scored["n_runs"] == 2).all()

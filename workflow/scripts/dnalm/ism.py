@@ -281,10 +281,10 @@ def ism_regions(checkpoint: str, fasta: str, bed: str, out_npz: str, *, outputs:
     """
     from dnalm.attribution import attribute, save_npz_atomic
     from dnalm.device import set_threads
-    from dnalm.genome_tracks import genome_sizes, read_regions
+    from dnalm.genome_tracks import genome_sizes, read_codes, read_regions
     from dnalm.io.fasta import open_fasta
     from dnalm.predict import load_model
-    from dnalm.store import ONEHOT, encode
+    from dnalm.store import ONEHOT
 
     set_threads(threads)
     dev = pick_device(device)
@@ -300,9 +300,7 @@ def ism_regions(checkpoint: str, fasta: str, bed: str, out_npz: str, *, outputs:
             width = min(end - start, length)
             first = start + (end - start - width) // 2
             lo = first - (length - width) // 2
-            inner = handle[chrom][max(lo, 0):min(lo + length, sizes[chrom])]
-            seq = "N" * (max(lo, 0) - lo) + inner
-            windows[i] = ONEHOT[encode(seq + "N" * (length - len(seq)))].T
+            windows[i] = ONEHOT[read_codes(handle, chrom, lo, lo + length, sizes[chrom])].T
             spans.append((first, first - lo, width))
     widest = max(width for _, _, width in spans)
     result = {"regions": np.array([f"{c}:{s}-{e}" for c, s, e in regions]),

@@ -23,11 +23,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.special import logsumexp, softmax
 
 log = logging.getLogger(__name__)
 
@@ -35,35 +36,23 @@ log = logging.getLogger(__name__)
 STRANDS = ("both", "forward")
 
 
-def variant_windows(variants: pd.DataFrame, fetch: Callable[[str, int, int], str], sizes: Mapping[str, int],
+def variant_windows(variants: pd.DataFrame, genome, sizes: Mapping[str, int],
                     length: int) -> tuple[np.ndarray, np.ndarray]:
     """One-hot REF and ALT windows (N, 4, length) of a variant table (`dnalm.io.vcf` columns; see the module
-    docstring for the placement). Bases beyond a chromosome's ends are N (all zeros)."""
-    ref = np.zeros((len(variants), 4, length), dtype=np.float32)
+    docstring for the placement) from `genome` (an open FASTA, or any chrom → sequence mapping). Bases beyond a
+    chromosome's ends are N (all zeros)."""
+    from dnalm.genome_tracks import read_codes
+    from dnalm.store import ONEHOT, encode
+
+    ref = np.zeros((len(variants), length), dtype=np.uint8)
     alt = np.zeros_like(ref)
     left = length // 2
     for i, (chrom, pos, r, a) in enumerate(variants[["chrom", "pos", "ref", "alt"]].itertuples(index=False)):
         start = int(pos) - 1 - left
-        right_end = start + length + max(len(r) - len(a), 0)
-        seq = _padded(fetch, sizes[chrom], chrom, start, right_end)
-        centre = left + len(r)
-        _encode(ref[i], seq[:length])
-        _encode(alt[i], (seq[:left] + a + seq[centre:])[:length])
-    return ref, alt
-
-
-def _padded(fetch: Callable[[str, int, int], str], size: int, chrom: str, start: int, end: int) -> str:
-    """Genome bases [start, end) of chrom, N outside the chromosome."""
-    lo, hi = max(start, 0), min(end, size)
-    inner = fetch(chrom, lo, hi).upper() if hi > lo else ""
-    return "N" * (lo - start) + inner + "N" * (end - start - (lo - start) - len(inner))
-
-
-def _encode(out: np.ndarray, seq: str) -> None:
-    """Write the one-hot of seq into out (4, L), N and other letters as zeros."""
-    from dnalm.store import ONEHOT, encode
-
-    out[:] = ONEHOT[encode(seq)].T
+        codes = read_codes(genome, chrom, start, start + length + max(len(r) - len(a), 0), sizes[chrom])
+        ref[i] = codes[:length]
+        alt[i] = np.concatenate([codes[:left], encode(a), codes[left + len(r):]])[:length]
+    return ONEHOT[ref].transpose(0, 2, 1).copy(), ONEHOT[alt].transpose(0, 2, 1).copy()
 
 
 def rc_permutation(channels: list[str]) -> np.ndarray:
@@ -108,8 +97,7 @@ def _strand_mean(task_type: str, out: list[np.ndarray], n: int, perm: np.ndarray
     complements when `both`), averaged over strands."""
     if task_type == "profile":
         logits, counts = out
-        probs = np.exp(logits - logits.max(-1, keepdims=True))
-        probs /= probs.sum(-1, keepdims=True)
+        probs = softmax(logits, axis=-1)
         if both:
             counts = (counts[:n] + counts[n:][:, perm]) / 2
             probs = (probs[:n] + probs[n:][:, perm, ::-1]) / 2
@@ -133,7 +121,7 @@ def scores(info: dict, ref: list[np.ndarray], alt: list[np.ndarray], *, range_bp
     task_type, channels = info["task_type"], list(info["channels"])
     if task_type == "profile":
         (rc, rp), (ac, ap) = ref, alt
-        cols = {"effect": (_logsumexp(ac) - _logsumexp(rc)) / math.log(2)}
+        cols = {"effect": (logsumexp(ac, axis=-1) - logsumexp(rc, axis=-1)) / math.log(2)}
         for i, name in enumerate(channels):
             cols[f"log2fc.{name}"] = (ac[:, i] - rc[:, i]) / math.log(2)
         for i, name in enumerate(channels):
@@ -156,13 +144,10 @@ def scores(info: dict, ref: list[np.ndarray], alt: list[np.ndarray], *, range_bp
     return pd.DataFrame({"effect": effect, **{f"delta_p.{c}": delta[:, k] for k, c in enumerate(channels)}})
 
 
-def _logsumexp(z: np.ndarray) -> np.ndarray:
-    top = z.max(-1, keepdims=True)
-    return (top + np.log(np.exp(z - top).sum(-1, keepdims=True)))[:, 0]
-
-
 def _js_distance(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Jensen-Shannon distance (base 2, in [0, 1]) between rows of two probability arrays (N, L)."""
+    """Jensen-Shannon distance (base 2, in [0, 1]) between rows of two probability arrays (N, L); the divergence is
+    clipped at 0 before the square root (scipy's `jensenshannon` returns NaN where rounding makes it negative, as for
+    a variant that changes nothing)."""
     m = (p + q) / 2
 
     def kl(a: np.ndarray) -> np.ndarray:
@@ -182,15 +167,15 @@ def _central(signal: np.ndarray, range_bp: int | None, info: dict) -> np.ndarray
     return signal[..., lo:lo + keep].sum(-1)
 
 
-def score_runs(runs: list[tuple], variants: pd.DataFrame, fetch: Callable[[str, int, int], str],
-               sizes: Mapping[str, int], settings: dict, device) -> tuple[pd.DataFrame, dict]:
+def score_runs(runs: list[tuple], variants: pd.DataFrame, genome, sizes: Mapping[str, int], settings: dict,
+               device) -> tuple[pd.DataFrame, dict]:
     """Score a variant table with every seed run of one model and summarise over the runs.
 
     Args:
         runs: (model, info, calibration or None) per run, from `dnalm.predict.load_model` (and, for
             classification, the `calibration` of the run's metrics.json).
         variants: `dnalm.io.vcf` table.
-        fetch: Genome bases of (chrom, start, end).
+        genome: An open FASTA (or a chrom → sequence mapping).
         sizes: Chromosome lengths.
         settings: The config's `variants` block (`strands`, `range`, `batch_size`, `max_indel`).
         device: Torch device.
@@ -208,7 +193,7 @@ def score_runs(runs: list[tuple], variants: pd.DataFrame, fetch: Callable[[str, 
     counts = {"scored": len(kept), "too_long": int(long_.sum()), "max_indel": limit}
     if long_.any():
         log.warning("%d variants with an allele longer than %d bp are not scored", long_.sum(), limit + 1)
-    ref_x, alt_x = variant_windows(kept, fetch, sizes, length)
+    ref_x, alt_x = variant_windows(kept, genome, sizes, length)
     per_run = []
     for model, run_info, calibration in runs:
         preds = predictions(model, np.concatenate([ref_x, alt_x]), run_info, strands=settings["strands"], device=device,
@@ -266,14 +251,13 @@ def score_variants(checkpoints: list[str], metrics: list[str], variants_tsv: str
     variants = pd.read_csv(variants_tsv, sep="\t", dtype={"chrom": str, "id": str, "ref": str, "alt": str})
     sizes = read_fai(genome + ".fai")
     with open_fasta(genome) as fasta:
-        fetch = lambda c, s, e: fasta[c][s:e]
-        table, counts = score_runs(runs, variants, fetch, sizes, settings, dev)
+        table, counts = score_runs(runs, variants, fasta, sizes, settings, dev)
         task_type = runs[0][1]["task_type"]
         top = table.iloc[np.argsort(-table["effect"].abs().to_numpy(), kind="stable")[:settings["top"]]]
         arrays = {"ids": top["id"].to_numpy(dtype=str)}
         if task_type in ATTRIBUTED and len(top):
             model = runs[0][0]
-            ref_x, alt_x = variant_windows(top, fetch, sizes, int(runs[0][1]["length"]))
+            ref_x, alt_x = variant_windows(top, fasta, sizes, int(runs[0][1]["length"]))
             for name, x in (("ref", ref_x), ("alt", alt_x)):
                 attr, _ = attribute(model, x, output=ATTRIBUTED[task_type], n_shuffles=attribution["n_shuffles"],
                                     seed=attribution["seed"], device=dev, steps=attribution["ig_steps"])
