@@ -40,10 +40,11 @@ def report_manifest(cfg: dict) -> list[dict]:
         prefix = f"results/variants/{job['task']}/{job['model']}/{job['vcf']}"
         tail += [{"kind": kind, "task": job["task"], "model": job["model"], "vcf": job["vcf"], "path": prefix + ext}
                  for kind, ext in (("variants", ".tsv"), ("variants_summary", ".json"), ("variants_top", ".top.npz"))]
+    interpreted = set(interpret_pairs(cfg))
     for task, run in track_runs(cfg):
         tail.append({"kind": "prediction_tracks", "task": task, "model": run,
                      "path": f"results/tracks/{task}/{run}/predictions.json"})
-        if (task, run) in interpret_pairs(cfg):
+        if (task, run) in interpreted:
             tail += [{"kind": "attribution_track", "task": task, "model": run, "output": o,
                       "path": f"results/tracks/{task}/{run}/attribution.{o}.bw"} for o in interpret_outputs(cfg, task)]
     records += [{**r, "task_type": cfg["tasks"][r["task"]]["type"]} for r in tail]

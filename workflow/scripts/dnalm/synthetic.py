@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -216,14 +217,15 @@ def planted_variants(genome: str | Path, sites: str | Path, chrom: str, out_vcf:
                 pos, ref, alt = site.site + distance + len(motif) - 1 - BROKEN_BASE, "A", "C"
             if seq[pos] == ref and motif[BROKEN_BASE] == "T":
                 rows.append((pos, ref, alt, name, factor))
-    for site in table[table["chrom"] == chrom].itertuples(index=False):
-        for name in VARIANT_DECOYS:
-            for motif in {DECOYS[name], _revcomp(DECOYS[name])}:
-                for d in decoy_distance:
-                    for start in (site.site - d - len(motif), site.site + d):
-                        if seq[start:start + len(motif)] == motif and not planted[start:start + len(motif)].any():
-                            pos = start + len(motif) // 2
-                            rows.append((pos, seq[pos], "ACGT"[("ACGT".index(seq[pos]) + 2) % 4], "decoy", 1))
+    sites = table.loc[table["chrom"] == chrom, "site"].to_numpy()
+    for name in VARIANT_DECOYS:
+        for motif in {DECOYS[name], _revcomp(DECOYS[name])}:
+            for match in re.finditer(f"(?={motif})", seq):
+                start, end = match.start(), match.start() + len(motif)
+                gaps = np.maximum(sites - end, start - sites)  # bases between the motif and each site
+                if np.isin(gaps, decoy_distance).any() and not planted[start:end].any():
+                    pos = start + len(motif) // 2
+                    rows.append((pos, seq[pos], "ACGT"[("ACGT".index(seq[pos]) + 2) % 4], "decoy", 1))
     variants = pd.DataFrame(rows, columns=["pos", "ref", "alt", "class", "factor"]).drop_duplicates("pos")
     variants = variants.sort_values("pos")
     lines = ["##fileformat=VCFv4.2", f"##contig=<ID={chrom},length={len(seq)}>",
