@@ -1,8 +1,9 @@
 """Write config/examples/fungal_lm_165.yaml: study 2's corpus shape (SEEDS.md §2), R64 plus 164 genomes by URL.
 
 The 164 genomes are placeholders: well-formed https URLs under genomes.example.org and md5 sums derived from their
-names, so the config validates and `snakemake -n` builds the full DAG (~500 QC jobs, pretraining, 8-fold tasks), but
-nothing can be downloaded. Replace them with real assemblies (e.g. NCBI Saccharomycetales RefSeq genomes) to run it.
+names, so the config validates and `snakemake -n` builds the full DAG (~500 QC jobs, pretraining, 8 fold tasks), but
+nothing can be downloaded. The 4 R64 tracks are placeholders too; study 2's 2,488 tracks go under
+species.scer.tracks and tasks.coverage.targets the same way. Replace them with real assemblies (e.g. NCBI Saccharomycetales RefSeq genomes) to run it.
 
 Usage: python benchmarks/make_fungal_lm_165.py  (from the repository root)
 """
@@ -20,8 +21,9 @@ N_OTHER = 164
 
 HEADER = """\
 # Study 2 of SEEDS.md at the scale of its largest corpus: a fungal DNA language model pretrained on R64 plus 164
-# Saccharomycetales genomes (16 kb windows), fine-tuned on R64 with 8-fold contiguous genome folds (two of the eight
-# fold choices shown as two tasks sharing the species and tracks), with homology-filtered splits and corpus.
+# Saccharomycetales genomes (16 kb windows), fine-tuned on R64 coverage tracks (32 bp bins, squashed scale) with 8-fold
+# cross-validation over contiguous genome folds (one task, 8 fold tasks), the pretrained LM against the same LM from
+# scratch and BPNet, with homology-filtered splits and corpus.
 # Written by benchmarks/make_fungal_lm_165.py. The 164 genomes and the R64 tracks are placeholders (genomes.example.org,
 # md5s derived from their names): the config builds its DAG (`snakemake -n`, benchmarks/bench_dryrun.py) but does not
 # download; put real URLs and md5s in their place to run it, on a GPU cluster.
@@ -46,7 +48,7 @@ def species() -> dict:
             "annotation": {"url": "file://resources/demo/scer/Saccharomyces_cerevisiae.R64-1-1.96.gtf.gz",
                            "md5": "d1d9c504025611758a46c2266284f8ef"},
             "tracks": {name: source(f"https://tracks.example.org/r64/{name}.bw")
-                       for name in ("rnaseq_plus", "rnaseq_minus")},
+                       for name in TRACKS},
         }
     }
     for i in range(1, N_OTHER + 1):
@@ -58,15 +60,21 @@ def species() -> dict:
     return out
 
 
-def task(val: int, test: int) -> dict:
+#: Placeholder R64 coverage tracks, one of each of study 2's kinds (its 2,488 tracks would be listed the same way).
+TRACKS = ("rna_plus", "rna_minus", "h3k4me3", "reb1_chipexo")
+
+
+def task() -> dict:
+    """Study 2's fine-tuning: 16 kb windows, 32 bp bins on the squashed scale, 8-fold cross-validation."""
     return {
-        "type": "profile",
+        "type": "tracks",
         "species": "scer",
-        "targets": [{"name": "rnaseq", "plus": "rnaseq_plus", "minus": "rnaseq_minus"}],
-        "sites": {"min_reads": 10},
-        "window": {"length": 16384, "max_offset": 2048, "flank": 64},
+        "targets": [{"name": "rna", "plus": "rna_plus", "minus": "rna_minus"},
+                    {"name": "h3k4me3", "track": "h3k4me3"}, {"name": "reb1", "track": "reb1_chipexo"}],
+        "window": {"length": 16384, "stride": 4096, "flank": 64},
+        "bins": {"size": 32, "aggregate": "mean", "transform": "squash"},
         "split": {
-            "folds": {"k": 8, "val": val, "test": test, "min_gap": 100},
+            "folds": {"k": 8, "min_gap": 100},  # no val/test: every fold is the test fold once
             "homology": {"enabled": True, "preset": "asm20", "min_identity": 0.95, "min_coverage": 0.5},
         },
         "seed": 0,
@@ -77,7 +85,7 @@ def config() -> dict:
     homology = {"enabled": True, "preset": "asm20", "min_identity": 0.95, "min_coverage": 0.5}
     return {
         "species": species(),
-        "tasks": {"rnaseq_fold0": task(0, 1), "rnaseq_fold2": task(2, 3)},
+        "tasks": {"coverage": task()},
         "pretrain": {
             "fungal_lm_165": {
                 "corpus": None,
@@ -97,10 +105,15 @@ def config() -> dict:
         },
         "models": {
             "bpnet": {"arch": "bpnet", "bpnet": {"filters": 64, "layers": 9}, "train": {"epochs": 30, "jitter": 64}},
-            "lm_lora": {
+            "lm_full": {  # the pretrained LM, every weight fine-tuned ...
                 "arch": "lm",
-                "lm": {"backbone": "fungal_lm_165", "finetune": "lora", "head": "bpnet"},
-                "train": {"epochs": 20, "batch_size": 8, "lr": 0.0002, "jitter": 64},
+                "lm": {"backbone": "fungal_lm_165", "finetune": "full", "head": "conv"},
+                "train": {"epochs": 20, "batch_size": 8, "lr": 0.0001, "jitter": 64},
+            },
+            "lm_scratch": {  # ... against the same architecture from random weights: what pretraining is worth
+                "arch": "lm",
+                "lm": {"backbone": "fungal_lm_165", "finetune": "scratch", "head": "conv"},
+                "train": {"epochs": 20, "batch_size": 8, "lr": 0.0001, "jitter": 64},
             },
         },
         "qc": {"busco": {"lineage": None}, "gene_window": 16384},

@@ -74,7 +74,7 @@ def test_schema_errors_name_the_dotted_key(edit, message) -> None:
     ([(["interpret", "motifs"], ["missing.meme"])], "interpret.motifs[0]: MEME file 'missing.meme' not found"),
     ([(["tasks", "polya", "split"], {"folds": {"k": 8, "val": 2, "test": 2}})],
      "tasks.polya.split.folds: val and test are both fold 2"),
-    ([(["tasks", "polya", "split"], {"folds": {"k": 8, "test": 8}})],
+    ([(["tasks", "polya", "split"], {"folds": {"k": 8, "val": 0, "test": 8}})],
      "tasks.polya.split.folds.test: fold 8 does not exist with k = 8"),
     ([(["tasks", "polya", "extra_train_species"], ["calb"])],
      "tasks.polya.extra_train_species: species 'calb' lacks the task's tracks ['polya_minus', 'polya_plus']"),

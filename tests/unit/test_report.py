@@ -386,3 +386,26 @@ def test_sweep_section_of_a_classification_task_shows_its_metrics(tmp_path: Path
     assert "test accuracy" in section and "test MCC" in section and "Pearson" not in section
     assert [cell for cell, _ in _parse_html(section).row("m~dropout0.9")][1:] == ["0.9", "1", "0.560", "0.700",
                                                                                    "0.350", "0.750"]
+
+
+CROSS_FOLD = """predictor\tmodel\tmetric\tmean\tci95\tsd\tn_folds\tfold_0\tfold_1\tfold_2
+single\tlm\tpearson_median\t0.6\t0.05\t0.02\t3\t0.58\t0.6\t0.62
+single\tlm\ttrack_pearson/rna\t0.5\t0.1\t0.04\t3\t0.46\t0.5\t0.54
+ensemble\tlm\tpearson_median\t0.65\t0.04\t0.016\t3\t0.63\t0.65\t0.67
+"""
+PRETRAINING = """pretrained\tscratch\tmetric\tpretrained_mean\tscratch_mean\tdifference\tci95\tn_pairs\tp_value\tpaired_by
+lm\tlm_scratch\tpearson_median\t0.6\t0.4\t0.2\t0.03\t3\t0.004\tfold
+"""
+
+
+def test_folds_section(tmp_path: Path, manifest: list[dict]) -> None:
+    out = tmp_path / "report.html"
+    records = [{"kind": kind, "task": "cov", "task_type": "tracks",
+                "path": _write(tmp_path / "results" / "eval" / "cov" / f"{kind}.tsv", text)}
+               for kind, text in (("cross_fold", CROSS_FOLD), ("pretraining", PRETRAINING))]
+    section = _section(_render(out, [*manifest, *records]), "folds")
+    parsed = _parse_html(section)
+    assert [cell for cell, _ in parsed.row("lm")][1:4] == ["single", "3", "0.600 ± 0.050"]
+    assert "track_pearson/rna" in section and "0.500 ± 0.100" in section and "0.650 ± 0.040" in section
+    assert "0.200 ± 0.030" in section and "Paired by fold" in section and section.count("<img") == 1
+    assert "No cross-validated task" in _section(_render(out, manifest), "folds")

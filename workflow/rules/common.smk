@@ -4,6 +4,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 import dnalm.config
+import dnalm.crossfold
 import dnalm.outputs
 from dnalm import tasks
 from dnalm.tasks.profile import site_target
@@ -17,6 +18,7 @@ dnalm.config.check_config_files(
 )
 dnalm.config.validate(config)
 dnalm.config.check(config, REPO)
+dnalm.crossfold.expand_folds(config)  # a cross-validated task -> one task per fold
 
 
 wildcard_constraints:
@@ -107,8 +109,8 @@ def get_qc_params(wildcards):
 
 # ------------------------------------------------------------------------------------------------------ windows
 def get_task(wildcards):
-    """The task's config block."""
-    return config["tasks"][wildcards.task]
+    """The task's config block (a cross-validated task's group: its first fold task's)."""
+    return dnalm.crossfold.task_spec(config, wildcards.task)
 
 
 def get_genome(wildcards):
@@ -146,16 +148,17 @@ def get_split_inputs(wildcards):
     the extra species' windows."""
     spec = get_task(wildcards)
     candidates = tasks.get(spec["type"]).windows
+    layout = dnalm.crossfold.layout_task(config, wildcards.task)  # fold tasks share it
     inputs = {
-        "windows": f"results/windows/{wildcards.task}/{candidates}.tsv",
+        "windows": f"results/windows/{layout}/{candidates}.tsv",
         "fai": get_genome(wildcards)["fai"],
         "extra": [
-            f"results/windows/{wildcards.task}/extra/{s}.tsv"
+            f"results/windows/{layout}/extra/{s}.tsv"
             for s in spec["extra_train_species"]
         ],
     }
     if "folds" in spec["split"]:
-        inputs["folds"] = f"results/splits/{wildcards.task}/folds.tsv"
+        inputs["folds"] = f"results/splits/{layout}/folds.tsv"
     return inputs
 
 
@@ -246,7 +249,7 @@ def get_pretrain_homology_inputs(wildcards):
         "windows": [f"results/windows/{t}/windows.tsv" for t in specs],
         "task_fastas": sorted({dnalm.config.task_fasta(config, t) for t in specs}),
         "folds": [
-            f"results/splits/{t}/folds.tsv"
+            f"results/splits/{dnalm.crossfold.layout_task(config, t)}/folds.tsv"
             for t, s in specs.items()
             if "folds" in s["split"]
         ],

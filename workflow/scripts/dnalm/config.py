@@ -160,8 +160,8 @@ def _check_holdout(task: str, spec: dict) -> None:
 
 def _check_folds(task: str, spec: dict) -> None:
     folds = spec["split"].get("folds")
-    if folds is None:
-        return
+    if folds is None or folds["val"] is None or folds["test"] is None:
+        return  # cross-validated: dnalm.crossfold.expand_folds makes the fold choices (and checks val/test given)
     for key in ("val", "test"):
         if folds[key] >= folds["k"]:
             raise ValueError(f"tasks.{task}.split.folds.{key}: fold {folds[key]} does not exist with k = "
@@ -516,7 +516,7 @@ def held_out_windows(cfg: dict) -> dict[str, dict]:
         folds = spec["split"].get("folds")
         out[task] = {"species": spec["species"], "fasta": task_fasta(cfg, task),
                      "windows": f"results/windows/{task}/windows.tsv",
-                     "folds": f"results/splits/{task}/folds.tsv" if folds else None,
+                     "folds": f"results/splits/{spec.get('fold_group', task)}/folds.tsv" if folds else None,
                      "held_out_folds": [folds["val"], folds["test"]] if folds else []}
     return out
 
@@ -552,8 +552,9 @@ def interpret_models(cfg: dict) -> list[str]:
 
 
 def interpret_pairs(cfg: dict) -> list[tuple[str, str]]:
-    """(task, model) pairs to interpret: each interpreted model on every task it trains on."""
-    return [(t, m) for m in interpret_models(cfg) for t in model_tasks(cfg, m)]
+    """(task, model) pairs to interpret: each interpreted model on every task it trains on (of a cross-validated
+    task, the first fold's)."""
+    return [(t, m) for m in interpret_models(cfg) for t in model_tasks(cfg, m) if cfg["tasks"][t].get("fold", 0) == 0]
 
 
 def interpret_outputs(cfg: dict, task: str) -> list[str]:

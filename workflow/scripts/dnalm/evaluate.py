@@ -226,3 +226,36 @@ def sweep_table(metric_files: list[str], history_files: list[str], runs: list[di
 def _cell(value):
     """A swept value as a table cell (lists joined with commas)."""
     return ",".join(map(str, value)) if isinstance(value, list) else value
+
+
+class Ensemble(torch.nn.Module):
+    """Models evaluated together: each runs on the batch, the task type's `ensemble` combines their outputs."""
+
+    def __init__(self, models: list, task_type: str):
+        super().__init__()
+        self.members = torch.nn.ModuleList(models)
+        self.task_type = task_type
+
+    def forward(self, x):
+        return tasks.get(self.task_type).ensemble([m(x) for m in self.members])
+
+
+def evaluate_ensemble(checkpoints: list[str], store: WindowStore, out_predictions: str, out_metrics: str, *,
+                      site_threshold: float, batch_size: int = 64, threads: int = 1, device: str | None = None,
+                      **settings) -> dict:
+    """Test metrics of several models' combined predictions (`Ensemble`) on one store, written like `evaluate`'s.
+
+    The fold ensemble (`dnalm.crossfold`): a fold's test windows, the models that never trained on them.
+    """
+    set_threads(threads)
+    dev = pick_device(device)
+    loaded = [load_model(c, dev) for c in checkpoints]
+    model = Ensemble([m for m, _ in loaded], store.task_type).eval()
+    info = loaded[0][1]
+    batches = predict_outputs(model, store, batch_size, dev)
+    metrics = tasks.get(store.task_type).evaluate(batches, info, store, out_predictions, site_threshold=site_threshold,
+                                                  model=model, **settings)
+    metrics.update(members=len(checkpoints), checkpoints=list(checkpoints))
+    Path(out_metrics).write_text(json.dumps(metrics, indent=2))
+    log.info("ensemble of %d models: %s", len(checkpoints), metrics)
+    return metrics

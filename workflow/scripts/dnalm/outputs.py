@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dnalm import tasks
 from dnalm.config import interpret_outputs, interpret_pairs, run_spec, sweep_tables, task_runs, track_runs, variant_jobs
+from dnalm.crossfold import comparison_units, pretraining_pairs
 
 
 def report_manifest(cfg: dict) -> list[dict]:
@@ -48,6 +49,22 @@ def report_manifest(cfg: dict) -> list[dict]:
             tail += [{"kind": "attribution_track", "task": task, "model": run, "output": o,
                       "path": f"results/tracks/{task}/{run}/attribution.{o}.bw"} for o in interpret_outputs(cfg, task)]
     records += [{**r, "task_type": cfg["tasks"][r["task"]]["type"]} for r in tail]
+    return records + _unit_records(cfg)
+
+
+def _unit_records(cfg: dict) -> list[dict]:
+    """Tables across a cross-validated task's folds, and pretrained-against-scratch tables (`dnalm.crossfold`)."""
+    records = []
+    for unit, members in comparison_units(cfg).items():
+        task_type = cfg["tasks"][members[0]]["type"]
+        if not task_runs(cfg, members[0]):
+            continue
+        if unit not in cfg["tasks"]:
+            records.append({"kind": "cross_fold", "task": unit, "task_type": task_type,
+                            "path": f"results/eval/{unit}/cross_fold.tsv"})
+        if pretraining_pairs(cfg, members[0]):
+            records.append({"kind": "pretraining", "task": unit, "task_type": task_type,
+                            "path": f"results/eval/{unit}/pretraining.tsv"})
     return records
 
 

@@ -41,6 +41,8 @@ KINDS: dict[str, tuple[str, ...]] = {
     "ism": ("task", "model"),
     "ism_regions": ("task", "model"),
     "attribution_track": ("task", "model", "output"),
+    "cross_fold": ("task",),
+    "pretraining": ("task",),
 }
 #: Kinds whose tasks are the report's tasks (sweeps and interpretations list only their own).
 TASK_KINDS = ("split_counts", "homology_summary", "model_info", "history", "comparison", "prediction",

@@ -91,6 +91,15 @@ class TaskType:
         counterfactual compares."""
         raise NotImplementedError
 
+    def ensemble(self, outputs: list):
+        """One output from the outputs of several models on the same batch (the fold ensemble): the default, for
+        log-rate tensors (tracks), is the log of the mean rate."""
+        import math
+
+        import torch
+
+        return torch.logsumexp(torch.stack(outputs), dim=0) - math.log(len(outputs))
+
     # -------------------------------------------------------------------------------------------- evaluation side
     def evaluate(self, batches, info: dict, store, out_predictions: str, *, site_threshold: float, **context) -> dict:
         """Write predictions.h5 from the model's outputs on every test window and return the test metrics.

@@ -116,6 +116,17 @@ class ProfileTask(TaskType):
         logits, log_counts = output
         return log_counts, torch.softmax(logits, dim=-1)
 
+    def ensemble(self, outputs: list):
+        """The mean profile (as logits: log of the mean probabilities) and the log of the mean total."""
+        import math
+
+        import torch
+
+        logits = torch.stack([torch.log_softmax(o[0], dim=-1) for o in outputs])
+        counts = torch.stack([o[1] for o in outputs])
+        return (torch.logsumexp(logits, dim=0) - math.log(len(outputs)),
+                torch.logsumexp(counts, dim=0) - math.log(len(outputs)))
+
     def evaluate(self, batches, info: dict, store, out_predictions: str, *, site_threshold: float, **context) -> dict:
         """Write predictions.h5 (base resolution) and return the loss and `dnalm.metrics.profile_metrics`."""
         import h5py

@@ -23,6 +23,7 @@ SECTIONS = (
     "pretrain",
     "training",
     "metrics",
+    "folds",
     "classification",
     "counterfactual",
     "examples",
