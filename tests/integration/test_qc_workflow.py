@@ -76,7 +76,7 @@ def test_gate_admits_the_genomes_that_pass(qc_workflow: Path) -> None:
     assert table.loc["skud_chrI", "mash_reference"] == "scer_chrI"
     assert table.loc["skud_chrI", "mash_distance"] == pytest.approx(0.169, abs=0.01)
     assert table.loc["toy", "mash_distance"] == 0 and table.loc["scer_chrI", "repeat_method"] == "softmask"
-    assert table.loc["toy", "repeat_method"] == "tantan"
+    assert table.loc["toy", "repeat_method"] == "tantan+windowmasker"
     matrix = pd.read_csv(qc_workflow / "results/qc/mash_distances.tsv", sep="\t", index_col=0)
     assert matrix.loc["toy", "toy_dna"] == 0 and matrix.loc["scer_chrI", "toy"] == 1
 

@@ -283,7 +283,7 @@ def test_r64_coding_fraction_and_genes_per_window(tmp_path: Path) -> None:
 # -------------------------------------------------------------------------------------------------------- repeats
 
 
-@needs("tantan")
+@needs("tantan", "windowmasker")
 def test_tantan_finds_planted_tandem_repeats(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     seq = np.frombuffer(random_dna(rng, 200_000).encode(), dtype=np.uint8).copy()
@@ -299,22 +299,24 @@ def test_tantan_finds_planted_tandem_repeats(tmp_path: Path) -> None:
         found[start:end] = True
     assert found[planted].mean() > 0.95
     assert found[~planted].mean() < 0.01
-    result = assembly.repeat_fraction(fasta, assembly.scan_genome(fasta))
+    result = assembly.repeat_fraction(fasta, assembly.scan_genome(fasta), "tantan")
     assert result["method"] == "tantan" and result["fraction"] == pytest.approx(found.mean())
+    assert result["tandem"] == {"tool": "tantan", "bases": found.sum(), "fraction": pytest.approx(found.mean())}
 
 
+@needs("tantan", "windowmasker")
 def test_softmask_fraction_is_read(tmp_path: Path) -> None:
     fasta = write_fasta(tmp_path / "g.fa", {"a": "ACGT" * 25 + "acgtn" * 10, "b": "ACGTNNNNNN" + "ttttt"})
     result = assembly.repeat_fraction(fasta, assembly.scan_genome(fasta))
-    assert result == {"method": "softmask", "bases": 55, "fraction": pytest.approx(55 / 165)}
+    assert (result["method"], result["bases"], result["fraction"]) == ("softmask", 55, pytest.approx(55 / 165))
 
 
-@needs("tantan")
+@needs("tantan", "windowmasker")
 def test_all_lower_case_fasta_is_not_taken_as_soft_masked(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     fasta = write_fasta(tmp_path / "g.fa", {"a": random_dna(rng, 20_000).lower()})
     result = assembly.repeat_fraction(fasta, assembly.scan_genome(fasta))
-    assert result["method"] == "tantan" and result["fraction"] < 0.02
+    assert result["method"] == "tantan+windowmasker" and result["fraction"] < 0.02
 
 
 # ----------------------------------------------------------------------------------------------------------- Mash
@@ -484,21 +486,23 @@ def qc_run(tmp_path_factory) -> Path:
     return root
 
 
-@needs("mash", "tantan")
+@needs("mash", "tantan", "windowmasker")
 def test_assess_genome_measures(qc_run: Path) -> None:
     ref = json.loads((qc_run / "ref.json").read_text())
-    assert ref["repeats"] == {"method": "softmask", "bases": 40_000, "fraction": 0.1}
+    repeats = ref["repeats"]
+    assert (repeats["method"], repeats["bases"], repeats["fraction"]) == ("softmask", 40_000, 0.1)
+    assert repeats["union"]["bases"] >= max(repeats["tandem"]["bases"], repeats["interspersed"]["bases"])
     assert ref["annotation"]["coding_fraction"] == pytest.approx(0.75)
     assert ref["annotation"]["genes_per_window"]["median"] == 4  # one 3 kb gene every 4 kb, 16,384 bp windows
     assert ref["mash"]["distance"] == 0 and ref["busco"] == {"skipped": "qc.busco.lineage is null"}
     far = json.loads((qc_run / "far.json").read_text())
     assert far["assembly"]["n_count"] == 50_000 and far["assembly"]["iupac_count"] == 3
-    assert far["repeats"]["method"] == "tantan" and far["annotation"] is None
+    assert far["repeats"]["method"] == "tantan+windowmasker" and far["annotation"] is None
     near = json.loads((qc_run / "near.json").read_text())
     assert abs(near["mash"]["distance"] - 0.01) < 0.004
 
 
-@needs("mash", "tantan")
+@needs("mash", "tantan", "windowmasker")
 def test_summary_gate_and_pretrain_list(qc_run: Path) -> None:
     table = pd.read_csv(qc_run / "summary.tsv", sep="\t").set_index("species")
     assert list(table.index) == ["ref", "near", "far"] and list(table.reset_index().columns) == gate.SUMMARY_COLUMNS
@@ -507,12 +511,16 @@ def test_summary_gate_and_pretrain_list(qc_run: Path) -> None:
     assert "coding_fraction (no annotation)" in table.loc["near", "not_checked"]
     assert "busco_complete (BUSCO skipped: qc.busco.lineage is null)" in table.loc["ref", "not_checked"]
     assert (qc_run / "pretrain.txt").read_text() == "ref\nnear\n"
+    far = json.loads((qc_run / "far.json").read_text())["repeats"]
+    assert table.loc["far", "repeat_fraction"] == pytest.approx(far["union"]["fraction"])
+    assert table.loc["far", "interspersed_repeat_fraction"] == pytest.approx(far["interspersed"]["fraction"])
+    assert table.loc["ref", "repeat_fraction"] == 0.1 and table.loc["ref", "repeat_union_fraction"] < 0.05
     thresholds = pd.read_csv(qc_run / "thresholds.tsv", sep="\t").set_index("threshold")
     assert thresholds.loc["min_busco_complete", "status"].startswith("not applied: BUSCO skipped")
     assert thresholds.loc["max_mash_distance", "status"] == "applied"
 
 
-@needs("mash", "tantan")
+@needs("mash", "tantan", "windowmasker")
 def test_report_qc_section(qc_run: Path, tmp_path: Path) -> None:
     # the report reads species and table names from the manifest's records, not from the paths
     manifest = [{"kind": "qc_genome", "species": s, "path": str(qc_run / f"{s}.json")} for s in ("ref", "near", "far")]
@@ -525,6 +533,7 @@ def test_report_qc_section(qc_run: Path, tmp_path: Path) -> None:
     assert "the gate admitted 2 to language-model pretraining" in html and "ref, near" in html
     assert "Rejected: far (mash_distance 1 &gt; 0.25; n_fraction 0.25 &gt; 0.05)" in html
     assert "BUSCO was not run: qc.busco.lineage is null" in html
+    assert "<th>tandem / interspersed / union</th>" in html and "10.0% (softmask)" in html
     assert html.count('src="data:image/png;base64,') == 3  # bars, Mash heat map, genes per window
 
 

@@ -352,7 +352,8 @@ def qc_params(cfg: dict, species: str) -> dict:
     """Settings of one genome's QC (rule assess_genome): its Mash reference, Mash, repeats and the gene window."""
     qc = cfg["qc"]
     return {"species": species, "reference": qc_reference(cfg, species), "mash": dict(qc["mash"]),
-            "repeat_method": qc["repeats"]["method"], "window": qc["gene_window"]}
+            "repeat_method": qc["repeats"]["method"],
+            "min_interspersed_length": qc["repeats"]["min_interspersed_length"], "window": qc["gene_window"]}
 
 
 def busco_params(cfg: dict, species: str, repo: str | Path) -> dict:

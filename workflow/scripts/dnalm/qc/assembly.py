@@ -1,9 +1,9 @@
-"""Assembly QC: one pass over a genome FASTA, N50, base composition and the repeat fraction."""
+"""Assembly QC: one pass over a genome FASTA, N50, base composition and the repeats (tandem, interspersed)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,13 +12,15 @@ import numpy as np
 
 from dnalm.io.errors import QCError
 from dnalm.io.fasta import read_fasta
-from dnalm.qc.tools import tantan_intervals
+from dnalm.qc.tools import tantan_intervals, windowmasker_intervals
 
 log = logging.getLogger(__name__)
 
 IUPAC = b"RYSWKMBDHV"
 VALID = frozenset(b"ACGTN" + IUPAC + b"U" + b"acgtn" + IUPAC.lower() + b"u")
 LOWER = slice(ord("a"), ord("z") + 1)
+#: qc.repeats.method values; every one but softmask names the tool(s) whose masked bases are the gated fraction.
+REPEAT_METHODS = ("auto", "softmask", "tantan", "windowmasker", "tantan+windowmasker")
 UPPER = slice(ord("A"), ord("Z") + 1)
 
 
@@ -132,6 +134,19 @@ def merged_length(intervals: Sequence[tuple[int, int]]) -> int:
     return total
 
 
+def covered_bases(*interval_sets: Mapping[str, Sequence[tuple[int, int]]]) -> int:
+    """Bases covered by one or more sets of intervals per sequence, every base counted once.
+
+    Args:
+        interval_sets: Each a mapping of sequence name → (start, end) pairs (0-based, half-open).
+
+    Returns:
+        The number of bases covered by any interval of any set.
+    """
+    names = {name for intervals in interval_sets for name in intervals}
+    return sum(merged_length([iv for intervals in interval_sets for iv in intervals.get(name, ())]) for name in names)
+
+
 def tantan_repeats(fasta: str | Path) -> int:
     """Bases in tandem repeats found by tantan.
 
@@ -141,37 +156,67 @@ def tantan_repeats(fasta: str | Path) -> int:
     Returns:
         The number of bases tantan masks (overlaps counted once).
     """
-    return sum(merged_length(v) for v in tantan_intervals(fasta).values())
+    return covered_bases(tantan_intervals(fasta))
 
 
-def repeat_fraction(fasta: str | Path, scan: GenomeScan, method: str = "auto") -> dict[str, Any]:
-    """Fraction of the genome in repeats, from its soft-masking or from tantan.
+def repeat_kinds(fasta: str | Path, length: int, min_interspersed_length: int = 100) -> dict[str, dict[str, Any]]:
+    """Tandem repeats (tantan), interspersed repeats (WindowMasker) and their union, as bases and fractions.
 
-    ``auto`` reads the soft-masking (lower-case bases) when the FASTA has both lower- and upper-case bases, and runs
-    tantan otherwise (an all upper-case or all lower-case file carries no masking information).
+    Args:
+        fasta: Genome FASTA.
+        length: Its length in bases.
+        min_interspersed_length: WindowMasker intervals shorter than this are left out.
+
+    Returns:
+        ``tandem``, ``interspersed`` and ``union``, each with bases and fraction; the first two name their tool,
+        ``interspersed`` also records WindowMasker's unit, thresholds and the minimum interval length.
+    """
+    tandem = tantan_intervals(fasta)
+    masker = windowmasker_intervals(fasta, length, min_interspersed_length)
+    bases = {"tandem": covered_bases(tandem), "interspersed": covered_bases(masker["intervals"]),
+             "union": covered_bases(tandem, masker["intervals"])}  # fmt: skip
+    kinds = {kind: {"bases": n, "fraction": n / length} for kind, n in bases.items()}
+    kinds["tandem"] = {"tool": "tantan", **kinds["tandem"]}
+    kinds["interspersed"] = {"tool": "windowmasker", "unit": masker["unit"], "thresholds": masker["thresholds"],
+                             "min_length": min_interspersed_length, **kinds["interspersed"]}  # fmt: skip
+    kinds["union"] = {"tool": "tantan+windowmasker", **kinds["union"]}
+    return kinds
+
+
+def repeat_fraction(
+    fasta: str | Path, scan: GenomeScan, method: str = "auto", min_interspersed_length: int = 100
+) -> dict[str, Any]:
+    """The genome's repeats: tandem, interspersed and their union, and the fraction the gate reads.
+
+    Tandem (tantan), interspersed (WindowMasker) and union are measured on every genome. ``method`` picks the gated
+    ``fraction``: ``softmask`` (the FASTA's lower-case bases), ``tantan``, ``windowmasker`` or
+    ``tantan+windowmasker`` (the union, every base counted once). ``auto`` reads the soft-masking when the FASTA
+    has both lower- and upper-case bases (an all upper-case or all lower-case file carries no masking information)
+    and takes the union otherwise.
 
     Args:
         fasta: Genome FASTA.
         scan: Its scan.
-        method: "auto", "softmask" or "tantan".
+        method: "auto" or one of the methods above.
+        min_interspersed_length: WindowMasker intervals shorter than this are left out.
 
     Returns:
-        method (the one used), bases and fraction.
+        method (the one used), bases and fraction (the gated figure), then tandem, interspersed and union.
 
     Raises:
-        QCError: If the method is unknown.
+        QCError: If the method is unknown, or a tool is missing or fails.
     """
-    if method not in ("auto", "softmask", "tantan"):
-        raise QCError(f"unknown repeat method {method!r}; use auto, softmask or tantan")
+    if method not in REPEAT_METHODS:
+        raise QCError(f"unknown repeat method {method!r}; use one of {', '.join(REPEAT_METHODS)}")
     lower = int(scan.counts[LOWER].sum())
     upper = int(scan.counts[UPPER].sum())
     if method == "auto":
-        method = "softmask" if lower and upper else "tantan"
+        method = "softmask" if lower and upper else "tantan+windowmasker"
+    if method == "softmask" and not lower:
+        log.warning("%s: repeats.method softmask, but the FASTA has no lower-case base: repeat fraction 0", fasta)
     length = sum(scan.lengths.values())
-    if method == "softmask":
-        if not lower:
-            log.warning("%s: repeats.method softmask, but the FASTA has no lower-case base: repeat fraction 0", fasta)
-        bases = lower
-    else:
-        bases = tantan_repeats(fasta)
-    return {"method": method, "bases": bases, "fraction": bases / length}
+    kinds = repeat_kinds(fasta, length, min_interspersed_length)
+    by_method = {"softmask": lower, "tantan": kinds["tandem"]["bases"],
+                 "windowmasker": kinds["interspersed"]["bases"], "tantan+windowmasker": kinds["union"]["bases"]}  # fmt: skip
+    bases = by_method[method]
+    return {"method": method, "bases": bases, "fraction": bases / length, **kinds}

@@ -27,10 +27,14 @@ THRESHOLDS: tuple[tuple[str, str, str], ...] = (
     ("min_coding_fraction", "coding_fraction", "min"),
     ("max_n_fraction", "n_fraction", "max"),
 )
+#: Repeat kind in a genome's QC JSON → its summary column.
+REPEAT_COLUMNS = {"tandem": "tandem_repeat_fraction", "interspersed": "interspersed_repeat_fraction",
+                  "union": "repeat_union_fraction"}  # fmt: skip
 SUMMARY_COLUMNS = [
     "species", "length", "sequences", "n50", "gc_fraction", "n_fraction", "iupac_count", "mash_reference",
     "mash_distance", "mash_p_value", "mash_shared_hashes", "busco_complete", "busco_single", "busco_duplicated",
-    "busco_fragmented", "busco_missing", "busco_n", "repeat_method", "repeat_fraction", "coding_fraction",
+    "busco_fragmented", "busco_missing", "busco_n", "repeat_method", "repeat_fraction", "tandem_repeat_fraction",
+    "interspersed_repeat_fraction", "repeat_union_fraction", "coding_fraction",
     "genes_per_window_median", "genes_per_window_mean", "pass", "reasons", "not_checked",
 ]  # fmt: skip
 
@@ -47,6 +51,7 @@ def assess_genome(
     busco: str | Path | None = None,
     busco_skipped: str = "qc.busco.lineage is null",
     repeat_method: str = "auto",
+    min_interspersed_length: int = 100,
     window: int = GENE_WINDOW,
 ) -> dict[str, Any]:
     """Measure one genome and write ``results/qc/<species>.json``.
@@ -62,7 +67,8 @@ def assess_genome(
         mash: Sketch settings recorded with the distance (k, sketch_size, seed).
         busco: JSON written by ``run_busco``, or None when BUSCO did not run.
         busco_skipped: Why BUSCO did not run (recorded when ``busco`` is None).
-        repeat_method: "auto", "softmask" or "tantan".
+        repeat_method: qc.repeats.method: which repeat fraction the gate reads (dnalm.qc.assembly.repeat_fraction).
+        min_interspersed_length: Shortest WindowMasker interval counted as an interspersed repeat.
         window: Window length of the genes-per-window count.
 
     Returns:
@@ -72,7 +78,8 @@ def assess_genome(
     scan = scan_genome(fasta)
     result: dict[str, Any] = {"species": species, "fasta": str(fasta), "assembly": assembly_stats(scan)}
     result["annotation"] = annotation_stats(annotation, scan.lengths, window, fasta) if annotation else None
-    result["repeats"] = repeat_fraction(fasta, scan, repeat_method)  # after the cheap checks of the annotation
+    # after the cheap checks of the annotation
+    result["repeats"] = repeat_fraction(fasta, scan, repeat_method, min_interspersed_length)
     result["mash"] = {"reference": reference, **dict(mash or {})}
     if sketch and reference_sketch:
         result["mash"].update(mash_distance(reference_sketch, sketch))
@@ -104,6 +111,7 @@ def summary_row(qc: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         **{f"busco_{k}": busco.get(k) for k in BUSCO_KEYS},
         "repeat_method": qc["repeats"]["method"],
         "repeat_fraction": qc["repeats"]["fraction"],
+        **{column: qc["repeats"].get(kind, {}).get("fraction") for kind, column in REPEAT_COLUMNS.items()},
         "coding_fraction": ann["coding_fraction"] if ann else None,
         "genes_per_window_median": per_window.get("median"),
         "genes_per_window_mean": per_window.get("mean"),

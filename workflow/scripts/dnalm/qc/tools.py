@@ -1,13 +1,15 @@
-"""The external QC tools: Mash sketches and distances, BUSCO (offline) and tantan."""
+"""The external QC tools: Mash sketches and distances, BUSCO (offline), tantan and WindowMasker."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,84 @@ def tantan_intervals(fasta: str | Path) -> dict[str, list[tuple[int, int]]]:
     if proc.returncode != 0:
         raise QCError(f"tantan failed on {fasta} (exit {proc.returncode}): {stderr.strip()[-2000:]}")
     return by_seq
+
+
+# ------------------------------------------------------------------------------------------------------ WindowMasker
+
+
+def windowmasker_unit(length: int) -> int:
+    """WindowMasker's unit (k-mer) length for a genome: the smallest k with 4^k >= the genome length.
+
+    A unit of random sequence is then expected at most once per strand, so a unit counted many times is a copy of
+    something rather than chance. WindowMasker's own choice is one shorter on most genome sizes (11 for the 12 Mb
+    R64), where over-represented AT-rich words of unique sequence cross its thresholds (docs/genome-qc.md).
+
+    Args:
+        length: Genome length in bases.
+
+    Returns:
+        The unit length, within WindowMasker's range 1..16.
+    """
+    return min(16, max(1, math.ceil(math.log(max(length, 2), 4))))
+
+
+def parse_windowmasker(lines: Iterable[str], min_length: int = 0) -> dict[str, list[tuple[int, int]]]:
+    """Intervals of ``windowmasker -outfmt interval`` output.
+
+    Args:
+        lines: The output: ``>name description`` lines, each followed by ``start - end`` lines (0-based, end
+            included).
+        min_length: Intervals shorter than this are left out.
+
+    Returns:
+        Sequence name (the defline's first word) → intervals (0-based, half-open).
+    """
+    by_seq: dict[str, list[tuple[int, int]]] = {}
+    intervals: list[tuple[int, int]] = []
+    for line in lines:
+        if line.startswith(">"):
+            intervals = by_seq.setdefault((line[1:].split() or [""])[0], [])
+        elif line.strip():
+            start, end = (int(x) for x in line.split(" - "))
+            if end + 1 - start >= min_length:
+                intervals.append((start, end + 1))
+    return by_seq
+
+
+def windowmasker_intervals(fasta: str | Path, length: int, min_length: int = 100) -> dict[str, Any]:
+    """Interspersed (high-copy) repeats found by WindowMasker (``-mk_counts`` then ``-ustat``, interval output).
+
+    The unit length comes from ``windowmasker_unit``; the score thresholds are WindowMasker's own, from the genome's
+    unit counts; ``-dust`` stays off (low complexity is tantan's share of the union).
+
+    Args:
+        fasta: Genome FASTA (case is ignored).
+        length: Genome length in bases (picks the unit length).
+        min_length: Masked intervals shorter than this are left out: one or two windows of over-represented short
+            words, not copies of an element.
+
+    Returns:
+        ``intervals`` (sequence name → 0-based half-open intervals), ``unit`` and ``thresholds`` (WindowMasker's
+        t_low, t_extend, t_threshold, t_high).
+
+    Raises:
+        QCError: If windowmasker is missing or fails; the message names the tool and the genome.
+    """
+    if shutil.which("windowmasker") is None:
+        raise QCError(f"windowmasker is not installed, needed for the interspersed repeats of {fasta} "
+                      "(Debian package ncbi-blast+, conda package blast; see envs/apt.txt)")  # fmt: skip
+    unit = windowmasker_unit(length)
+    with tempfile.TemporaryDirectory(prefix="windowmasker_") as tmp:
+        counts, out = Path(tmp) / "counts", Path(tmp) / "intervals"
+        _run(["windowmasker", "-mk_counts", "-unit", unit, "-in", fasta, "-out", counts],
+             f"windowmasker -mk_counts on {fasta}")  # fmt: skip
+        _run(["windowmasker", "-ustat", counts, "-in", fasta, "-outfmt", "interval", "-dust", "false", "-out", out],
+             f"windowmasker -ustat on {fasta}")  # fmt: skip
+        with open(counts) as handle:  # the thresholds are the ">t_<name> <value>" lines at the end
+            thresholds = {line[1:].split()[0]: int(line.split()[1]) for line in handle if line.startswith(">t_")}
+        with open(out) as handle:
+            intervals = parse_windowmasker(handle, min_length)
+    return {"intervals": intervals, "unit": unit, "thresholds": thresholds}
 
 
 # ------------------------------------------------------------------------------------------------------------- Mash

@@ -16,14 +16,19 @@ from dnalm.report.manifest import Manifest
 
 TITLE = "Genome QC"
 HEADER = ["species", "length", "seqs", "N50", "GC", "N", "IUPAC", "Mash ref", "Mash distance (shared hashes)",
-          "BUSCO", "repeats", "coding", "genes / window", "gate"]
+          "BUSCO", "repeats (gated)", "tandem / interspersed / union", "coding", "genes / window", "gate"]
+#: Summary columns of the tandem (tantan), interspersed (WindowMasker) and union repeat fractions.
+REPEAT_KINDS = ("tandem_repeat_fraction", "interspersed_repeat_fraction", "repeat_union_fraction")
+REPEATS_NOTE = ("Repeats: tandem repeats found by tantan, interspersed (high-copy) repeats found by WindowMasker, "
+                "and their union, a base found by both counted once; max_repeat_fraction gates the 'repeats (gated)' "
+                "column, the method in brackets (qc.repeats.method; see docs/genome-qc.md).")
 PASS_COLOUR = "#2e7d32"
 FAIL_COLOUR = "#c62828"
 #: (summary column, panel title, threshold key, scale for display, unit suffix) of each bar panel.
 BARS: tuple[tuple[str, str, str | None, float, str], ...] = (
     ("mash_distance", "Mash distance to reference", "max_mash_distance", 1.0, ""),
     ("busco_complete", "BUSCO complete (C)", "min_busco_complete", 1.0, "%"),
-    ("repeat_fraction", "Repeat fraction", "max_repeat_fraction", 100.0, "%"),
+    ("repeat_fraction", "Repeat fraction (gated)", "max_repeat_fraction", 100.0, "%"),
     ("coding_fraction", "Coding fraction", "min_coding_fraction", 100.0, "%"),
     ("n_fraction", "N fraction", "max_n_fraction", 100.0, "%"),
     ("genes_per_window_median", "Protein-coding genes per window (median)", None, 1.0, ""),
@@ -58,6 +63,7 @@ def _qc_row(row: pd.Series, genome: dict[str, Any], busco_skipped: bool) -> list
         mash,
         str(genome.get("busco", {}).get("summary", "skipped")),
         f"{html.pct(row['repeat_fraction'])} ({row['repeat_method']})",
+        " / ".join(html.pct(row.get(column)) for column in REPEAT_KINDS),
         html.pct(row["coding_fraction"]),
         genes,
         _verdict(row, busco_skipped),
@@ -185,8 +191,8 @@ def build(manifest: Manifest) -> Markup:
     genomes = {s: html.read_json(p) for s, p in manifest.paths("qc_genome", "species").items()}
     thresholds, limits, busco_skipped = _thresholds_table(manifest.path("qc_thresholds"))
     rows = [_qc_row(r, genomes.get(str(r["species"]), {}), busco_skipped) for _, r in summary.iterrows()]
-    parts = [_gate_text(summary, busco_skipped), html.table(HEADER, rows, numeric=[1, 2, 3, 4, 5, 6, 10, 11]),
-             thresholds, _bars_figure(summary, limits, busco_skipped)]
+    parts = [_gate_text(summary, busco_skipped), html.table(HEADER, rows, numeric=[1, 2, 3, 4, 5, 6, 10, 11, 12]),
+             html.note(REPEATS_NOTE, "meta"), thresholds, _bars_figure(summary, limits, busco_skipped)]
     mash = manifest.path("qc_mash_distances")
     if mash is not None:
         parts.append(_mash_figure(pd.read_csv(mash, sep="\t", index_col=0)))
