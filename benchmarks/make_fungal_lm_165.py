@@ -2,8 +2,8 @@
 
 The 164 genomes are placeholders: well-formed https URLs under genomes.example.org and md5 sums derived from their
 names, so the config validates and `snakemake -n` builds the full DAG (~500 QC jobs, pretraining, 8 fold tasks), but
-nothing can be downloaded. The 4 R64 tracks are placeholders too; study 2's 2,488 tracks go under
-species.scer.tracks and tasks.coverage.targets the same way. Replace them with real assemblies (e.g. NCBI Saccharomycetales RefSeq genomes) to run it.
+nothing can be downloaded. The 4 R64 tracks are placeholders too, listed in a track table and the task's targets in
+a target table (config/examples/fungal_lm_165_tracks.tsv, _targets.tsv): study 2's 2,488 tracks are 2,488 rows. Replace them with real assemblies (e.g. NCBI Saccharomycetales RefSeq genomes) to run it.
 
 Usage: python benchmarks/make_fungal_lm_165.py  (from the repository root)
 """
@@ -17,6 +17,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "config" / "examples" / "fungal_lm_165.yaml"
+#: R64's tracks and the task's targets as tables (species.scer.track_table, tasks.coverage.target_table).
+TRACK_TABLE = "config/examples/fungal_lm_165_tracks.tsv"
+TARGET_TABLE = "config/examples/fungal_lm_165_targets.tsv"
 N_OTHER = 164
 
 HEADER = """\
@@ -47,8 +50,7 @@ def species() -> dict:
                        "md5": "103245e292833b928981d7bf813f615a"},
             "annotation": {"url": "file://resources/demo/scer/Saccharomyces_cerevisiae.R64-1-1.96.gtf.gz",
                            "md5": "d1d9c504025611758a46c2266284f8ef"},
-            "tracks": {name: source(f"https://tracks.example.org/r64/{name}.bw")
-                       for name in TRACKS},
+            "track_table": TRACK_TABLE,
         }
     }
     for i in range(1, N_OTHER + 1):
@@ -69,8 +71,7 @@ def task() -> dict:
     return {
         "type": "tracks",
         "species": "scer",
-        "targets": [{"name": "rna", "plus": "rna_plus", "minus": "rna_minus"},
-                    {"name": "h3k4me3", "track": "h3k4me3"}, {"name": "reb1", "track": "reb1_chipexo"}],
+        "target_table": TARGET_TABLE,
         "window": {"length": 16384, "stride": 4096, "flank": 64},
         "bins": {"size": 32, "aggregate": "mean", "transform": "squash"},
         "split": {
@@ -120,9 +121,22 @@ def config() -> dict:
     }
 
 
+def write_tables() -> None:
+    """The track table (name, source, md5) and the target table (name, track or plus and minus)."""
+    rows = ["name\tsource\tmd5"]
+    for name in TRACKS:
+        url = f"https://tracks.example.org/r64/{name}.bw"
+        rows.append(f"{name}\t{url}\t{md5_of(url)}")
+    (REPO / TRACK_TABLE).write_text("\n".join(rows) + "\n")
+    targets = ["name\ttrack\tplus\tminus", "rna\t\trna_plus\trna_minus", "h3k4me3\th3k4me3\t\t",
+               "reb1\treb1_chipexo\t\t"]
+    (REPO / TARGET_TABLE).write_text("\n".join(targets) + "\n")
+
+
 def main() -> None:
     OUT.write_text(HEADER + "\n" + yaml.safe_dump(config(), sort_keys=False, width=120))
-    print(f"wrote {OUT}")
+    write_tables()
+    print(f"wrote {OUT}, {TRACK_TABLE} and {TARGET_TABLE}")
 
 
 if __name__ == "__main__":

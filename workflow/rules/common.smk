@@ -6,6 +6,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 import dnalm.config
 import dnalm.crossfold
 import dnalm.outputs
+import dnalm.track_tables
 from dnalm import tasks
 from dnalm.tasks.profile import site_target
 
@@ -16,6 +17,7 @@ SPLITS = list(dnalm.config.SPLITS)
 dnalm.config.check_config_files(
     [*workflow.overwrite_configfiles, *workflow.configfiles]
 )
+dnalm.track_tables.expand_tables(config, REPO)  # track_table / target_table rows join the config
 dnalm.config.validate(config)
 dnalm.config.check(config, REPO)
 dnalm.crossfold.expand_folds(config)  # a cross-validated task -> one task per fold
