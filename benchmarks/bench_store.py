@@ -1,20 +1,26 @@
-"""Window store: loader windows/s against a BPNet training step's samples/s, and peak RSS with 1x and 10x the windows.
+"""Window store: loader windows/s against BPNet's and an LM's training steps, peak RSS with 1x and 10x the windows and
+with 1 and 100 tracks.
 
 Builds two synthetic tracks stores of the yeast_tracks example's shape (16,384 bp windows + 64 bp flanks, 5 tracks in
 32 bp bins, float32) in a temporary directory, N and 10 N windows, then per size in a fresh subprocess reads one epoch (every
 window once, in random batches with bin-aligned shifts and reverse complements, as training does) with
 `WindowStore.batch`, and reports windows/s and the subprocess's peak RSS (VmHWM); once more with plain
 memory-map indexing, the store's former reads, for comparison. The BPNet step is the example's model (32 filters x 8 layers,
-binned output, Poisson loss) on one batch of the same shape.
+binned output, Poisson loss) on one batch of the same shape; the LM step (`--lm LAYERSxHIDDEN`, default 2x128, 0 to
+skip) is a nucleotide-token BERT trunk trained from scratch with the same binned head on the same windows (16,387
+tokens with the specials), so the loader's margin is read against the slower trunk too. `--tracks-rss 1,100` adds two
+stores of `--windows` windows with 1 and 100 tracks, each read in a fresh subprocess (peak RSS in the number of
+tracks; goal: flat).
 
 Usage: .venv/bin/python benchmarks/bench_store.py [--windows 1000] [--batch 16] [--repeats 3]
-       [--threads 2] [--dir /tmp]
+       [--threads 2] [--dir /tmp] [--lm 2x128] [--tracks-rss 1,100]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -29,23 +35,24 @@ sys.path.insert(0, str(SCRIPTS))
 LENGTH, FLANK, BIN, CHANNELS = 16384, 64, 32, 5
 
 
-def make_store(directory: Path, n: int) -> list[str]:
-    """Write a synthetic tracks store of n windows in chunks (memory of one chunk) and return its three paths."""
+def make_store(directory: Path, n: int, channels: int = CHANNELS) -> list[str]:
+    """Write a synthetic tracks store of n windows and `channels` tracks in chunks (memory of one chunk) and return
+    its three paths."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = [str(directory / f"train.{s}") for s in ("seq.npy", "targets.npy", "json")]
     width = LENGTH + 2 * FLANK
     seq = np.lib.format.open_memmap(paths[0], mode="w+", dtype=np.uint8, shape=(n, width))
-    tgt = np.lib.format.open_memmap(paths[1], mode="w+", dtype=np.float32, shape=(n, CHANNELS, width // BIN))
+    tgt = np.lib.format.open_memmap(paths[1], mode="w+", dtype=np.float32, shape=(n, channels, width // BIN))
     rng = np.random.default_rng(0)
     for start in range(0, n, 500):
         stop = min(start + 500, n)
         seq[start:stop] = rng.integers(0, 4, size=(stop - start, width), dtype=np.uint8)
-        tgt[start:stop] = rng.gamma(1.0, 5.0, size=(stop - start, CHANNELS, width // BIN)).astype(np.float32)
+        tgt[start:stop] = rng.gamma(1.0, 5.0, size=(stop - start, channels, width // BIN)).astype(np.float32)
     seq.flush()
     tgt.flush()
     del seq, tgt
-    meta = {"split": "train", "n": n, "length": LENGTH, "flank": FLANK, "channels": [f"t{i}" for i in range(CHANNELS)],
-            "rc_perm": list(range(CHANNELS)), "ids": [f"w{i}" for i in range(n)], "task_type": "tracks",
+    meta = {"split": "train", "n": n, "length": LENGTH, "flank": FLANK, "channels": [f"t{i}" for i in range(channels)],
+            "rc_perm": list(range(channels)), "ids": [f"w{i}" for i in range(n)], "task_type": "tracks",
             "bin_size": BIN, "aggregate": "mean", "transform": "squash"}
     Path(paths[2]).write_text(json.dumps(meta))
     return paths
@@ -84,16 +91,30 @@ def peak_rss_mib() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def train_step_rate(batch: int, threads: int, steps: int = 3) -> float:
-    """Samples/s of a training step of the example's BPNet on one batch of the store's shape (median of steps)."""
+def build(arch: str):
+    """The example's BPNet (`bpnet`) or an LM trunk `LAYERSxHIDDEN` from scratch, with the binned head."""
+    from dnalm.models import build_model
+
+    if arch == "bpnet":
+        return build_model("bpnet", {"filters": 32, "layers": 8, "profile_kernel": 25}, "binned", CHANNELS,
+                           {"bin_size": BIN})
+    layers, hidden = (int(v) for v in arch.split("x"))
+    params = {"backbone": None, "tokenizer": "nucleotide", "finetune": "scratch", "head": "conv",
+              "species": "saccharomyces_cerevisiae",
+              "architecture": {"layers": layers, "hidden": hidden, "heads": max(hidden // 64, 1),
+                               "max_positions": LENGTH + 8}}
+    return build_model("lm", params, "binned", CHANNELS, {"bin_size": BIN})
+
+
+def train_step_rate(batch: int, threads: int, steps: int = 3, arch: str = "bpnet") -> float:
+    """Samples/s of a training step of `build(arch)` on one batch of the store's shape (median of steps)."""
     import torch
 
     from dnalm import tasks
-    from dnalm.models import build_model
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build_model("bpnet", {"filters": 32, "layers": 8, "profile_kernel": 25}, "binned", CHANNELS, {"bin_size": BIN})
+    model = build(arch)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (batch, LENGTH)), 4).float().transpose(1, 2)
     y = torch.rand(batch, CHANNELS, LENGTH // BIN) * 10
@@ -125,6 +146,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dir", default=None, help="where the temporary stores go (default: the system's)")
+    parser.add_argument("--lm", default="2x128", help="LM trunk LAYERSxHIDDEN for the LM step (0: none)")
+    parser.add_argument("--tracks-rss", default="1,100", help="track counts of the peak-RSS comparison ('': none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         sizes = {"1x": args.windows, "10x": 10 * args.windows}
@@ -149,6 +172,28 @@ def main() -> None:
     loader = statistics.median(r["windows_per_s"] for r in results["10x"])
     print(f"BPNet training step (32 filters x 8 layers, batch {args.batch} x {LENGTH} bp, {args.threads} threads): "
           f"{step:.2f} samples/s; loader / step = {loader / step:.0f}x")
+    if args.lm != "0":
+        lm = train_step_rate(1, args.threads, arch=args.lm)
+        print(f"LM training step ({args.lm} nucleotide BERT from scratch, batch 1 x {LENGTH} bp, {args.threads} "
+              f"threads): {lm:.3f} samples/s; BPNet / LM = {step / lm:.1f}x; loader / LM step = {loader / lm:.0f}x")
+    if args.tracks_rss:
+        tracks_rss(args)
+
+
+def tracks_rss(args) -> None:
+    """Peak RSS of an epoch's reads from stores of the same windows with each track count of `--tracks-rss`."""
+    counts = [int(c) for c in args.tracks_rss.split(",")]
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        rss = {}
+        for c in counts:
+            paths = make_store(Path(tmp) / f"tracks{c}", args.windows, c)
+            runs = [child(paths, args.batch) for _ in range(args.repeats)]
+            rss[c] = statistics.median(r["peak_rss_mib"] for r in runs)
+            rate = statistics.median(r["windows_per_s"] for r in runs)
+            print(f"{c} tracks ({args.windows} windows): loader windows/s median {rate:.0f}; peak RSS MiB median "
+                  f"{rss[c]:.0f}")
+            shutil.rmtree(Path(tmp) / f"tracks{c}")
+    print(f"peak RSS {counts[-1]} / {counts[0]} tracks: {rss[counts[-1]] / rss[counts[0]]:.3f}")
 
 
 if __name__ == "__main__":
