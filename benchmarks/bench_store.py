@@ -8,7 +8,8 @@ window once, in random batches with bin-aligned shifts and reverse complements, 
 memory-map indexing, the store's former reads, for comparison. The BPNet step is the example's model (32 filters x 8 layers,
 binned output, Poisson loss) on one batch of the same shape; the LM step (`--lm LAYERSxHIDDEN`, default 2x128, 0 to
 skip) is a nucleotide-token BERT trunk trained from scratch with the same binned head on the same windows (16,387
-tokens with the specials), so the loader's margin is read against the slower trunk too. `--tracks-rss 1,100` adds two
+tokens with the specials), attention dropout 0 as `pretrain_lm` saves its backbones (with attention dropout, the CPU
+path materialises every T x T attention matrix), so the loader's margin is read against the slower trunk too. `--tracks-rss 1,100` adds two
 stores of `--windows` windows with 1 and 100 tracks, each read in a fresh subprocess (peak RSS in the number of
 tracks; goal: flat).
 
@@ -103,7 +104,11 @@ def build(arch: str):
               "species": "saccharomyces_cerevisiae",
               "architecture": {"layers": layers, "hidden": hidden, "heads": max(hidden // 64, 1),
                                "max_positions": LENGTH + 8}}
-    return build_model("lm", params, "binned", CHANNELS, {"bin_size": BIN})
+    model = build_model("lm", params, "binned", CHANNELS, {"bin_size": BIN})
+    for module in model.modules():  # as a backbone from pretrain_lm (attention_dropout 0): the fused SDPA kernel
+        if type(module).__name__ == "BertSelfAttention":
+            module.dropout.p = 0.0
+    return model
 
 
 def train_step_rate(batch: int, threads: int, steps: int = 3, arch: str = "bpnet") -> float:
