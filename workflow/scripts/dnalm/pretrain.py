@@ -1,4 +1,8 @@
-"""Masked-LM pretraining of a BERT encoder on genome windows, resumable after a kill to the same final weights.
+"""Masked-LM pretraining on genome windows, resumable after a kill to the same final weights.
+
+One loop for every architecture (`pretrain.<name>.arch`): `bert` (a BERT encoder on tokens, `bert_setup`) and `unet`
+(the transformer U-Net on bases, `dnalm.pretrain_unet`); each gives a `Setup`: its model, its `Objective` (masked
+inputs of corpus rows, logits at the masked positions) and how its directory is written. Below, the BERT path.
 
 Data: windows of `window` bp tiled with `stride` over the train (and validation) chromosomes of each genome, each
 with its genome's species token (`[CLS] <species> tokens [SEP]`). Windows with a base other than A, C, G, T are
@@ -28,13 +32,11 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from dnalm import tokenize
 from dnalm.checkpoint import Checkpointer, load_resume, previous, run_lock, save_atomic
@@ -42,13 +44,12 @@ from dnalm.corpus import WindowIndex, WindowReader, index_windows
 from dnalm.device import autocast, pick_device, resolve_precision, set_threads
 from dnalm.models.backbones import bert_config, quiet_transformers
 from dnalm.models.dropout import use_fast_dropout
+from dnalm.pretrain_setup import TRAIN_KEYS, Objective, Setup
 from dnalm.schema import block_defaults
 
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ["step", "train_loss", "val_loss", "val_accuracy", "lr", "seconds"]
-#: Settings of every architecture that define a run.
-TRAIN_KEYS = ("steps", "batch_size", "lr", "warmup", "mask_prob", "eval_every", "val_windows", "seed")
 #: Stream id of the validation masks (train steps use their step number).
 _VAL_STREAM = 2**31 - 1
 
@@ -128,20 +129,6 @@ def masked_logits(model, inputs: np.ndarray, labels: np.ndarray, device: torch.d
     return logits.float(), labels_t[chosen]
 
 
-@dataclass(frozen=True)
-class Objective:
-    """What one architecture's masked-LM step needs (`bert_objective`, `dnalm.pretrain_unet.unet_objective`).
-
-    Attributes:
-        batch: (index, rows, rng) → (inputs, labels): the masked inputs of corpus rows, labels -100 where unmasked.
-        logits: (model, inputs, labels, device, precision) → (logits (N, classes) fp32, targets (N,)) at the
-            masked positions; precision as `dnalm.device.autocast` takes it (None: the rule of inference).
-    """
-
-    batch: Callable[[WindowIndex, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
-    logits: Callable[..., tuple[torch.Tensor, torch.Tensor]]
-
-
 def bert_objective(reader: WindowReader, kind: str, species_ids: np.ndarray, mask_prob: float) -> Objective:
     """BERT's objective: token ids `[CLS] <species> body [SEP]` masked by `mask_tokens`, `masked_logits`."""
 
@@ -203,23 +190,6 @@ def pretrain_lm(genomes: list[dict], out_dir: str, spec: dict, *, species: list[
                          dev=pick_device(device))
 
 
-@dataclass(frozen=True)
-class Setup:
-    """One architecture's part of a pretraining run (`bert_setup`, `dnalm.pretrain_unet.unet_setup`).
-
-    Attributes:
-        model: The masked-LM model, on the device.
-        objective: Its masked inputs and logits.
-        settings: What defines the run besides the corpus (fingerprint, `pretrain.json`).
-        write: Writes the model directory to the output directory (model and settings).
-    """
-
-    model: nn.Module
-    objective: Objective
-    settings: dict
-    write: Callable[[Path, dict], None]
-
-
 def bert_setup(genomes: list[dict], p: dict, species: list[str], reader: WindowReader, dev: torch.device) -> Setup:
     """A `BertForMaskedLM` of the spec's size with a vocabulary of the tokenizer and every species."""
     from transformers import BertForMaskedLM
@@ -261,7 +231,10 @@ def _pretrain(genomes: list[dict], out: Path, p: dict, *, species: list[str], de
         if p["arch"] == "unet":
             from dnalm.pretrain_unet import unet_setup
 
-            setup = unet_setup(genomes, p, species, reader, dev)
+            def masked(kind: str, species_ids: np.ndarray) -> Callable:
+                return bert_objective(reader, kind, species_ids, p["mask_prob"]).batch
+
+            setup = unet_setup(genomes, p, species, masked, dev)
         else:
             setup = bert_setup(genomes, p, species, reader, dev)
         settings = {**setup.settings, "precision": precision}

@@ -20,6 +20,7 @@ The corpus, training loop, checkpoints, signals and seeded batches are `dnalm.pr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +28,9 @@ import torch
 from torch import nn
 
 from dnalm import tokenize
-from dnalm.corpus import WindowReader
 from dnalm.device import autocast
 from dnalm.models.unet import UNetTrunk, save_checkpoint
-from dnalm.pretrain import TRAIN_KEYS, Objective, Setup, bert_objective
+from dnalm.pretrain_setup import TRAIN_KEYS, Objective, Setup
 from dnalm.schema import block_defaults
 
 #: Tokenizer layout of the U-Net's masked inputs.
@@ -70,8 +70,12 @@ def unet_logits(model: UNetMLM, inputs: np.ndarray, labels: np.ndarray, device: 
     return picked.float(), body[chosen] - tokenize.BASE_START
 
 
-def unet_setup(genomes: list[dict], p: dict, species: list[str], reader: WindowReader, dev: torch.device) -> Setup:
-    """The U-Net of `p['unet']` with a species embedding of every species, its objective and its directory."""
+def unet_setup(genomes: list[dict], p: dict, species: list[str], masked: Callable[[str, np.ndarray], Callable],
+               dev: torch.device) -> Setup:
+    """The U-Net of `p['unet']` with a species embedding of every species, its objective and its directory.
+
+    `masked(kind, species_ids)` is the BERT path's masked batch of a tokenizer kind (`dnalm.pretrain.bert_objective`).
+    """
     vocab = tokenize.vocabulary(KIND, species)
     species_ids = np.array([tokenize.species_id(vocab, g["species"]) for g in genomes], dtype=np.int64)
     architecture = {**block_defaults("pretrain")["unet"], **p["unet"]}
@@ -83,5 +87,5 @@ def unet_setup(genomes: list[dict], p: dict, species: list[str], reader: WindowR
         save_checkpoint(out, model.state_dict(), architecture, list(species), {"window": p["window"]})
         tokenize.save_tokenizer(vocab, out, max_length=p["window"] + 3)
 
-    objective = Objective(bert_objective(reader, KIND, species_ids, p["mask_prob"]).batch, unet_logits)
+    objective = Objective(masked(KIND, species_ids), unet_logits)
     return Setup(model, objective, settings, write)
