@@ -302,9 +302,10 @@ def get_model_params(wildcards):
 def get_backbone_files(wildcards):
     """train_model's extra input: the weights of a backbone pretrained by this workflow (nothing otherwise)."""
     spec = dnalm.config.run_spec(config, wildcards.model)
-    if spec["arch"] not in ("lm", "unet") or spec[spec["arch"]]["backbone"] not in config["pretrain"]:
+    backbone = spec[spec["arch"]].get("backbone")  # lm and unet blocks have one
+    if backbone not in config["pretrain"]:
         return []
-    return [f"results/pretrain/{spec[spec['arch']]['backbone']}/model.safetensors"]
+    return [f"results/pretrain/{backbone}/model.safetensors"]
 
 
 # ------------------------------------------------------------------------------------------------- evaluation
