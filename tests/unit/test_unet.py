@@ -138,6 +138,24 @@ def test_finetuning_modes_start_from_the_pretrained_weights(pretrained):
     assert scratch.keys() == weights.keys() and not torch.equal(scratch["stem.weight"], weights["stem.weight"])
 
 
+def test_species_counterfactual_and_report_row_of_a_pretrained_unet(pretrained, tmp_path):
+    from test_training import write_store
+
+    from dnalm.evaluate import species_counterfactual
+    from dnalm.report.sections.pretrain import _row
+    from dnalm.store import WindowStore
+
+    torch.manual_seed(0)
+    model = build_model("unet", {"backbone": str(pretrained), "finetune": "full", "species": SPECIES[1],
+                                 "species_list": SPECIES}, "profile", 2)
+    table = species_counterfactual(model, WindowStore(write_store(tmp_path, "test", 8, seed=3)), 4, torch.device("cpu"))
+    rows = table.set_index("species")
+    assert list(rows.index) == SPECIES and rows["token_in_use"].tolist() == [False, True]
+    assert rows.at[SPECIES[1], "mean_abs_delta_log_count"] == 0 < rows.at[SPECIES[0], "mean_abs_delta_log_count"]
+    row = _row("unet", json.loads((pretrained / "pretrain.json").read_text()))
+    assert row[1] == "bases (U-Net)" and row[6] == "U-Net: 1 / channels 8, depth 2 / 2"
+
+
 def test_a_planted_motif_is_learned(tmp_path):
     """The profile task of test_training (a planted motif causes the reads) learned by a small U-Net from scratch."""
     from test_training import PARAMS, write_store

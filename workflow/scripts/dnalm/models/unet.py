@@ -156,6 +156,7 @@ class UNetTrunk(nn.Module):
         self.vocab = tokenize.vocabulary("nucleotide", list(species or []))
         self.species_embedding = nn.Embedding(len(species), widths[-1]) if species else None
         self.species_id = tokenize.species_id(self.vocab, species_in_use or species[0]) if species else None
+        self.finetune = "full"  # `_apply_finetune` sets the mode
 
     # ------------------------------------------------------------------------------------------------- species
     @property
@@ -209,9 +210,6 @@ class UNetTrunk(nn.Module):
         for up, skip in zip(self.up, reversed(skips), strict=True):
             h = up(h, skip)
         return h[..., pad // 2 : pad // 2 + length]
-
-    # ------------------------------------------------------------------------------------------- fine-tuning
-    finetune = "full"
 
     def train(self, mode: bool = True):
         """Set train/eval mode; a frozen trunk always stays in eval mode (no dropout on fixed features)."""
