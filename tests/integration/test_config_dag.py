@@ -53,6 +53,19 @@ def test_a_missing_bed_file_is_named_with_its_key(tmp_path: Path) -> None:
     assert "interpret.ism.regions: BED file 'nowhere/promoters.bed' not found" in proc.stdout + proc.stderr
 
 
+def test_a_unet_pretrain_and_unet_models_build_the_dag(tmp_path: Path) -> None:
+    config = copy.deepcopy(DEMO)
+    config["pretrain"]["unet_mlm"] = {"arch": "unet", "window": 256, "steps": 10}
+    config["models"].update({"u_lora": {"arch": "unet", "unet": {"backbone": "unet_mlm", "finetune": "lora"}},
+                             "u_scratch": {"arch": "unet", "unet": {"backbone": "unet_mlm", "finetune": "scratch"}}})
+    proc = dry_run(tmp_path, config)
+    assert proc.returncode == 0, proc.stderr
+    for path in ("results/pretrain/unet_mlm/model.safetensors", "results/models/polya/u_lora/best.ckpt",
+                 "results/models/polya/u_scratch/best.ckpt", "results/eval/polya/u_lora/metrics.json"):
+        assert path in proc.stdout, path
+    assert "results/models/polya/u_lora/hf" not in proc.stdout  # only BERT-style LMs are exported
+
+
 def test_lint_and_format() -> None:
     lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "-s", str(REPO / "workflow" / "Snakefile")],
                           capture_output=True, text=True, cwd=REPO, check=False)

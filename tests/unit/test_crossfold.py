@@ -82,6 +82,17 @@ def test_pretrained_models_pair_with_the_scratch_model_of_the_same_backbone_and_
     assert crossfold.pretraining_pairs(cfg, "polya") == [("lm_lora_conv", "lm_scratch"), ("lm_frozen", "lm_scratch")]
 
 
+def test_unets_pair_with_the_scratch_unet_of_the_same_backbone() -> None:
+    raw = copy.deepcopy(DEMO)
+    raw["pretrain"]["unet_mlm"] = {"arch": "unet"}
+    raw["models"].update({"u_full": {"arch": "unet", "unet": {"backbone": "unet_mlm", "finetune": "full"}},
+                          "u_lora": {"arch": "unet", "unet": {"backbone": "unet_mlm", "finetune": "lora"}},
+                          "u_scratch": {"arch": "unet", "unet": {"backbone": "unet_mlm", "finetune": "scratch"}},
+                          "u_alone": {"arch": "unet"}})  # scratch without a backbone: no pretrained partner
+    pairs = crossfold.pretraining_pairs(dc.with_defaults(raw), "polya")
+    assert pairs[2:] == [("u_full", "u_scratch"), ("u_lora", "u_scratch")] and len(pairs) == 4
+
+
 def test_mean_ci_is_the_student_t_interval() -> None:
     x = np.array([0.61, 0.58, 0.66, 0.60, 0.63])
     mean, half, n = mean_ci(x)

@@ -282,11 +282,11 @@ def get_pretrain_params(wildcards):
 
 # --------------------------------------------------------------------------------------------------- training
 def get_model_params(wildcards):
-    """Params of train_model: the run's arch, its trunk's config block (LMs: with the backbone directory and the
-    species tokens resolved), its train block and seed."""
+    """Params of train_model: the run's arch, its trunk's config block (LMs, U-Nets: with the backbone directory and
+    the species tokens resolved), its train block and seed."""
     spec = dnalm.config.run_spec(config, wildcards.model)
     params = dict(spec[spec["arch"]])
-    if spec["arch"] == "lm":
+    if spec["arch"] in ("lm", "unet"):
         species = get_task(wildcards)["species"]
         params.update(
             backbone=dnalm.config.backbone_dir(config, wildcards.model, REPO),
@@ -304,9 +304,10 @@ def get_model_params(wildcards):
 def get_backbone_files(wildcards):
     """train_model's extra input: the weights of a backbone pretrained by this workflow (nothing otherwise)."""
     spec = dnalm.config.run_spec(config, wildcards.model)
-    if spec["arch"] != "lm" or spec["lm"]["backbone"] not in config["pretrain"]:
+    backbone = spec[spec["arch"]].get("backbone")  # lm and unet blocks have one
+    if backbone not in config["pretrain"]:
         return []
-    return [f"results/pretrain/{spec['lm']['backbone']}/model.safetensors"]
+    return [f"results/pretrain/{backbone}/model.safetensors"]
 
 
 # ------------------------------------------------------------------------------------------------- evaluation

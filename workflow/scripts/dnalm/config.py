@@ -201,20 +201,27 @@ def check_models(cfg: dict, repo: str | Path) -> None:
             if spec["train"]["jitter"] > flank:
                 raise ValueError(f"models.{model}.train.jitter ({spec['train']['jitter']}) exceeds "
                                  f"tasks.{task}.window.flank ({flank})")
-        if spec["arch"] == "lm":
+        if spec["arch"] in ("lm", "unet"):
             _check_backbone(cfg, model, repo)
 
 
 def _check_backbone(cfg: dict, model: str, repo: str | Path) -> None:
-    lm = cfg["models"][model]["lm"]
-    if lm["backbone"] is None and lm["finetune"] != "scratch":
-        raise ValueError(f"models.{model}.lm.backbone is null: give a pretrain name ({sorted(cfg['pretrain'])}) or "
-                         "a local Hugging Face directory, or use finetune: scratch")
-    local = lm["backbone"] is not None and lm["backbone"] not in cfg["pretrain"]
+    """An LM's or U-Net's backbone is a pretrain of its kind (bert or unet) or a directory; scratch needs none."""
+    arch = cfg["models"][model]["arch"]
+    block, where = cfg["models"][model][arch], f"models.{model}.{arch}.backbone"
+    if block["backbone"] is None and block["finetune"] != "scratch":
+        raise ValueError(f"{where} is null: give a pretrain name ({sorted(cfg['pretrain'])}) or a local "
+                         f"{'Hugging Face ' if arch == 'lm' else 'U-Net '}directory, or use finetune: scratch")
+    pretrain = cfg["pretrain"].get(block["backbone"]) if block["backbone"] is not None else None
+    wanted = "unet" if arch == "unet" else "bert"
+    if pretrain is not None and pretrain["arch"] != wanted:
+        raise ValueError(f"{where}: pretrain.{block['backbone']} is arch {pretrain['arch']}; an arch {arch} model "
+                         f"needs a pretrain with arch: {wanted}")
+    local = block["backbone"] is not None and pretrain is None
     if local and not os.path.isdir(backbone_dir(cfg, model, repo)):
-        raise ValueError(f"models.{model}.lm.backbone: {lm['backbone']!r} is neither a pretrain name "
+        raise ValueError(f"{where}: {block['backbone']!r} is neither a pretrain name "
                          f"({sorted(cfg['pretrain'])}) nor a directory")
-    if local:
+    if local and arch == "lm":
         _check_species_tokens(cfg, model, backbone_dir(cfg, model, repo))
 
 
@@ -479,9 +486,10 @@ def sweep_tables(cfg: dict) -> list[tuple[str, str]]:
 
 # ------------------------------------------------------------------------------------------------ language models
 def backbone_dir(cfg: dict, run: str, repo: str | Path) -> str | None:
-    """Backbone directory of an LM run: results/pretrain/<name> for a pretrain name, else the configured path
-    (the working directory first, then the repository)."""
-    backbone = run_spec(cfg, run)["lm"]["backbone"]
+    """Backbone directory of an LM or U-Net run: results/pretrain/<name> for a pretrain name, else the configured
+    path (the working directory first, then the repository)."""
+    spec = run_spec(cfg, run)
+    backbone = spec[spec["arch"]]["backbone"]
     if backbone in cfg["pretrain"]:
         return f"results/pretrain/{backbone}"
     if backbone is None or os.path.isabs(backbone) or os.path.exists(backbone):

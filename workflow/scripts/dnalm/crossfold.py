@@ -109,18 +109,20 @@ def comparison_units(cfg: dict) -> dict[str, list[str]]:
 
 
 def pretraining_pairs(cfg: dict, task: str) -> list[tuple[str, str]]:
-    """(pretrained, scratch) model pairs on a task: language models with the same backbone, tokenizer and head, one
-    fine-tuned from the pretrained weights (lora, frozen or full), the other `finetune: scratch`; unswept models."""
+    """(pretrained, scratch) model pairs on a task: language models (arch lm, same backbone, tokenizer and head) or
+    U-Nets (arch unet, same backbone), one fine-tuned from the pretrained weights (lora, frozen or full), the other
+    `finetune: scratch`; unswept models."""
     from dnalm.config import model_tasks
 
     def same(model: str) -> tuple:
-        lm = cfg["models"][model]["lm"]
-        return lm["backbone"], lm["tokenizer"], lm["head"]
+        arch = cfg["models"][model]["arch"]
+        block = cfg["models"][model][arch]
+        return (arch, block["backbone"], block["tokenizer"], block["head"]) if arch == "lm" else (arch, block["backbone"])
 
     lms = [m for m, spec in cfg["models"].items()
-           if spec["arch"] == "lm" and not spec["sweep"] and task in model_tasks(cfg, m)]
-    scratch = [m for m in lms if cfg["models"][m]["lm"]["finetune"] == "scratch"]
-    return [(p, s) for s in scratch for p in lms if cfg["models"][p]["lm"]["finetune"] != "scratch" and same(p) == same(s)]
+           if spec["arch"] in ("lm", "unet") and not spec["sweep"] and task in model_tasks(cfg, m)]
+    mode = {m: cfg["models"][m][cfg["models"][m]["arch"]]["finetune"] for m in lms}
+    return [(p, s) for s in lms if mode[s] == "scratch" for p in lms if mode[p] != "scratch" and same(p) == same(s)]
 
 
 def ensemble_members(cfg: dict, task: str, run: str) -> list[str]:

@@ -1,4 +1,8 @@
-"""Masked-LM pretraining of a BERT encoder on genome windows, resumable after a kill to the same final weights.
+"""Masked-LM pretraining on genome windows, resumable after a kill to the same final weights.
+
+One loop for every architecture (`pretrain.<name>.arch`): `bert` (a BERT encoder on tokens, `bert_setup`) and `unet`
+(the transformer U-Net on bases, `dnalm.pretrain_unet`); each gives a `Setup`: its model, its `Objective` (masked
+inputs of corpus rows, logits at the masked positions) and how its directory is written. Below, the BERT path.
 
 Data: windows of `window` bp tiled with `stride` over the train (and validation) chromosomes of each genome, each
 with its genome's species token (`[CLS] <species> tokens [SEP]`). Windows with a base other than A, C, G, T are
@@ -40,6 +44,7 @@ from dnalm.corpus import WindowIndex, WindowReader, index_windows
 from dnalm.device import autocast, pick_device, resolve_precision, set_threads
 from dnalm.models.backbones import bert_config, quiet_transformers
 from dnalm.models.dropout import use_fast_dropout
+from dnalm.pretrain_setup import TRAIN_KEYS, Objective, Setup
 from dnalm.schema import block_defaults
 
 log = logging.getLogger(__name__)
@@ -124,9 +129,17 @@ def masked_logits(model, inputs: np.ndarray, labels: np.ndarray, device: torch.d
     return logits.float(), labels_t[chosen]
 
 
+def bert_objective(reader: WindowReader, kind: str, species_ids: np.ndarray, mask_prob: float) -> Objective:
+    """BERT's objective: token ids `[CLS] <species> body [SEP]` masked by `mask_tokens`, `masked_logits`."""
+
+    def batch(index: WindowIndex, rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return mask_tokens(batch_ids(reader, index, rows, kind, species_ids), kind, mask_prob, rng)
+
+    return Objective(batch, masked_logits)
+
+
 @torch.no_grad()
-def evaluate(model, reader: WindowReader, index: WindowIndex, rows: np.ndarray, *, kind: str,
-             species_ids: np.ndarray, mask_prob: float, batch_size: int, seed: int,
+def evaluate(model, objective: Objective, index: WindowIndex, rows: np.ndarray, *, batch_size: int, seed: int,
              device: torch.device) -> tuple[float, float]:
     """Masked-token loss and accuracy on fixed validation windows with fixed masks; restores the model's mode."""
     was_training = model.training
@@ -134,9 +147,9 @@ def evaluate(model, reader: WindowReader, index: WindowIndex, rows: np.ndarray, 
     loss_sum, correct, total = 0.0, 0, 0
     try:
         for b, lo in enumerate(range(0, len(rows), batch_size)):
-            ids = batch_ids(reader, index, rows[lo : lo + batch_size], kind, species_ids)
-            inputs, labels = mask_tokens(ids, kind, mask_prob, np.random.default_rng([seed, _VAL_STREAM, b]))
-            logits, targets = masked_logits(model, inputs, labels, device)
+            rng = np.random.default_rng([seed, _VAL_STREAM, b])
+            inputs, labels = objective.batch(index, rows[lo : lo + batch_size], rng)
+            logits, targets = objective.logits(model, inputs, labels, device)
             loss_sum += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
             correct += int((logits.argmax(-1) == targets).sum())
             total += len(targets)
@@ -147,22 +160,24 @@ def evaluate(model, reader: WindowReader, index: WindowIndex, rows: np.ndarray, 
 
 def pretrain_lm(genomes: list[dict], out_dir: str, spec: dict, *, species: list[str], threads: int = 1,
                 device: str | None = None) -> dict:
-    """Pretrain a `BertForMaskedLM` and write it as a Hugging Face directory, resuming from `out_dir/last.ckpt`.
+    """Pretrain by masked LM and write the model directory, resuming from `out_dir/last.ckpt`.
 
-    Writes `config.json`, `model.safetensors`, tokenizer files (see `dnalm.tokenize.save_tokenizer`),
-    `history.tsv` (one row per evaluation), `pretrain.json` (the summary) and `last.ckpt` (resumable state).
+    arch `bert` writes a `BertForMaskedLM` as a Hugging Face directory (`config.json`, `model.safetensors`, tokenizer
+    files, see `dnalm.tokenize.save_tokenizer`); arch `unet` a U-Net directory (`dnalm.pretrain_unet`). Both also
+    write `history.tsv` (one row per evaluation), `pretrain.json` (the summary) and `last.ckpt` (resumable state).
     Holds `out_dir`'s lock throughout (`dnalm.checkpoint.run_lock`): a second pretraining of the directory waits.
 
     Args:
         genomes: Dicts with `species` (a name in `species`), `fasta`, `train_chroms`, `val_chroms` (optional).
         out_dir: Output directory.
         spec: The `pretrain.<name>` config block (keys as documented in the schema, which also gives the defaults of
-            missing ones; `corpus` and `homology` are not read here): tokenizer, window, stride, layers, hidden,
-            heads, intermediate, steps, batch_size, lr (peak, fused AdamW, weight decay 0.01), warmup (linear, then
-            linear decay to 0), mask_prob, dropout, attention_dropout (0 lets the CPU use its fused attention
+            missing ones; `corpus` and `homology` are not read here): arch, tokenizer, window, stride, layers, hidden,
+            heads, intermediate, unet, steps, batch_size, lr (peak, fused AdamW, weight decay 0.01), warmup (linear,
+            then linear decay to 0), mask_prob, dropout, attention_dropout (0 lets the CPU use its fused attention
             kernel), eval_every, val_windows, seed, precision (`dnalm.device.resolve_precision`; validation runs in
             the precision of inference), checkpoint_minutes (None: only at evaluations; 0: every step).
-        species: Species of the vocabulary, in token order (ids from 4101 for 6-mers, 9 for nucleotides).
+        species: Species of the vocabulary, in token order (ids from 4101 for 6-mers, 9 for nucleotides; the
+            U-Net's species embedding rows).
         threads: CPU threads for torch.
         device: Device name, or None to choose automatically.
 
@@ -175,21 +190,34 @@ def pretrain_lm(genomes: list[dict], out_dir: str, spec: dict, *, species: list[
                          dev=pick_device(device))
 
 
-def _pretrain(genomes: list[dict], out: Path, p: dict, *, species: list[str], dev: torch.device) -> dict:
-    """`pretrain_lm` once the directory is locked, with the spec's missing keys filled from the schema."""
+def bert_setup(genomes: list[dict], p: dict, species: list[str], reader: WindowReader, dev: torch.device) -> Setup:
+    """A `BertForMaskedLM` of the spec's size with a vocabulary of the tokenizer and every species."""
     from transformers import BertForMaskedLM
 
-    precision = resolve_precision(p["precision"], dev)
-    tokenizer, window, stride, seed = p["tokenizer"], p["window"], p["stride"], p["seed"]
+    tokenizer, window = p["tokenizer"], p["window"]
     vocab = tokenize.vocabulary(tokenizer, species)
     species_ids = np.array([tokenize.species_id(vocab, g["species"]) for g in genomes], dtype=np.int64)
     n_tokens = (window - tokenize.K + 1 if tokenizer == "kmer6_species" else window) + 3
     arch = {"layers": p["layers"], "hidden": p["hidden"], "heads": p["heads"], "intermediate": p["intermediate"],
             "max_positions": max(512, n_tokens)}
-    keys = ("steps", "batch_size", "lr", "warmup", "mask_prob", "dropout", "attention_dropout", "eval_every",
-            "val_windows", "seed")
-    settings = {"tokenizer": tokenizer, "species": list(species), "window": window, "stride": stride, **arch,
-                **{k: p[k] for k in keys}, "precision": precision}
+    settings = {"tokenizer": tokenizer, "species": list(species), "window": window, "stride": p["stride"], **arch,
+                **{k: p[k] for k in (*TRAIN_KEYS, "dropout", "attention_dropout")}}
+    overrides = {"hidden_dropout_prob": p["dropout"], "attention_probs_dropout_prob": p["attention_dropout"]}
+    model = use_fast_dropout(BertForMaskedLM(bert_config(len(vocab), arch, overrides)).to(dev))
+    log.info("BERT %d layers × hidden %d on %s", p["layers"], p["hidden"], dev)
+
+    def write(out: Path, _settings: dict) -> None:
+        with quiet_transformers():
+            model.cpu().save_pretrained(str(out))
+        tokenize.save_tokenizer(vocab, out, max_length=arch["max_positions"])
+
+    return Setup(model, bert_objective(reader, tokenizer, species_ids, p["mask_prob"]), settings, write)
+
+
+def _pretrain(genomes: list[dict], out: Path, p: dict, *, species: list[str], dev: torch.device) -> dict:
+    """`pretrain_lm` once the directory is locked, with the spec's missing keys filled from the schema."""
+    precision = resolve_precision(p["precision"], dev)
+    window, stride, seed = p["window"], p["stride"], p["seed"]
     train_index = index_windows(genomes, "train", window, stride)
     val_index = index_windows(genomes, "val", window, stride)
     if not len(train_index):
@@ -197,51 +225,64 @@ def _pretrain(genomes: list[dict], out: Path, p: dict, *, species: list[str], de
     log.info("windows: %d train (%d with non-ACGT bases dropped), %d val (%d dropped)", len(train_index),
              train_index.dropped, len(val_index), val_index.dropped)
     val_rows = np.sort(np.random.default_rng([seed, _VAL_STREAM]).permutation(len(val_index))[:p["val_windows"]])
+    reader = WindowReader(genomes, window)
+    try:
+        torch.manual_seed(seed)
+        if p["arch"] == "unet":
+            from dnalm.pretrain_unet import unet_setup
 
-    torch.manual_seed(seed)
-    overrides = {"hidden_dropout_prob": p["dropout"], "attention_probs_dropout_prob": p["attention_dropout"]}
-    model = use_fast_dropout(BertForMaskedLM(bert_config(len(vocab), arch, overrides)).to(dev))
-    log.info("BERT %d layers × hidden %d on %s, %s", p["layers"], p["hidden"], dev, precision)
+            def masked(kind: str, species_ids: np.ndarray) -> Callable:
+                return bert_objective(reader, kind, species_ids, p["mask_prob"]).batch
+
+            setup = unet_setup(genomes, p, species, masked, dev)
+        else:
+            setup = bert_setup(genomes, p, species, reader, dev)
+        settings = {**setup.settings, "precision": precision}
+        state = _run(setup, out, p, run_fingerprint(genomes, settings), train_index, val_index, val_rows,
+                     dev=dev, precision=precision)
+    finally:
+        reader.close()
+    previous(out / "last.ckpt").unlink(missing_ok=True)  # the fallback is not needed once the run is complete
+    corpus = [{"genome": g.get("id", g["fasta"]), "species": g["species"], "train_chroms": list(g["train_chroms"]),
+               "val_chroms": list(g.get("val_chroms") or [])} for g in genomes]
+    settings = {**settings, "corpus": corpus}
+    setup.write(out, settings)
+    return _write_summary(setup.model, state, out, settings, train_index, val_index, len(val_rows))
+
+
+def _run(setup: Setup, out: Path, p: dict, fp: str, train_index: WindowIndex, val_index: WindowIndex,
+         val_rows: np.ndarray, *, dev: torch.device, precision: str) -> dict:
+    """The training loop from `last.ckpt` (if it is this run's) to `steps`, checkpointing; the final state."""
+    model = setup.model
+    log.info("masked LM with %d parameters on %s, %s", sum(x.numel() for x in model.parameters()), dev, precision)
     optimizer = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=0.01, fused=True)
-    fp = run_fingerprint(genomes, settings)
     last = out / "last.ckpt"
     state = _load_state(last, fp, model, optimizer) or {"step": 0, "history": [], "losses": []}
-    reader = WindowReader(genomes, window)
-    context = {"reader": reader, "kind": tokenizer, "species_ids": species_ids, "mask_prob": p["mask_prob"],
-               "seed": seed, "device": dev, "precision": precision}
 
     def save(now: dict) -> None:
         save_atomic({**now, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "fingerprint": fp},
                     last, keep_previous=True)
 
-    try:
-        with Checkpointer(None, p["checkpoint_minutes"]) as clock:
+    with Checkpointer(None, p["checkpoint_minutes"]) as clock:
 
-            def on_step(now: dict) -> None:
-                if clock.step():
-                    save(now)
-                    clock.saved(f"{last} (step {now['step']}, between evaluations)")
+        def on_step(now: dict) -> None:
+            if clock.step():
+                save(now)
+                clock.saved(f"{last} (step {now['step']}, between evaluations)")
 
-            while state["step"] < p["steps"]:
-                state = _train_until_eval(model, optimizer, state, train_index, val_index, val_rows,
-                                          steps=p["steps"], lr=p["lr"], warmup=p["warmup"],
-                                          batch_size=p["batch_size"], eval_every=p["eval_every"], on_step=on_step,
-                                          **context)
-                save(state)
-                clock.saved(f"{last} (step {state['step']})")
-    finally:
-        reader.close()
-    previous(last).unlink(missing_ok=True)  # the fallback is not needed once the run is complete
-    corpus = [{"genome": g.get("id", g["fasta"]), "species": g["species"], "train_chroms": list(g["train_chroms"]),
-               "val_chroms": list(g.get("val_chroms") or [])} for g in genomes]
-    return _write_outputs(model, vocab, state, out, {**settings, "corpus": corpus}, train_index, val_index,
-                          len(val_rows))
+        while state["step"] < p["steps"]:
+            state = _train_until_eval(model, optimizer, setup.objective, state, train_index, val_index, val_rows,
+                                      steps=p["steps"], lr=p["lr"], warmup=p["warmup"], batch_size=p["batch_size"],
+                                      eval_every=p["eval_every"], seed=p["seed"], device=dev, precision=precision,
+                                      on_step=on_step)
+            save(state)
+            clock.saved(f"{last} (step {state['step']})")
+    return state
 
 
-def _train_until_eval(model, optimizer, state: dict, train_index: WindowIndex, val_index: WindowIndex,
-                      val_rows: np.ndarray, *, steps: int, lr: float, warmup: float, batch_size: int,
-                      eval_every: int, reader: WindowReader, kind: str, species_ids: np.ndarray, mask_prob: float,
-                      seed: int, device: torch.device, precision: str = "fp32",
+def _train_until_eval(model, optimizer, objective: Objective, state: dict, train_index: WindowIndex,
+                      val_index: WindowIndex, val_rows: np.ndarray, *, steps: int, lr: float, warmup: float,
+                      batch_size: int, eval_every: int, seed: int, device: torch.device, precision: str = "fp32",
                       on_step: Callable[[dict], None] | None = None) -> dict:
     """Train from `state['step']` to the next evaluation step, evaluate, and return the new state.
 
@@ -255,12 +296,11 @@ def _train_until_eval(model, optimizer, state: dict, train_index: WindowIndex, v
     stop = min(steps, evaluated + eval_every)
     while step < stop:
         rng = np.random.default_rng([seed, step])
-        ids = batch_ids(reader, train_index, rng.integers(0, len(train_index), batch_size), kind, species_ids)
-        inputs, labels = mask_tokens(ids, kind, mask_prob, rng)
+        inputs, labels = objective.batch(train_index, rng.integers(0, len(train_index), batch_size), rng)
         torch.manual_seed(seed * 1000003 + step)  # dropout of this step
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, steps, lr, warmup)
-        logits, targets = masked_logits(model, inputs, labels, device, precision)
+        logits, targets = objective.logits(model, inputs, labels, device, precision)
         loss = torch.nn.functional.cross_entropy(logits, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -269,8 +309,8 @@ def _train_until_eval(model, optimizer, state: dict, train_index: WindowIndex, v
         step += 1
         if on_step is not None:
             on_step({"step": step, "history": state["history"], "losses": list(losses)})
-    val_loss, val_acc = evaluate(model, reader, val_index, val_rows, kind=kind, species_ids=species_ids,
-                                 mask_prob=mask_prob, batch_size=batch_size, seed=seed, device=device)
+    val_loss, val_acc = evaluate(model, objective, val_index, val_rows, batch_size=batch_size, seed=seed,
+                                 device=device)
     row = {"step": step, "train_loss": float(np.mean(losses)), "val_loss": val_loss, "val_accuracy": val_acc,
            "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
     log.info("step %d: train loss %.4f, val loss %.4f, val masked accuracy %.4f, %.1f s", step, row["train_loss"],
@@ -285,12 +325,9 @@ def _load_state(path: Path, fp: str, model, optimizer) -> dict | None:
                                       "losses": ckpt.get("losses", [])}
 
 
-def _write_outputs(model, vocab: dict, state: dict, out: Path, settings: dict, train_index: WindowIndex,
+def _write_summary(model, state: dict, out: Path, settings: dict, train_index: WindowIndex,
                    val_index: WindowIndex, n_val: int) -> dict:
-    """Write the Hugging Face directory, history.tsv and pretrain.json; return the summary."""
-    with quiet_transformers():
-        model.cpu().save_pretrained(str(out))
-    tokenize.save_tokenizer(vocab, out, max_length=settings["max_positions"])
+    """Write history.tsv and pretrain.json; return the summary."""
     pd.DataFrame(state["history"], columns=HISTORY_COLUMNS).to_csv(out / "history.tsv", sep="\t", index=False)
     last = state["history"][-1] if state["history"] else {}
     summary = {**settings, "parameters": sum(p.numel() for p in model.parameters()),

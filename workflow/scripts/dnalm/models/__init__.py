@@ -1,4 +1,4 @@
-"""Sequence models as a trunk × a head: any trunk (BPNet's tower, a BERT-style LM) serves any task type's head.
+"""Sequence models as a trunk × a head: any trunk (BPNet's tower, a BERT-style LM, a U-Net) serves any task's head.
 
 A trunk maps one-hot DNA (B, 4, L) — rows A, C, G, T, N all zeros — to per-base features (B, H, L); the head the
 task type asks for (`dnalm.tasks`) maps them to that type's outputs. Trunks are registered in `TRUNKS` by their
@@ -54,15 +54,22 @@ def lm_trunk(params: dict) -> tuple[nn.Module, int]:
     return build_lm_trunk(params)
 
 
+def unet_trunk(params: dict) -> tuple[nn.Module, int]:
+    """A transformer U-Net trunk from its config block (`dnalm.models.unet.build_unet_trunk`)."""
+    from dnalm.models.unet import build_unet_trunk
+
+    return build_unet_trunk(params)
+
+
 #: Trunks by config `arch`: a function of the arch's config block returning (trunk, profile kernel).
-TRUNKS = {"bpnet": bpnet_trunk, "lm": lm_trunk}
+TRUNKS = {"bpnet": bpnet_trunk, "lm": lm_trunk, "unet": unet_trunk}
 
 
 def build_model(arch: str, params: dict, head: str, n_outputs: int, head_params: dict | None = None) -> SequenceModel:
     """Build an untrained model (call under the run's torch seed).
 
     Args:
-        arch: Trunk name (`bpnet` or `lm`).
+        arch: Trunk name (`bpnet`, `lm` or `unet`).
         params: The trunk's config block (for `lm`, as `dnalm.models.lm.build_lm_trunk` takes it).
         head: Head name the task type asks for (`profile`, `binned`, `pooled`).
         n_outputs: Output channels (profile channels, tracks or classes).

@@ -49,6 +49,7 @@ def _figure(lm: str, history: pd.DataFrame) -> Markup:
 def _row(lm: str, summary: dict[str, Any]) -> list[str]:
     """One row of the pretraining summary table (en dashes for what pretrain.json lacks)."""
     get = summary.get
+    unet = get("unet") if get("arch") == "unet" else None  # a U-Net records its size under `unet`
     corpus = get("corpus")
     if corpus:
         genomes = ", ".join(f"{g['genome']} ({g['species']})" for g in corpus)
@@ -57,12 +58,14 @@ def _row(lm: str, summary: dict[str, Any]) -> list[str]:
     val = f"{html.fmt_int(get('val_windows_used'))} of {html.fmt_int(get('val_windows_available'))}"
     return [
         lm,
-        str(get("tokenizer", "–")),
+        str(get("tokenizer", "bases (U-Net)" if unet else "–")),
         genomes,
         f"{html.fmt_int(get('window'))} / {html.fmt_int(get('stride'))}",
         f"{html.fmt_int(get('train_windows'))} ({html.fmt_int(get('dropped_train_windows'))})",
         f"{val} ({html.fmt_int(get('dropped_val_windows'))})",
-        " / ".join(html.fmt_int(get(k)) for k in ("layers", "hidden", "heads")),
+        (f"U-Net: {html.fmt_int(unet.get('layers'))} / channels {html.fmt_int(unet.get('channels'))}, depth "
+         f"{html.fmt_int(unet.get('depth'))} / {html.fmt_int(unet.get('heads'))}") if unet
+        else " / ".join(html.fmt_int(get(k)) for k in ("layers", "hidden", "heads")),
         html.fmt_int(get("parameters")),
         f"{html.fmt_int(get('steps_run'))} of {html.fmt_int(get('steps'))}",
         html.fmt_num(get("final_val_loss")),
