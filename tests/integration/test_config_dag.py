@@ -53,6 +53,16 @@ def test_a_missing_bed_file_is_named_with_its_key(tmp_path: Path) -> None:
     assert "interpret.ism.regions: BED file 'nowhere/promoters.bed' not found" in proc.stdout + proc.stderr
 
 
+def test_conservation_of_the_reference_species_joins_the_dag(tmp_path: Path) -> None:
+    config = edit(["conservation"], {"models": ["fungal_lm"], "regions": "resources/demo/scer/chrVII.bed"})
+    proc = dry_run(tmp_path, config)
+    assert proc.returncode == 0, proc.stderr
+    assert "score_conservation" in proc.stdout and "results/conservation/fungal_lm/scer.bw" in proc.stdout
+    config["conservation"]["species"] = ["calb"]  # C. albicans has no annotation: the key that needs one is named
+    proc = dry_run(tmp_path, config)
+    assert proc.returncode != 0 and "species.calb.annotation: conservation scores calb" in proc.stdout + proc.stderr
+
+
 def test_lint_and_format() -> None:
     lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "-s", str(REPO / "workflow" / "Snakefile")],
                           capture_output=True, text=True, cwd=REPO, check=False)

@@ -310,9 +310,14 @@ def get_task_type(wildcards):
 
 
 def get_eval_settings(wildcards):
-    """The task type's evaluation settings, with the site threshold (`TaskType.eval_settings`)."""
+    """The task type's evaluation settings (`TaskType.eval_settings`), the site threshold and the counterfactual's
+    species (`evaluate.counterfactual_species`)."""
     spec = get_task(wildcards)
-    settings = tasks.get(spec["type"]).eval_settings(spec)
+    species = dnalm.config.counterfactual_species(config, wildcards.task)
+    settings = {
+        **tasks.get(spec["type"]).eval_settings(spec),
+        "counterfactual_species": species,
+    }
     return {"site_threshold": spec["site_threshold"], **settings}
 
 

@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from dnalm import tasks
+from dnalm.config_conservation import check_conservation, conservation_jobs, counterfactual_species  # noqa: F401
 from dnalm.schema import SCHEMA, load_schema
 
 SPLITS = ("train", "val", "test")
@@ -93,6 +94,7 @@ def check(cfg: dict, repo: str | Path, schema_path: str | Path = SCHEMA) -> None
     check_models(cfg, repo)
     check_sweeps(cfg, load_schema(schema_path))
     check_interpret(cfg, repo)
+    check_conservation(cfg)
     busco_lineage(cfg, repo)
 
 
