@@ -222,3 +222,20 @@ def test_config_check_names_the_key_of_a_missing_lm_species_or_annotation():
     with pytest.raises(ValueError, match="conservation.species: null means the reference species"):
         check_conservation(cfg)
     assert conservation_jobs({**cfg, "conservation": {"models": [], "species": None}}) == []
+
+
+def test_a_6mer_lm_scores_every_base_but_n_up_to_the_chromosome_ends(tmp_path):
+    from dnalm.conservation import score_genome
+    from helpers import tiny_bert
+
+    lm = tiny_bert(tmp_path / "lm", "kmer6_species", SPECIES, {"layers": 1, "hidden": 16, "heads": 2,
+                                                                 "intermediate": 32, "max_positions": 64})
+    seq = "".join(np.random.default_rng(2).choice(list("ACGT"), 40))
+    (tmp_path / "g.fa").write_text(f">c1\n{seq[:17]}N{seq[18:]}\n>c2\nACGTA\n")  # c2: shorter than a window
+    regions, probs = score_genome(lm, tmp_path / "g.fa", species=SPECIES[1], context=4, batch_size=7)
+    assert regions == [("c1", 0, 40), ("c2", 0, 5)]
+    assert np.isnan(probs[0][17]).all() and np.isfinite(np.delete(probs[0], 17, axis=0)).all()
+    np.testing.assert_allclose(np.nansum(probs[0], axis=1)[np.arange(40) != 17], 1, rtol=1e-5)
+    np.testing.assert_allclose(probs[1].sum(axis=1), 1, rtol=1e-5)
+    one = score_genome(lm, tmp_path / "g.fa", species=SPECIES[1], context=4, batch_size=40)[1]
+    np.testing.assert_allclose(one[0], probs[0], rtol=1e-5)  # the batch size changes nothing
