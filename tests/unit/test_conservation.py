@@ -239,3 +239,32 @@ def test_a_6mer_lm_scores_every_base_but_n_up_to_the_chromosome_ends(tmp_path):
     np.testing.assert_allclose(probs[1].sum(axis=1), 1, rtol=1e-5)
     one = score_genome(lm, tmp_path / "g.fa", species=SPECIES[1], context=4, batch_size=40)[1]
     np.testing.assert_allclose(one[0], probs[0], rtol=1e-5)  # the batch size changes nothing
+
+
+def test_codons_of_r64_chri_are_read_in_frame(tmp_path):
+    """The RefSeq GFF3 of R64 chrI (resources/demo/saccharomyces_chrI): codons read from CDS strand and phase hold
+    almost no stop codons (one per CDS, the last), where the same codons shifted by one base hold many."""
+    import gzip
+
+    from dnalm.genome_tracks import genome_sizes
+    from dnalm.io.fasta import open_fasta
+
+    data = Path(__file__).resolve().parents[2] / "resources/demo/saccharomyces_chrI"
+    fasta, gff = tmp_path / "chrI.fa", tmp_path / "chrI.gff3"
+    fasta.write_bytes(gzip.decompress((data / "ScerR64_I_GCF_000146045.2_R64_genomic.fna.gz").read_bytes()))
+    gff.write_bytes(gzip.decompress((data / "ScerR64_I.gff.gz").read_bytes()))
+    codons = read_codons(gff, genome_sizes(fasta))["NC_001133.9"]
+    with open_fasta(fasta) as handle:
+        seq = np.array(list(str(handle["NC_001133.9"][:]).upper()))
+    minus = codons[:, 0] > codons[:, 2]
+    complement = dict(zip("ACGTN", "TGCAN", strict=True))
+
+    def stops(positions: np.ndarray) -> float:
+        letters = seq[positions]
+        letters[minus] = [[complement[b] for b in row] for row in letters[minus]]
+        words = ["".join(row) for row in letters]
+        return np.mean([w in ("TAA", "TAG", "TGA") for w in words])
+
+    shift = np.where(minus, -1, 1)[:, None]
+    assert len(codons) > 30_000 and minus.any() and (~minus).any()
+    assert stops(codons) < 0.005 and stops(codons + shift) > 0.02
