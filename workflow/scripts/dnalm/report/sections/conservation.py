@@ -43,12 +43,14 @@ def _figure(path: str, summary: dict, title: str):
     for run in np.split(np.flatnonzero(codon > 0), np.flatnonzero(np.diff(np.flatnonzero(codon > 0)) != 1) + 1):
         if len(run):
             track.axvspan(x[run[0]], x[run[-1]] + 1, color="#f2c14e", alpha=0.3, lw=0)
-    track.set(xlabel=f"{chrom} (CDS shaded)", ylabel="C = 2 − H (bits)", ylim=(0, 2), title=title)
+    top = float(np.nanmax(scores)) if np.isfinite(scores).any() else 0.0
+    track.set(xlabel=f"{chrom} (CDS shaded)", ylabel="C = 2 − H (bits)", ylim=(0, max(1.05 * top, 1e-3)), title=title)
     control = summary.get("codon_control") or {}
     means = [control.get(k) for k in ("mean_c1", "mean_c2", "mean_c3", "mean_noncoding")]
     bars.bar(["1st", "2nd", "3rd", "non-coding"], [np.nan if m is None else m for m in means],
              color=["#1f5fa8", "#1f5fa8", "#c0392b", "#999999"])
     bars.set(ylabel="mean C", title=f"{control.get('codons', 0):,} codons")
+    bars.tick_params(axis="x", labelrotation=30)
     fig.tight_layout()
     plt.close(fig)
     return fig
@@ -60,7 +62,14 @@ def _row(record: dict, summary: dict) -> list:
     return [record["lm"], record["species"], html.fmt_int(summary.get("bases")), html.fmt_int(summary.get("context")),
             html.fmt_num(summary.get("mean_conservation")), html.fmt_int(control.get("codons")),
             *(html.fmt_num(control.get(k)) for k in ("mean_c1", "mean_c2", "mean_c3", "mean_noncoding")),
-            html.fmt_num(control.get("p_c3_below_c1")), html.fmt_num(control.get("p_c3_below_c2")), verdict]
+            _p(control.get("p_c3_below_c1")), _p(control.get("p_c3_below_c2")), verdict]
+
+
+def _p(value: float | None) -> str:
+    """A p-value in two significant digits (scientific below 0.001), – when absent."""
+    if html.is_missing(value):
+        return "–"
+    return f"{value:.2g}" if value >= 1e-3 else f"{value:.1e}"
 
 
 def build(manifest: Manifest) -> Markup:
