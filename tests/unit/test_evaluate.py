@@ -208,3 +208,17 @@ def test_counterfactual_species_default_to_the_task_species_and_the_reference():
     assert counterfactual_species(cfg, "t") == ["cgla", "klac", "saccharomyces_cerevisiae"]
     cfg["evaluate"]["counterfactual_species"] = ["scer", "homo_sapiens"]  # an id becomes its token; others stay
     assert counterfactual_species(cfg, "t") == ["saccharomyces_cerevisiae", "homo_sapiens"]
+
+
+def test_counterfactual_species_of_lms_pretrained_here_are_checked_against_the_config():
+    from dnalm.config_conservation import check_counterfactual
+
+    cfg = {"species": {"scer": {"token": "saccharomyces_cerevisiae"}}, "pretrain": {"lm": {}},
+           "models": {"m": {"arch": "lm", "lm": {"backbone": "lm"}}},
+           "evaluate": {"counterfactual_species": ["scer", "Saccharomyces_Cerevisiae"]}}
+    check_counterfactual(cfg)
+    cfg["evaluate"]["counterfactual_species"] = ["homo_sapiens"]
+    with pytest.raises(ValueError, match=r"evaluate.counterfactual_species: \['homo_sapiens'\] are neither"):
+        check_counterfactual(cfg)
+    cfg["models"]["m"]["lm"]["backbone"] = "/models/specieslm"  # a downloaded vocabulary: checked when loaded
+    check_counterfactual(cfg)

@@ -43,6 +43,21 @@ def check_conservation(cfg: dict) -> None:
                              "needs the CDS of an annotation; add one or leave the species out of conservation.species")
 
 
+def check_counterfactual(cfg: dict) -> None:
+    """Listed counterfactual species are species ids or tokens of the config's species when a model's backbone is
+    pretrained here (whose vocabulary is those tokens; other backbones' vocabularies are checked when loaded)."""
+    listed = cfg["evaluate"]["counterfactual_species"]
+    own = any(spec.get("arch") == "lm" and (spec.get("lm") or {}).get("backbone") in cfg["pretrain"]
+              for spec in cfg["models"].values())
+    if listed is None or not own:
+        return
+    tokens = {_species_token(cfg, s) for s in cfg["species"]}
+    unknown = [n for n in listed if n not in cfg["species"] and str(n).lower() not in tokens]
+    if unknown:
+        raise ValueError(f"evaluate.counterfactual_species: {unknown} are neither species ids nor species tokens of "
+                         f"this config, the vocabulary of the LMs pretrained here (tokens: {sorted(tokens)})")
+
+
 def conservation_jobs(cfg: dict) -> list[tuple[str, str]]:
     """(lm, species) of every conservation job."""
     return [(lm, s) for lm in cfg["conservation"]["models"] for s in conservation_species(cfg)]
