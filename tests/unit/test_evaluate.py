@@ -184,15 +184,17 @@ def test_counterfactual_swaps_in_the_listed_species_only(lm_model, tmp_path):
     from dnalm.evaluate import species_counterfactual
 
     store = WindowStore(write_store(tmp_path, "test", 5, 4))
-    listed = species_counterfactual(lm_model, store, 2, torch.device("cpu"), ["Candida_Glabrata"])
-    assert list(listed["species"]) == ["saccharomyces_cerevisiae", "candida_glabrata"]  # the token in use first
+    listed = species_counterfactual(lm_model, store, 2, torch.device("cpu"), ["Kluyveromyces_Lactis"])
+    assert list(listed["species"]) == [CF_SPECIES[0], CF_SPECIES[2]]  # the token in use always, vocabulary order
     assert list(listed["token_in_use"]) == [True, False]
     in_use = listed.iloc[0]
     assert in_use["mean_abs_delta_log_count"] == 0 and in_use["profile_pearson_median"] == pytest.approx(1)
     assert listed.iloc[1]["mean_abs_delta_log_count"] > 0  # another token changes a random model's output
     every = species_counterfactual(lm_model, store, 2, torch.device("cpu"))
     assert list(every["species"]) == CF_SPECIES
-    pd.testing.assert_frame_equal(every.iloc[:2].reset_index(drop=True), listed)
+    pd.testing.assert_frame_equal(every.iloc[[0, 2]].reset_index(drop=True), listed)
+    reordered = species_counterfactual(lm_model, store, 2, torch.device("cpu"), CF_SPECIES[::-1])
+    pd.testing.assert_frame_equal(reordered, every)
     assert lm_model.trunk.species == CF_SPECIES[0] and not lm_model.training
     with pytest.raises(ValueError, match=r"evaluate.counterfactual_species: \['homo_sapiens'\].*kluyveromyces_lactis"):
         species_counterfactual(lm_model, store, 2, torch.device("cpu"), ["homo_sapiens"])

@@ -87,7 +87,7 @@ def species_counterfactual(model, store: WindowStore, batch_size: int, device: t
             the token in use is always a row. None: every species of the vocabulary.
 
     Returns:
-        One row per species token (the one in use first, as the no-change reference).
+        One row per species token in vocabulary order (the one in use always included, as the no-change reference).
     """
     trunk = getattr(model, "trunk", None)
     if not hasattr(trunk, "use_species") or trunk.species is None:
@@ -121,7 +121,7 @@ def species_counterfactual(model, store: WindowStore, batch_size: int, device: t
 
 
 def counterfactual_names(vocab: dict[str, int], in_use: str, species: list[str] | None) -> list[str]:
-    """The counterfactual's species tokens: the one in use, then `species` (None: the vocabulary's), once each.
+    """The counterfactual's species tokens in vocabulary order: `species` (None: the vocabulary's) and the one in use.
 
     Raises:
         ValueError: naming `evaluate.counterfactual_species` and the vocabulary's species, for a name that is not one.
@@ -135,7 +135,8 @@ def counterfactual_names(vocab: dict[str, int], in_use: str, species: list[str] 
         raise ValueError(f"evaluate.counterfactual_species: {unknown} are not species tokens of the model's "
                          f"vocabulary; its species ({len(known)}): {', '.join(known[:50])}"
                          f"{' …' if len(known) > 50 else ''}")
-    return list(dict.fromkeys([in_use, *names]))
+    chosen = {in_use, *names}
+    return [name for name in known if name in chosen]
 
 
 def run_metrics(metric_files: list[str], runs: list[dict] | None = None, task_type: str = "profile") -> pd.DataFrame:
