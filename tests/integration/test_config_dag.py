@@ -65,6 +65,14 @@ def test_a_unet_pretrain_and_unet_models_build_the_dag(tmp_path: Path) -> None:
         assert path in proc.stdout, path
     assert "results/models/polya/u_lora/hf" not in proc.stdout  # only BERT-style LMs are exported
 
+def test_conservation_of_the_reference_species_joins_the_dag(tmp_path: Path) -> None:
+    config = edit(["conservation"], {"models": ["fungal_lm"], "regions": "resources/demo/scer/chrVII.bed"})
+    proc = dry_run(tmp_path, config)
+    assert proc.returncode == 0, proc.stderr
+    assert "score_conservation" in proc.stdout and "results/conservation/fungal_lm/scer.bw" in proc.stdout
+    # the config check's errors (an LM that is not pretrained here, a species without annotation) are unit-tested
+    # in tests/unit/test_conservation.py
+
 
 def test_lint_and_format() -> None:
     lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "-s", str(REPO / "workflow" / "Snakefile")],

@@ -162,3 +162,65 @@ def test_sweep_table_marks_the_point_with_the_lowest_validation_loss(tmp_path):
     assert list(table["val_loss"]) == pytest.approx([2.6, 1.9])  # best epoch of each run, mean over seeds
     assert list(table["pearson_median"]) == pytest.approx([0.2, 0.6])
     assert list(table["best"]) == [False, True]
+
+
+CF_SPECIES = ["saccharomyces_cerevisiae", "candida_glabrata", "kluyveromyces_lactis"]
+
+
+@pytest.fixture(scope="module")
+def lm_model(tmp_path_factory):
+    from dnalm.models import build_model
+    from helpers import tiny_bert
+
+    ckpt = tiny_bert(tmp_path_factory.mktemp("cf_lm"), "nucleotide", CF_SPECIES,
+                     {"layers": 1, "hidden": 16, "heads": 2, "intermediate": 32})
+    torch.manual_seed(0)
+    model = build_model("lm", {"backbone": ckpt, "species": CF_SPECIES[0], "species_list": CF_SPECIES,
+                               "finetune": "full"}, "profile", 2)
+    return model.eval()
+
+
+def test_counterfactual_swaps_in_the_listed_species_only(lm_model, tmp_path):
+    from dnalm.evaluate import species_counterfactual
+
+    store = WindowStore(write_store(tmp_path, "test", 5, 4))
+    listed = species_counterfactual(lm_model, store, 2, torch.device("cpu"), ["Kluyveromyces_Lactis"])
+    assert list(listed["species"]) == [CF_SPECIES[0], CF_SPECIES[2]]  # the token in use always, vocabulary order
+    assert list(listed["token_in_use"]) == [True, False]
+    in_use = listed.iloc[0]
+    assert in_use["mean_abs_delta_log_count"] == 0 and in_use["profile_pearson_median"] == pytest.approx(1)
+    assert listed.iloc[1]["mean_abs_delta_log_count"] > 0  # another token changes a random model's output
+    every = species_counterfactual(lm_model, store, 2, torch.device("cpu"))
+    assert list(every["species"]) == CF_SPECIES
+    pd.testing.assert_frame_equal(every.iloc[[0, 2]].reset_index(drop=True), listed)
+    reordered = species_counterfactual(lm_model, store, 2, torch.device("cpu"), CF_SPECIES[::-1])
+    pd.testing.assert_frame_equal(reordered, every)
+    assert lm_model.trunk.species == CF_SPECIES[0] and not lm_model.training
+    with pytest.raises(ValueError, match=r"evaluate.counterfactual_species: \['homo_sapiens'\].*kluyveromyces_lactis"):
+        species_counterfactual(lm_model, store, 2, torch.device("cpu"), ["homo_sapiens"])
+
+
+def test_counterfactual_species_default_to_the_task_species_and_the_reference():
+    from dnalm.config_conservation import counterfactual_species
+
+    cfg = {"species": {"scer": {"token": "saccharomyces_cerevisiae", "reference": True},
+                       "cgla": {"token": None, "reference": False}, "klac": {"token": None, "reference": False}},
+           "tasks": {"t": {"species": "cgla", "extra_train_species": ["klac"]}},
+           "evaluate": {"counterfactual_species": None}}
+    assert counterfactual_species(cfg, "t") == ["cgla", "klac", "saccharomyces_cerevisiae"]
+    cfg["evaluate"]["counterfactual_species"] = ["scer", "homo_sapiens"]  # an id becomes its token; others stay
+    assert counterfactual_species(cfg, "t") == ["saccharomyces_cerevisiae", "homo_sapiens"]
+
+
+def test_counterfactual_species_of_lms_pretrained_here_are_checked_against_the_config():
+    from dnalm.config_conservation import check_counterfactual
+
+    cfg = {"species": {"scer": {"token": "saccharomyces_cerevisiae"}}, "pretrain": {"lm": {}},
+           "models": {"m": {"arch": "lm", "lm": {"backbone": "lm"}}},
+           "evaluate": {"counterfactual_species": ["scer", "Saccharomyces_Cerevisiae"]}}
+    check_counterfactual(cfg)
+    cfg["evaluate"]["counterfactual_species"] = ["homo_sapiens"]
+    with pytest.raises(ValueError, match=r"evaluate.counterfactual_species: \['homo_sapiens'\] are neither"):
+        check_counterfactual(cfg)
+    cfg["models"]["m"]["lm"]["backbone"] = "/models/specieslm"  # a downloaded vocabulary: checked when loaded
+    check_counterfactual(cfg)

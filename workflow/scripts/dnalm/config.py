@@ -18,6 +18,12 @@ import jsonschema
 import yaml
 
 from dnalm import tasks
+from dnalm.config_conservation import (  # noqa: F401 (conservation_jobs, counterfactual_species: for the rules)
+    check_conservation,
+    check_counterfactual,
+    conservation_jobs,
+    counterfactual_species,
+)
 from dnalm.schema import SCHEMA, load_schema
 
 SPLITS = ("train", "val", "test")
@@ -93,6 +99,8 @@ def check(cfg: dict, repo: str | Path, schema_path: str | Path = SCHEMA) -> None
     check_models(cfg, repo)
     check_sweeps(cfg, load_schema(schema_path))
     check_interpret(cfg, repo)
+    check_conservation(cfg)
+    check_counterfactual(cfg)
     busco_lineage(cfg, repo)
 
 

@@ -23,8 +23,9 @@ METRICS = list(COMPARISON_METRICS)
 
 
 def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metrics: str, *, site_threshold: float,
-             out_counterfactual: str | None = None, batch_size: int = 64, threads: int = 1,
-             device: str | None = None, val_store: WindowStore | None = None, **settings) -> dict:
+             out_counterfactual: str | None = None, counterfactual_species: list[str] | None = None,
+             batch_size: int = 64, threads: int = 1, device: str | None = None, val_store: WindowStore | None = None,
+             **settings) -> dict:
     """Predict the test windows, write `predictions.h5`, `metrics.json` and the species-token counterfactual.
 
     Args:
@@ -35,6 +36,8 @@ def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metr
         out_metrics: JSON of the task type's test metrics.
         site_threshold: Observed signal that makes a base a site (AUROC/AUPRC; profile tasks only).
         out_counterfactual: TSV of `species_counterfactual` (None: not computed).
+        counterfactual_species: Species tokens it swaps in (`evaluate.counterfactual_species`; None: every species
+            of the model's vocabulary).
         batch_size: Windows per batch.
         threads: CPU threads.
         device: Device, or None to choose.
@@ -54,7 +57,7 @@ def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metr
     metrics.update(arch=info["arch"], best_epoch=info["best_epoch"], trainable_params=info["trainable_params"])
     Path(out_metrics).write_text(json.dumps(metrics, indent=2))
     if out_counterfactual is not None:
-        table = species_counterfactual(model, store, batch_size, dev)
+        table = species_counterfactual(model, store, batch_size, dev, counterfactual_species)
         table.to_csv(out_counterfactual, sep="\t", index=False, float_format="%.5f")
     log.info("test metrics: %s", metrics)
     return metrics
@@ -64,8 +67,10 @@ COUNTERFACTUAL_COLUMNS = ["species", "token_in_use", "mean_delta_log_count", "me
                           "profile_pearson_median", "n_windows"]
 
 
-def species_counterfactual(model, store: WindowStore, batch_size: int, device: torch.device) -> pd.DataFrame:
-    """Predictions on the test windows with the species token swapped to every species of the model's vocabulary.
+def species_counterfactual(model, store: WindowStore, batch_size: int, device: torch.device,
+                           species: list[str] | None = None) -> pd.DataFrame:
+    """Predictions on the test windows with the species token swapped to each of `species` (or every species of the
+    model's vocabulary).
 
     For each species: the mean change of the predicted log total per channel against the true token's prediction
     (signed and absolute, over windows and channels), and the median per-window Pearson between the swapped and the
@@ -77,17 +82,17 @@ def species_counterfactual(model, store: WindowStore, batch_size: int, device: t
         model: A trained model; a language-model trunk has `use_species` and `vocab`.
         store: Test windows.
         batch_size: Windows per batch.
-        device: Device.
+        device: The model's device; each batch is moved there and every species is run on it.
+        species: Species tokens to swap in (`evaluate.counterfactual_species`), each checked against the vocabulary;
+            the token in use is always a row. None: every species of the vocabulary.
 
     Returns:
-        One row per species token (the one in use included, as the no-change reference).
+        One row per species token in vocabulary order (the one in use always included, as the no-change reference).
     """
-    from dnalm.tokenize import species_names
-
     trunk = getattr(model, "trunk", None)
-    names = species_names(trunk.vocab) if hasattr(trunk, "use_species") else []
-    if not names:
+    if not hasattr(trunk, "use_species") or trunk.species is None:
         return pd.DataFrame(columns=COUNTERFACTUAL_COLUMNS)
+    names = counterfactual_names(trunk.vocab, trunk.species, species)
     task = tasks.get(store.task_type)
     deltas: dict[str, list] = {name: [] for name in names}
     pearsons: dict[str, list] = {name: [] for name in names}
@@ -113,6 +118,25 @@ def species_counterfactual(model, store: WindowStore, batch_size: int, device: t
                      "profile_pearson_median": float(np.nanmedian(np.concatenate(pearsons[name]))),
                      "n_windows": len(store)})
     return pd.DataFrame(rows, columns=COUNTERFACTUAL_COLUMNS)
+
+
+def counterfactual_names(vocab: dict[str, int], in_use: str, species: list[str] | None) -> list[str]:
+    """The counterfactual's species tokens in vocabulary order: `species` (None: the vocabulary's) and the one in use.
+
+    Raises:
+        ValueError: naming `evaluate.counterfactual_species` and the vocabulary's species, for a name that is not one.
+    """
+    from dnalm.tokenize import species_names
+
+    known = species_names(vocab)
+    names = known if species is None else [str(s).lower() for s in species]
+    unknown = [s for s in names if s not in known]
+    if unknown:
+        raise ValueError(f"evaluate.counterfactual_species: {unknown} are not species tokens of the model's "
+                         f"vocabulary; its species ({len(known)}): {', '.join(known[:50])}"
+                         f"{' …' if len(known) > 50 else ''}")
+    chosen = {in_use, *names}
+    return [name for name in known if name in chosen]
 
 
 def run_metrics(metric_files: list[str], runs: list[dict] | None = None, task_type: str = "profile") -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dnalm import tasks
 from dnalm.config import interpret_outputs, interpret_pairs, run_spec, sweep_tables, task_runs, track_runs, variant_jobs
+from dnalm.config_conservation import conservation_jobs
 from dnalm.crossfold import comparison_units, pretraining_pairs
 
 
@@ -17,6 +18,9 @@ def report_manifest(cfg: dict) -> list[dict]:
         for kind, name in (("pretrain_summary", "pretrain.json"), ("pretrain_history", "history.tsv"),
                            ("pretrain_homology", "homology_excluded.tsv")):
             records.append({"kind": kind, "lm": lm, "path": f"results/pretrain/{lm}/{name}"})
+    for lm, species in conservation_jobs(cfg):
+        records += [{"kind": kind, "lm": lm, "species": species, "path": f"results/conservation/{lm}/{species}.{ext}"}
+                    for kind, ext in (("conservation", "json"), ("conservation_scores", "npz"))]
     for task, spec in cfg["tasks"].items():
         task_records = [{"kind": "split_counts", "path": f"results/splits/{task}/counts.tsv"},
                         {"kind": "homology_summary", "path": f"results/splits/{task}/summary.tsv"},
@@ -118,9 +122,10 @@ def _class_records(cfg: dict, task: str, kinds: list[tuple[str, str]]) -> list[d
 
 def final_outputs(cfg: dict) -> list[str]:
     """What a finished run holds besides the report's inputs: the QC gate's list, every fine-tuned LM's Hugging Face
-    export and every task's per-run table."""
+    export, every task's per-run table and the conservation bigWigs."""
     qc = ["results/qc/pretrain_genomes.txt"] if cfg["species"] else []
     exports = [f"results/models/{t}/{r['run']}/hf" for t in cfg["tasks"] for r in task_runs(cfg, t)
                if run_spec(cfg, r["run"])["arch"] == "lm"]
     runs = [f"results/eval/{t}/runs.tsv" for t in cfg["tasks"] if task_runs(cfg, t)]
-    return [*qc, *exports, *runs]
+    tracks = [f"results/conservation/{lm}/{species}.bw" for lm, species in conservation_jobs(cfg)]
+    return [*qc, *exports, *runs, *tracks]

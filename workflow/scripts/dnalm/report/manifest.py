@@ -17,6 +17,8 @@ KINDS: dict[str, tuple[str, ...]] = {
     "pretrain_summary": ("lm",),
     "pretrain_history": ("lm",),
     "pretrain_homology": ("lm",),
+    "conservation": ("lm", "species"),
+    "conservation_scores": ("lm", "species"),
     "split_counts": ("task",),
     "homology_summary": ("task",),
     "comparison": ("task",),

@@ -21,6 +21,7 @@ SECTIONS = (
     "splits",
     "homology",
     "pretrain",
+    "conservation",
     "training",
     "metrics",
     "folds",
