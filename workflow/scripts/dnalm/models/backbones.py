@@ -80,10 +80,7 @@ class Family:
 _NT = tokenize.LAYOUTS["nt6"]
 FAMILIES = {
     "bert": Family("bert", "BertModel", "BertConfig", "BertForMaskedLM or BertModel weights",
-                   ("kmer6_species", "nucleotide"),
-                   # attention dropout 0, as pretrain_lm's default: with it, CPU training materialises every T x T
-                   # attention matrix (benchmarks/bench_store.py --lm); without it the fused kernel runs
-                   {"pad_token_id": tokenize.PAD, "attention_probs_dropout_prob": 0.0}),
+                   ("kmer6_species", "nucleotide"), {"pad_token_id": tokenize.PAD}),
     "esm": Family("esm", "EsmModel", "EsmConfig", "EsmForMaskedLM or EsmModel weights, e.g. Nucleotide Transformer v1",
                   ("nt6",), {"pad_token_id": _NT.pad, "mask_token_id": _NT.tokens.index("<mask>"),
                              "position_embedding_type": "absolute", "token_dropout": False,
