@@ -275,13 +275,16 @@ def _check_swept_key(model: str, spec: dict, key: str) -> None:
 
 
 def check_interpret(cfg: dict, repo: str | Path) -> None:
-    """Interpreted models exist; motif files exist and parse (errors name the file and line)."""
+    """Interpreted models exist; `interpret.tracks` fits the interpreted tracks tasks; motif files exist and parse
+    (errors name the file, key or line)."""
     from dnalm.motifs import read_motif_files
 
     for block in ("interpret", "variants", "prediction_tracks"):
         for model in cfg[block]["models"] or []:
             if model not in cfg["models"]:
                 raise ValueError(f"{block}.models: {model!r} is not under models (known: {sorted(cfg['models'])})")
+    for task in dict.fromkeys(t for t, _ in interpret_pairs(cfg)):
+        interpret_selection(cfg, task)
     if interpret_pairs(cfg):
         read_motif_files(motif_files(cfg, repo))
 
@@ -560,6 +563,12 @@ def interpret_outputs(cfg: dict, task: str) -> list[str]:
     """The outputs attributions of a task explain: its task type's (classification: class), else interpret.outputs."""
     fixed = tasks.get(cfg["tasks"][task]["type"]).attribution_outputs
     return list(fixed) if fixed is not None else list(cfg["interpret"]["outputs"])
+
+
+def interpret_selection(cfg: dict, task: str) -> dict | None:
+    """What the task's attribution outputs select (tracks tasks: `interpret.tracks` as channels and bins)."""
+    spec = cfg["tasks"][task]
+    return tasks.get(spec["type"]).attribution_selection(task, spec, cfg["interpret"])
 
 
 def motif_files(cfg: dict, repo: str | Path) -> list[str]:

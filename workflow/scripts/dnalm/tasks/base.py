@@ -50,6 +50,11 @@ class TaskType:
         """The window store's binning of the targets (None: base resolution)."""
         return None
 
+    def attribution_selection(self, task: str, spec: dict, interpret: dict) -> dict | None:
+        """What this type's attribution outputs select from the model's outputs (tracks: channels and bins; None:
+        nothing to select), from the config's `interpret` block; errors name the key."""
+        return None
+
     def eval_settings(self, spec: dict) -> dict:
         """Settings of the task's evaluation besides the site threshold (keyword arguments of `evaluate`)."""
         return {}
