@@ -24,6 +24,7 @@ import pytest
 from dnalm.attribution import attribute_windows
 from dnalm.config import interpret_selection
 from dnalm.interpret import match_motifs, run_modisco
+from dnalm.prediction_tracks import write_attribution_tracks
 from dnalm.schema import block_defaults
 from dnalm.store import WindowStore, write_store
 from dnalm.tiling import tile_windows
@@ -116,7 +117,8 @@ def planted(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("tracks_planted")
     files, sites = write_genome(tmp)
     stores = build_stores(tmp, files)
-    return {"tmp": tmp, "sites": sites, "stores": stores, "windows": pd.read_csv(tmp / "windows.tsv", sep="\t")}
+    return {"tmp": tmp, "sites": sites, "stores": stores, "windows": pd.read_csv(tmp / "windows.tsv", sep="\t"),
+            "fasta": files["fasta"]}
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +138,8 @@ def attributed(planted: dict, checkpoint: str, track: str) -> dict:
     tmp, stores = planted["tmp"], planted["stores"]
     cfg = {"tasks": {"synth": TASK}, "interpret": {"tracks": {"targets": [track], "range": 128}}}
     selection = interpret_selection(cfg, "synth")
-    assert selection == {"channels": [["a", "b"].index(track)], "names": [track], "bins": [4, 12]}
+    assert selection == {"channels": [["a", "b"].index(track)], "names": [track], "bins": [4, 12],
+                         "bp": [64, 192]}
     npz = tmp / f"attributions.{track}.npz"
     attribute_windows(checkpoint, stores["test"], str(npz), n_windows=WINDOWS,
                       outputs=["tracks"], n_shuffles=4, seed=0, threads=2, device="cpu", tracks=selection)
@@ -178,6 +181,26 @@ def check_planted(scores: pd.DataFrame, element: str) -> None:
         assert by.get_group(other).abs().median() < 0.1 * sites.median(), (other, by.describe())
 
 
+def check_bigwig(planted: dict, arrays: dict) -> None:
+    """Rule attribution_tracks' bigWig of the `tracks` output: each base's attribution at its genomic place, the
+    mean where attributed windows overlap."""
+    out = planted["tmp"] / "attribution.tracks.bw"
+    summary = write_attribution_tracks(arrays["npz"], str(planted["tmp"] / "windows.tsv"), planted["fasta"],
+                                       {"tracks": str(out)})
+    assert summary["windows"] == WINDOWS and summary["left_out"] == 0
+    windows = planted["windows"].set_index("id")
+    sums, counts = np.zeros(CHROMS["chr3"]), np.zeros(CHROMS["chr3"])
+    for i, wid in enumerate(arrays["window_ids"]):
+        start = int(windows.at[wid, "start"])
+        sums[start : start + LENGTH] += arrays["tracks_attr"][i].sum(axis=0)
+        counts[start : start + LENGTH] += 1
+    with pyBigWig.open(str(out)) as bw:
+        values = np.nan_to_num(np.asarray(bw.values("chr3", 0, CHROMS["chr3"], numpy=True), dtype=np.float64))
+    covered = counts > 0
+    np.testing.assert_allclose(values[covered], sums[covered] / counts[covered], rtol=1e-4, atol=1e-6)
+    assert np.abs(values[covered]).max() > 0.1
+
+
 @pytest.mark.slow
 def test_bpnet_track_attributions_find_the_tracks_motif_and_no_other(planted: dict, bpnet: str) -> None:
     arrays = attributed(planted, bpnet, "a")
@@ -185,6 +208,7 @@ def test_bpnet_track_attributions_find_the_tracks_motif_and_no_other(planted: di
     check_planted(site_scores(planted, arrays), "Gcn4_TGACTCA")
     # the same model, track b's output: Reb1, not Gcn4 (the selection, not the model, picks the element)
     check_planted(site_scores(planted, attributed(planted, bpnet, "b")), "Reb1_TTACCCG")
+    check_bigwig(planted, arrays)
     tmp = planted["tmp"]
     settings = {"max_seqlets": 500, "n_leiden_runs": 1, "min_metacluster_size": 10, "final_min_cluster_size": 5,
                 "window": 128}

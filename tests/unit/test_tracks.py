@@ -202,10 +202,12 @@ def test_attribution_selection_resolves_names_and_the_central_bins() -> None:
     channels = ["rna/+", "rna/-", "cov"]
     default = attribution_selection(channels, 320, BIN, None, None, "tasks.t")
     # every channel; the central quarter, bp 120-200 = bins 15-24
-    assert default == {"channels": [0, 1, 2], "names": channels, "bins": [15, 25]}
+    assert default == {"channels": [0, 1, 2], "names": channels, "bins": [15, 25],
+                       "bp": [120, 200]}
     picked = attribution_selection(channels, 320, BIN, ["cov", "rna"], 20, "tasks.t")
     # a target's name takes both strands; 20 central bp (150-170) overlap bins 18-21
-    assert picked == {"channels": [2, 0, 1], "names": ["cov", "rna/+", "rna/-"], "bins": [18, 22]}
+    assert picked == {"channels": [2, 0, 1], "names": ["cov", "rna/+", "rna/-"], "bins": [18, 22],
+                      "bp": [144, 176]}
     assert attribution_selection(channels, 320, BIN, ["rna/-"], 320, "tasks.t")["bins"] == [0, 40]
     with pytest.raises(ValueError, match=r"'polii' is not a channel of tasks.t \(its channels: rna/\+, rna/-, cov"):
         attribution_selection(channels, 320, BIN, ["polii"], None, "tasks.t")

@@ -98,12 +98,14 @@ def select_tracks(log_rates, tracks: dict | None):
 
 
 def selection_arrays(tracks: dict | None) -> dict[str, np.ndarray]:
-    """The selection as attributions.npz arrays (`tracks_channels`, `tracks_names`, `tracks_bins`); none for None."""
+    """The selection as attributions.npz arrays (`tracks_channels`, `tracks_names`, `tracks_bins`, `tracks_bp`: the
+    bins' first and past-the-last base, or -1 when not given); none for None."""
     if tracks is None:
         return {}
     return {"tracks_channels": np.asarray(tracks["channels"], dtype=np.int64),
             "tracks_names": np.asarray(tracks.get("names", []), dtype=str),
-            "tracks_bins": np.asarray(tracks["bins"], dtype=np.int64)}
+            "tracks_bins": np.asarray(tracks["bins"], dtype=np.int64),
+            "tracks_bp": np.asarray(tracks.get("bp", [-1, -1]), dtype=np.int64)}
 
 
 def selection_from_arrays(arrays) -> dict | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dnalm.tasks.base import TaskType, prediction_datasets
+from dnalm.tasks.base import TaskType, channel_layout, prediction_datasets
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def attribution_selection(channels: list[str], length: int, bin_size: int, targe
         where: The task's config key, for errors.
 
     Returns:
-        `channels` (indices), `names` (their names), `bins` ([start, end) of the bins).
+        `channels` (indices), `names` (their names), `bins` ([start, end) of the bins), `bp` (the bins' bases).
 
     Raises:
         ValueError: An unknown name (the error lists the channels) or a range longer than the window.
@@ -110,7 +110,8 @@ def attribution_selection(channels: list[str], length: int, bin_size: int, targe
         raise ValueError(f"interpret.tracks.range: {width} bp is longer than the {length} bp windows of {where}")
     lo = (length - width) // 2
     bins = [lo // bin_size, -(-(lo + width) // bin_size)]
-    return {"channels": index, "names": [channels[i] for i in index], "bins": bins}
+    return {"channels": index, "names": [channels[i] for i in index], "bins": bins,
+            "bp": [bins[0] * bin_size, bins[1] * bin_size]}
 
 
 class TracksTask(TaskType):
@@ -124,8 +125,6 @@ class TracksTask(TaskType):
 
     def attribution_selection(self, task: str, spec: dict, interpret: dict) -> dict:
         """`interpret.tracks` resolved against the task's channels and windows (`attribution_selection`)."""
-        from dnalm.store import channel_layout
-
         keys = interpret["tracks"]
         return attribution_selection(channel_layout(spec["targets"])[0], spec["window"]["length"],
                                      spec["bins"]["size"], keys["targets"], keys["range"], f"tasks.{task}")
