@@ -134,4 +134,6 @@ def test_tracks_models_are_interpreted_on_the_chosen_tracks_and_bins(tracks_run:
         assert ism["tracks_ism"].shape == (1, 4, 16) and np.abs(ism["tracks_ism"]).max() > 0
         assert np.isfinite(ism["tracks_r"]).all()
     report = (tracks_run / "results/report.html").read_text()
-    assert "Interpretation" in report and f"{model}: tracks" in report  # the example attribution logos
+    assert "<h2>Interpretation: motifs</h2>" in report and ": attributions (DeepLIFT/SHAP" in report  # example logos
+    assert ("tracks: the log of the predicted signal of rna/+, rna/- summed over bases 768–1279 of the window (bins "
+            "24–39; interpret.tracks)") in report
