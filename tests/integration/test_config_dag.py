@@ -95,3 +95,7 @@ def test_example_configs_build_their_dag_as_their_header_says(example: Path) -> 
     tasks = yaml.safe_load(example.read_text())["tasks"]
     jobs = {re.sub(r"_fold\d+$", "", j) for j in re.findall(r"results/\w+/(\w+)/", proc.stdout)}  # cross-validated
     assert jobs <= {*tasks, "busco", "mash", *yaml.safe_load(example.read_text()).get("pretrain", {})}, jobs
+    if yaml.safe_load(example.read_text()).get("interpret", {}).get("models") != []:  # interpreted, as configured
+        assert {"attribute", "run_modisco", "match_motifs"} <= set(re.findall(r"rule (\w+):", proc.stdout))
+        for task in (t for t, spec in tasks.items() if spec.get("type") == "tracks"):  # the tracks output
+            assert re.search(rf"results/interpret/{task}/\w+/modisco\.tracks\.h5", proc.stdout)

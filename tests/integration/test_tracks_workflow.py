@@ -1,5 +1,6 @@
 """End to end: a tracks task (tiled windows, binned bigWig targets) on a reduced yeast_tracks example, with BPNet and
-a language model fine-tuned with LoRA (any trunk on any task type), through evaluation, export and the report."""
+a language model fine-tuned with LoRA (any trunk on any task type), through evaluation, export, interpretation (the
+`tracks` output: attributions, MoDISco, motif matching, ISM) and the report."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ FILES = {"rna/+": "RNA.fwd.bw", "rna/-": "RNA.rev.bw", "polii": "PolII.bw", "scc
 
 def reduced_config(backbone: str = "backbone") -> dict:
     """The example with 2 kb windows, few windows per split, a tiny BPNet and a tiny LM (LoRA, conv head) on a
-    local backbone directory; no interpretation (attributions of binned outputs are not built yet)."""
+    local backbone directory; both interpreted on the RNA tracks' central 512 bp, on 4 test windows."""
     config = yaml.safe_load((REPO / "config" / "examples" / "yeast_tracks.yaml").read_text())
     task = config["tasks"]["coverage"]
     task["window"].update(length=2048, stride=2048, flank=64)
@@ -33,7 +34,10 @@ def reduced_config(backbone: str = "backbone") -> dict:
                                                         "conv_head": {"widths": [16, 16, 8]}},
                                    "train": {"epochs": 2, "batch_size": 4, "max_batches_per_epoch": 3, "jitter": 64,
                                              "patience": 2}}
-    config["interpret"] = {"models": []}
+    config["interpret"] = {**config["interpret"], "windows": 4, "n_shuffles": 2, "ig_steps": 4, "examples": 1,
+                           "tracks": {"targets": ["rna"], "range": 512}, "ism": {"windows": 1, "span": 16},
+                           "modisco": {"max_seqlets": 200, "n_leiden_runs": 1, "window": 1024,
+                                       "min_metacluster_size": 10, "final_min_cluster_size": 5}}
     return config
 
 
@@ -102,3 +106,34 @@ def test_the_lm_on_tracks_is_fine_tuned_with_lora_exported_and_reported(tracks_r
     assert swap["species"].tolist() == ["saccharomyces_cerevisiae"] and swap["mean_abs_delta_log_count"][0] == 0
     report = (tracks_run / "results/report.html").read_text()
     assert "lm_lora" in report and "coverage" in report
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["bpnet", "lm_lora"])
+def test_tracks_models_are_interpreted_on_the_chosen_tracks_and_bins(tracks_run: Path, model: str) -> None:
+    """The `tracks` output of rna/+ and rna/-, bins 24-39 (the central 512 bp of 2,048): BPNet's DeepLIFT
+    attributions are zero beyond those bins' receptive field (~±60 bp with 3 dilated layers); the LM (integrated
+    gradients) sees the whole window. MoDISco, motif matching and ISM ran on the same output."""
+    prefix = tracks_run / f"results/interpret/coverage/{model}"
+    with np.load(prefix / "attributions.npz") as npz:
+        assert list(npz["tracks_names"]) == ["rna/+", "rna/-"] and list(npz["tracks_channels"]) == [0, 1]
+        assert list(npz["tracks_bins"]) == [24, 40]
+        attr, hyp, onehot = npz["tracks_attr"], npz["tracks_hyp"], npz["onehot"]
+    assert attr.shape == hyp.shape == onehot.shape == (4, 4, 2048)
+    np.testing.assert_array_equal(attr, hyp * onehot)
+    per_base = np.abs(attr).sum(axis=1)
+    assert per_base[:, 768:1280].sum(axis=1).min() > 0
+    if model == "bpnet":
+        assert per_base[:, :640].max() == 0 and per_base[:, 1408:].max() == 0
+    else:
+        assert per_base[:, :640].sum() > 0
+    assert (prefix / "modisco.tracks.h5").stat().st_size > 0
+    motifs = pd.read_csv(prefix / "motifs.tsv", sep="\t")
+    assert list(motifs.columns[:3]) == ["output", "pattern", "sign"] and set(motifs["output"]) <= {"tracks"}
+    with np.load(prefix / "ism.npz") as ism:
+        assert ism["tracks_ism"].shape == (1, 4, 16) and np.abs(ism["tracks_ism"]).max() > 0
+        assert np.isfinite(ism["tracks_r"]).all()
+    report = (tracks_run / "results/report.html").read_text()
+    assert "<h2>Interpretation: motifs</h2>" in report and ": attributions (DeepLIFT/SHAP" in report  # example logos
+    assert ("tracks: the log of the predicted signal of rna/+, rna/- summed over bases 768–1279 of the window (bins "
+            "24–39; interpret.tracks)") in report

@@ -50,20 +50,32 @@ def test_profile_model_matches_tangermeme_predictions(output):
     assert np.all(ours[observed] == 0) and np.abs(ours).max() > 1e-3
 
 
-@pytest.mark.parametrize(
-    ("head", "output", "func"),
-    [
-        ("pooled", "class", lambda z: z[:, 1:] - z[:, :1]),
-        ("binned", "tracks", lambda y: torch.logsumexp(y.flatten(1), -1, keepdim=True)),
-    ],
-)
-def test_centred_effects_match_tangermeme_attributions(head, output, func):
-    """A pooled classifier's log-odds and a binned model's total: tangermeme's hypothetical ISM = our centred effects."""
-    net = model(head, 2, bin_size=4) if head == "binned" else model(head, 2)
-    x = onehot(2, 40, seed=1)
-    ours = saturation_mutagenesis(net, x.numpy(), output=output, batch_size=50, device="cpu")
-    theirs = tm_ism(net, x, func=func, hypothetical=True, fast=False, device="cpu").numpy()
+def test_centred_effects_match_tangermeme_attributions():
+    """A pooled classifier's log-odds: tangermeme's hypothetical ISM = our centred effects."""
+    net, x = model("pooled", 2), onehot(2, 40, seed=1)
+    ours = saturation_mutagenesis(net, x.numpy(), output="class", batch_size=50, device="cpu")
+    theirs = tm_ism(net, x, func=lambda z: z[:, 1:] - z[:, :1], hypothetical=True, fast=False, device="cpu").numpy()
     np.testing.assert_allclose(centred(ours), theirs, atol=2e-5, rtol=1e-4)
+
+
+def test_tracks_effects_match_tangermeme_on_the_selection():
+    """A binned model's `tracks` output over two of three tracks' bins 3-6: each window's softmax weights over the
+    selection score its mutants (tangermeme with that fixed linear function of the outputs, window by window)."""
+    net, x = model("binned", 3, bin_size=4), onehot(2, 40, seed=1)
+    selection = {"channels": [0, 2], "bins": [3, 7]}
+    ours = saturation_mutagenesis(net, x.numpy(), output="tracks", batch_size=50, device="cpu", tracks=selection)
+    with torch.no_grad():
+        weights = torch.softmax(net(x)[:, [0, 2], 3:7].flatten(1), -1)
+    for i, w in enumerate(weights):
+        def func(y, w=w):
+            return (y[:, [0, 2], 3:7].flatten(1) * w).sum(-1, keepdim=True)
+
+        theirs = tm_ism(net, x[i : i + 1], func=func, hypothetical=True, fast=False, device="cpu").numpy()
+        np.testing.assert_allclose(centred(ours[i : i + 1]), theirs, atol=2e-5, rtol=1e-4)
+    everything = saturation_mutagenesis(net, x.numpy(), output="tracks", device="cpu")  # all tracks and bins
+    assert np.abs(everything - ours).max() > 1e-3
+    with pytest.raises(ValueError, match="revcomp"):
+        saturation_mutagenesis(net, x.numpy(), output="tracks", revcomp=True, tracks=selection)
 
 
 class MotifCounter(nn.Module):

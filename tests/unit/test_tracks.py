@@ -17,7 +17,7 @@ from dnalm.metrics import track_metrics
 from dnalm.models import build_model
 from dnalm.splits import count_table
 from dnalm.store import WindowStore, write_store
-from dnalm.tasks.tracks import bin_signal, inverse_transform, transform
+from dnalm.tasks.tracks import attribution_selection, bin_signal, inverse_transform, transform
 from dnalm.tiling import tile_windows
 from dnalm.windows import call_sites, read_windows
 
@@ -196,3 +196,21 @@ def test_evaluation_inverts_the_transform_and_reports_the_poisson_loss(data: dic
         np.testing.assert_allclose(h5["observed"][:], np.where(y > 384, 384 + (y - 384) ** 2, y) ** (4 / 3), rtol=1e-4)
     assert metrics["test_loss"] == pytest.approx(float(np.mean(rate - y * log_rate)), rel=1e-5)
     assert metrics["pearson_median"] != metrics["pearson_median_transformed"]  # two scales, two values
+
+
+def test_attribution_selection_resolves_names_and_the_central_bins() -> None:
+    channels = ["rna/+", "rna/-", "cov"]
+    default = attribution_selection(channels, 320, BIN, None, None, "tasks.t")
+    # every channel; the central quarter, bp 120-200 = bins 15-24
+    assert default == {"channels": [0, 1, 2], "names": channels, "bins": [15, 25],
+                       "bp": [120, 200]}
+    picked = attribution_selection(channels, 320, BIN, ["cov", "rna"], 20, "tasks.t")
+    # a target's name takes both strands; 20 central bp (150-170) overlap bins 18-21
+    assert picked == {"channels": [2, 0, 1], "names": ["cov", "rna/+", "rna/-"], "bins": [18, 22],
+                      "bp": [144, 176]}
+    assert attribution_selection(channels, 320, BIN, ["rna/-"], 320, "tasks.t")["bins"] == [0, 40]
+    with pytest.raises(ValueError, match=r"'polii' is not a channel of tasks.t \(its channels: rna/\+, rna/-, cov"):
+        attribution_selection(channels, 320, BIN, ["polii"], None, "tasks.t")
+    with pytest.raises(ValueError, match="interpret.tracks.range: 321 bp is longer than the 320 bp windows"):
+        attribution_selection(channels, 320, BIN, None, 321, "tasks.t")
+    assert tasks.get("tracks").attribution_outputs == ("tracks",)

@@ -320,6 +320,7 @@ def get_attribute_params(wildcards):
         "n_shuffles": spec["n_shuffles"],
         "seed": spec["seed"],
         "ig_steps": spec["ig_steps"],
+        "tracks": dnalm.config.interpret_selection(config, wildcards.task),
     }
 
 

@@ -27,7 +27,7 @@ rule run_modisco:
     log:
         "logs/run_modisco/{task}/{model}.{output}.log",
     wildcard_constraints:
-        output="count|profile|class",
+        output="count|profile|class|tracks",
     conda:
         "../../envs/interpret.yaml"
     threads: 2

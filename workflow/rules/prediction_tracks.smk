@@ -34,7 +34,7 @@ rule attribution_tracks:
     log:
         "logs/attribution_tracks/{task}/{model}.{output}.log",
     wildcard_constraints:
-        output="count|profile|class",
+        output="count|profile|class|tracks",
     conda:
         "../../envs/interpret.yaml"
     script:

@@ -16,5 +16,6 @@ ism_regions(
     n_shuffles=hp["n_shuffles"],
     ig_steps=hp["ig_steps"],
     seed=hp["seed"],
+    tracks=hp["tracks"],
     threads=snakemake.threads,
 )

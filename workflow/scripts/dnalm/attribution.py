@@ -29,16 +29,9 @@ hyp[c, l] = m[c, l] − Σ_c' r[c', l] m[c', l] (the contribution of base c at l
 averaged over the references; attributions = hyp × one-hot, so each window's attributions sum to
 mean_k (f(x) − f(r_k)).
 
-The attributed scalar f: `count` is Σ_c v[c] n[c] of the log counts n, with v the softmax over channels of the
-window's own log counts, detached: each channel weighted by its share of the predicted reads, so f follows the
-window's total (log Σ_c e^n[c] to first order). With one channel v = 1, the plain log count (chrombpnet's). With
-stranded channels a plain sum would cancel: a + strand site's elements raise n[+] and lower n[−] (whose reads they
-move away), and count attributions then miss elements that scale a site's reads. `profile` is
-Σ_c,l w[c, l] (z[c, l] − mean_l z[c, ·]) of the profile logits z, with w the softmax over positions of the window's
-own logits, detached (BPNet's and chrombpnet's profile attribution). `class` (classifiers, logits z (B, K)) is
-z[1] − z[0], the log-odds of the positive class, for two classes; else z[k] − mean z of the window's predicted class
-k. The window's weights are used for its references too, so f is one linear function of the outputs per window and
-completeness holds.
+The attributed scalar f (`count`, `profile`, `class`, `tracks`) is `dnalm.attribution_outputs.scalar_output`: a
+linear function of the outputs per window, its weights taken from the window's own outputs and used for its
+references too, so completeness holds.
 """
 
 from __future__ import annotations
@@ -56,12 +49,12 @@ import torch
 from torch import nn
 
 from dnalm import tokenize
+from dnalm.attribution_outputs import OUTPUTS, scalar_output, selection_arrays
 from dnalm.device import pick_device, set_threads
 from dnalm.store import WindowStore
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = ("count", "profile", "class")
 METHODS = ("auto", "deeplift", "ig")
 #: Elementwise activation modules the Rescale rule handles.
 ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Softplus,
@@ -107,38 +100,6 @@ def make_references(onehot: np.ndarray | torch.Tensor, n: int, seed: int) -> tor
         warnings.simplefilter("ignore")
         refs = shuffle(x, n=n, random_state=[seed + i for i in range(len(x))], allow_N=True)
     return refs.float()
-
-
-# --------------------------------------------------------------------------------------------------------- outputs
-def scalar_output(outputs, output: str, weights: torch.Tensor | None = None):
-    """The attributed scalar per row, and the weights used; see the module docstring.
-
-    Args:
-        outputs: The model's (profile logits (B, C, L), log counts (B, C)), or a classifier's logits (B, K).
-        output: `count`, `profile` or `class`.
-        weights: Weights to use (a window's, for its references): channel weights (B, C) for `count`, profile
-            weights (B, C, L) for `profile`, class weights (B, K) for `class`; None computes them from `outputs`.
-    """
-    if output == "class" and isinstance(outputs, torch.Tensor) and outputs.ndim == 2:
-        if weights is None:
-            k = outputs.shape[1]
-            top = torch.eye(k, dtype=outputs.dtype, device=outputs.device)[outputs.detach().argmax(1)]
-            weights = (torch.tensor([-1.0, 1.0], dtype=outputs.dtype, device=outputs.device).expand_as(outputs)
-                       if k == 2 else top - 1.0 / k)
-        return (outputs * weights).sum(-1), weights
-    if not isinstance(outputs, (tuple, list)) or len(outputs) != 2:
-        raise ValueError("attribution needs a classifier's logits (B, K) for `class`, or a model returning "
-                         f"(profile logits (B, C, L), log counts (B, C)); got {type(outputs).__name__}")
-    logits, counts = outputs
-    if output == "count":
-        counts = counts.reshape(len(counts), -1)
-        if weights is None:
-            weights = torch.softmax(counts.detach(), dim=-1)
-        return (counts * weights).sum(-1), weights
-    centered = logits - logits.mean(-1, keepdim=True)
-    if weights is None:
-        weights = torch.softmax(centered.detach(), dim=-1)
-    return (centered * weights).flatten(1).sum(-1), weights
 
 
 def _check_args(onehot: np.ndarray, output: str, method: str, n_shuffles: int) -> np.ndarray:
@@ -283,16 +244,16 @@ def _multiplier(module: nn.Module, zx: torch.Tensor, ox: torch.Tensor, zr: torch
     return torch.where(dz.abs() < EPS, _local_gradient(module, zx)[:, None], secant).view(zr.shape)
 
 
-def _deeplift_pairs(model: nn.Module, hooks: _RescaleHooks, x: torch.Tensor, refs: torch.Tensor, output: str):
+def _deeplift_pairs(model: nn.Module, hooks: _RescaleHooks, x: torch.Tensor, refs: torch.Tensor, score):
     """Multipliers (b, R, 4, L), f(x) (b) and f(refs) (b, R) of a batch of windows and their references."""
     b, n_refs = refs.shape[:2]
     hooks.record()
     with torch.no_grad():
-        fx, weights = scalar_output(model(x), output)
+        fx, weights = score(model(x))
     hooks.rescale()
     r = refs.flatten(0, 1).requires_grad_()
     with torch.enable_grad():
-        fr, _ = scalar_output(model(r), output, None if weights is None else weights.repeat_interleave(n_refs, 0))
+        fr, _ = score(model(r), weights=None if weights is None else weights.repeat_interleave(n_refs, 0))
         (m,) = torch.autograd.grad(fr.sum(), r)
     if hooks.calls != len(hooks.saved):
         raise RuntimeError(f"the model ran {len(hooks.saved)} activations on the windows but {hooks.calls} on the "
@@ -404,13 +365,12 @@ def gauss_legendre(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.as_tensor((nodes + 1) / 2, dtype=torch.float32), torch.as_tensor(weights / 2, dtype=torch.float32)
 
 
-def _ig_pairs(model: nn.Module, x: torch.Tensor, refs: torch.Tensor, output: str, steps: int, batch_size: int):
+def _ig_pairs(model: nn.Module, x: torch.Tensor, refs: torch.Tensor, score, steps: int, batch_size: int):
     """Path-averaged gradients (b, R, 4, L), f(x) (b) and f(refs) (b, R) by integrated gradients."""
     b, n_refs = refs.shape[:2]
     with torch.no_grad():
-        fx, weights = scalar_output(model(x), output)
-        fr, _ = scalar_output(model(refs.flatten(0, 1)), output,
-                              None if weights is None else weights.repeat_interleave(n_refs, 0))
+        fx, weights = score(model(x))
+        fr, _ = score(model(refs.flatten(0, 1)), weights=None if weights is None else weights.repeat_interleave(n_refs, 0))
     alphas, quad = gauss_legendre(steps)
     alphas, quad = alphas.to(x.device), quad.to(x.device)
     r = refs.flatten(0, 1)
@@ -421,7 +381,7 @@ def _ig_pairs(model: nn.Module, x: torch.Tensor, refs: torch.Tensor, output: str
         pair, step = chunk // steps, chunk % steps
         pts = (r[pair] + alphas[step, None, None] * diff[pair]).requires_grad_()
         with torch.enable_grad():
-            f, _ = scalar_output(model(pts), output, None if weights is None else weights[pair // n_refs])
+            f, _ = score(model(pts), weights=None if weights is None else weights[pair // n_refs])
             (g,) = torch.autograd.grad(f.sum(), pts)
         m.index_add_(0, pair, g * quad[step, None, None])
     return m.view(refs.shape), fx, fr.view(b, n_refs)
@@ -442,10 +402,10 @@ def attribute(model: nn.Module, onehot: np.ndarray, *, output: str = "count", n_
     """Attributions and hypothetical contributions of windows, averaged over dinucleotide-shuffled references.
 
     Args:
-        model: A model with a profile head (any trunk): one-hot (B, 4, L) in, (profile logits, log counts) out. Its
+        model: Any dnalm model (any trunk and head): one-hot (B, 4, L) in, the outputs `output` needs out. Its
             mode, device and requires_grad flags are restored after.
         onehot: Windows (N, 4, L), rows A, C, G, T, N all zeros.
-        output: `count` or `profile` (see the module docstring).
+        output: `count`, `profile`, `class` or `tracks` (`dnalm.attribution_outputs`).
         n_shuffles: References per window (window i's are `make_references` with seed `seed + i`).
         seed: Seed of the references.
         batch_size: Window-reference pairs per pass (`deeplift`; at least one window with all its references;
@@ -454,7 +414,7 @@ def attribute(model: nn.Module, onehot: np.ndarray, *, output: str = "count", n_
         device: Torch device (default CUDA when available, else CPU).
         method: `deeplift`, `ig` or `auto` (`ig` for language models, else `deeplift`).
         **kw: `steps` (integrated-gradient quadrature nodes, default 20); `references` (N, R, 4, L) to use instead
-            of shuffles.
+            of shuffles; `tracks` (the `tracks` output's `channels` and `bins`; default all).
 
     Returns:
         (attributions (N, 4, L) = hypothetical × one-hot, hypothetical contributions (N, 4, L)), float32.
@@ -463,6 +423,7 @@ def attribute(model: nn.Module, onehot: np.ndarray, *, output: str = "count", n_
     method = resolve_method(model, method)
     steps = int(kw.pop("steps", 20))
     given = kw.pop("references", None)
+    score = functools.partial(scalar_output, output=output, tracks=kw.pop("tracks", None))
     if kw:
         raise TypeError(f"attribute() got unexpected keyword arguments {sorted(kw)}")
     if given is not None and (np.ndim(given) != 4 or np.shape(given)[0] != len(x_all)
@@ -482,9 +443,9 @@ def attribute(model: nn.Module, onehot: np.ndarray, *, output: str = "count", n_
                 refs = (make_references(x.cpu(), n_shuffles, seed + start) if given is None
                         else torch.as_tensor(given[start : start + per_pass], dtype=torch.float32)).to(device)
                 if method == "deeplift":
-                    m, fx, fr = _deeplift_pairs(model, hooks, x, refs, output)
+                    m, fx, fr = _deeplift_pairs(model, hooks, x, refs, score)
                 else:
-                    m, fx, fr = _ig_pairs(model, x, refs, output, steps, batch_size)
+                    m, fx, fr = _ig_pairs(model, x, refs, score, steps, batch_size)
                 hyp[start : start + len(x)] = hypothetical(m, refs).cpu().numpy()
                 gaps.append(_pair_gaps(m, x, refs, fx, fr).cpu())
         finally:
@@ -512,21 +473,21 @@ def _report_gaps(gaps: torch.Tensor, method: str) -> None:
 
 
 @torch.no_grad()
-def _outputs(model: nn.Module, onehot: torch.Tensor, refs: torch.Tensor, output: str, batch_size: int):
+def _outputs(model: nn.Module, onehot: torch.Tensor, refs: torch.Tensor, score, batch_size: int):
     """f(x) (N) and f(refs) (N, R), each reference scored with its window's profile weights."""
     fx, fr = [], []
     for start in range(0, len(onehot), batch_size):
         x, r = onehot[start : start + batch_size], refs[start : start + batch_size]
-        f, weights = scalar_output(model(x), output)
-        g, _ = scalar_output(model(r.flatten(0, 1)), output,
-                             None if weights is None else weights.repeat_interleave(r.shape[1], 0))
+        f, weights = score(model(x))
+        g, _ = score(model(r.flatten(0, 1)), weights=None if weights is None else weights.repeat_interleave(r.shape[1], 0))
         fx.append(f)
         fr.append(g.view(r.shape[:2]))
     return torch.cat(fx), torch.cat(fr)
 
 
 def completeness_gap(model: nn.Module, onehot: np.ndarray, attributions: np.ndarray, references: np.ndarray,
-                     output: str = "count", batch_size: int = 8, device: str | None = None) -> np.ndarray:
+                     output: str = "count", batch_size: int = 8, device: str | None = None,
+                     tracks: dict | None = None) -> np.ndarray:
     """Per window, |Σ attributions − (f(x) − mean_k f(r_k))| / mean_k |f(x) − f(r_k)|.
 
     Zero for exact DeepLIFT on a model whose every activation has a rule; for integrated gradients it shrinks with
@@ -536,7 +497,8 @@ def completeness_gap(model: nn.Module, onehot: np.ndarray, attributions: np.ndar
     x = torch.as_tensor(np.asarray(onehot, dtype=np.float32))
     refs = torch.as_tensor(np.asarray(references, dtype=np.float32))
     with _frozen(model, device):
-        fx, fr = _outputs(model, x.to(device), refs.to(device), output, batch_size)
+        score = functools.partial(scalar_output, output=output, tracks=tracks)
+        fx, fr = _outputs(model, x.to(device), refs.to(device), score, batch_size)
     delta = (fx[:, None] - fr).cpu().double()
     total = torch.as_tensor(np.asarray(attributions, dtype=np.float64)).sum((1, 2))
     return ((total - delta.mean(1)).abs() / delta.abs().mean(1).clamp_min(1e-8)).numpy()
@@ -560,14 +522,16 @@ def save_npz_atomic(path: str | Path, **arrays: np.ndarray) -> None:
 
 def attribute_windows(checkpoint: str, store: WindowStore, out_npz: str, *, n_windows: int, outputs: list[str],
                       n_shuffles: int, seed: int, ig_steps: int = 20, threads: int = 1, batch_size: int = 32,
-                      device: str | None = None) -> dict:
+                      device: str | None = None, tracks: dict | None = None) -> dict:
     """DeepLIFT/SHAP attributions of test windows for each model output, saved with their one-hot sequences.
 
     Writes `onehot` (N, 4, L) float32, `window_ids` (N,), `site_index` (N,; the site's position in each window, when
-    the store has sites), `label` (N,; the class index, classification stores), and per output `<output>_attr` (attributions) and `<output>_hyp` (hypothetical
-    contributions), both (N, 4, L).
+    the store has sites), `label` (N,; the class index, classification stores), the `tracks` selection
+    (`dnalm.attribution_outputs.selection_arrays`, tracks tasks), and per output `<output>_attr` (attributions) and
+    `<output>_hyp` (hypothetical contributions), both (N, 4, L).
 
-    `ig_steps` is the number of integrated-gradient steps of language models (DeepLIFT models ignore it).
+    `ig_steps` is the number of integrated-gradient steps of language models (DeepLIFT models ignore it); `tracks`
+    the channels and bins the `tracks` output sums (`dnalm.tasks.tracks.attribution_selection`).
 
     Returns:
         A summary (windows, seconds per output).
@@ -584,17 +548,29 @@ def attribute_windows(checkpoint: str, store: WindowStore, out_npz: str, *, n_wi
         arrays["label"] = targets.argmax(axis=1)
     if store.meta.get("site_index") is not None:
         arrays["site_index"] = np.asarray(store.meta["site_index"], dtype=np.int64)[rows]
+    arrays.update(_store_selection(store, tracks))
     seconds = {}
     for output in outputs:
         start = time.perf_counter()
         attr, hyp = attribute(model, onehot, output=output, n_shuffles=n_shuffles, seed=seed,
-                              batch_size=batch_size, device=dev, steps=ig_steps)
+                              batch_size=batch_size, device=dev, steps=ig_steps, tracks=tracks)
         seconds[output] = time.perf_counter() - start
         log.info("%s: %d windows attributed in %.1f s", output, len(rows), seconds[output])
         arrays[f"{output}_attr"] = np.asarray(attr, dtype=np.float32)
         arrays[f"{output}_hyp"] = np.asarray(hyp, dtype=np.float32)
     save_npz_atomic(out_npz, **arrays)
     return {"windows": len(rows), "arch": info.get("arch"), "seconds": seconds}
+
+
+def _store_selection(store: WindowStore, tracks: dict | None) -> dict[str, np.ndarray]:
+    """The selection's npz arrays, after checking its channel names against the store's."""
+    if tracks is None:
+        return {}
+    names = [store.channels[c] if 0 <= c < len(store.channels) else None for c in tracks["channels"]]
+    if names != list(tracks["names"]):
+        raise ValueError(f"interpret.tracks selects channels {tracks['names']} but the store's channels are "
+                         f"{store.channels}; rebuild the window store (it predates the task's targets)")
+    return selection_arrays(tracks)
 
 
 # ----------------------------------------------------------------------------------------------------------- modisco

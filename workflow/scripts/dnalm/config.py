@@ -24,6 +24,7 @@ from dnalm.config_conservation import (  # noqa: F401 (conservation_jobs, counte
     conservation_jobs,
     counterfactual_species,
 )
+from dnalm.config_variants import track_runs, variant_jobs  # noqa: F401 (for the rules and outputs)
 from dnalm.schema import SCHEMA, load_schema
 
 SPLITS = ("train", "val", "test")
@@ -290,13 +291,16 @@ def _check_swept_key(model: str, spec: dict, key: str) -> None:
 
 
 def check_interpret(cfg: dict, repo: str | Path) -> None:
-    """Interpreted models exist; motif files exist and parse (errors name the file and line)."""
+    """Interpreted models exist; `interpret.tracks` fits the interpreted tracks tasks; motif files exist and parse
+    (errors name the file, key or line)."""
     from dnalm.motifs import read_motif_files
 
     for block in ("interpret", "variants", "prediction_tracks"):
         for model in cfg[block]["models"] or []:
             if model not in cfg["models"]:
                 raise ValueError(f"{block}.models: {model!r} is not under models (known: {sorted(cfg['models'])})")
+    for task in dict.fromkeys(t for t, _ in interpret_pairs(cfg)):
+        interpret_selection(cfg, task)
     if interpret_pairs(cfg):
         read_motif_files(motif_files(cfg, repo))
 
@@ -538,29 +542,6 @@ def held_out_windows(cfg: dict) -> dict[str, dict]:
     return out
 
 
-# ------------------------------------------------------------------------------------------------------ variants
-def variant_jobs(cfg: dict) -> list[dict]:
-    """One job per (task, model sweep point, VCF of the task's species) of `variants.models`: dicts of task,
-    model (the point), vcf, species and runs (the point's run ids, one per seed)."""
-    models = cfg["variants"]["models"]
-    jobs = []
-    for model in list(cfg["models"]) if models is None else models:
-        for task in model_tasks(cfg, model):
-            species = cfg["tasks"][task]["species"]
-            for point, _ in sweep_points(cfg, model):
-                runs = [r["run"] for r in model_runs(cfg, model) if r["point"] == point]
-                jobs += [{"task": task, "model": point, "vcf": vcf, "species": species, "runs": runs}
-                         for vcf in cfg["species"][species]["variants"]]
-    return jobs
-
-
-def track_runs(cfg: dict) -> list[tuple[str, str]]:
-    """(task, run) of every run of `prediction_tracks.models` (null: every model) on every task it trains on."""
-    models = cfg["prediction_tracks"]["models"]
-    return [(t, r["run"]) for m in (list(cfg["models"]) if models is None else models)
-            for t in model_tasks(cfg, m) for r in model_runs(cfg, m)]
-
-
 # -------------------------------------------------------------------------------------------------- interpretation
 def interpret_models(cfg: dict) -> list[str]:
     """Models to interpret: interpret.models, or every model when it is null."""
@@ -578,6 +559,12 @@ def interpret_outputs(cfg: dict, task: str) -> list[str]:
     """The outputs attributions of a task explain: its task type's (classification: class), else interpret.outputs."""
     fixed = tasks.get(cfg["tasks"][task]["type"]).attribution_outputs
     return list(fixed) if fixed is not None else list(cfg["interpret"]["outputs"])
+
+
+def interpret_selection(cfg: dict, task: str) -> dict | None:
+    """What the task's attribution outputs select (tracks tasks: `interpret.tracks` as channels and bins)."""
+    spec = cfg["tasks"][task]
+    return tasks.get(spec["type"]).attribution_selection(task, spec, cfg["interpret"])
 
 
 def motif_files(cfg: dict, repo: str | Path) -> list[str]:

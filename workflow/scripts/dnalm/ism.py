@@ -3,10 +3,10 @@
 `saturation_mutagenesis` returns, per window, effects (N, 4, span): at each position of the span and each of the
 four bases, f(window with that base) − f(window), so the observed base's row is 0 (tangermeme's layout of
 `saturation_mutagenesis(..., raw_outputs=True)`, y_hat − y0). At an N (all-zero column) every base is a
-substitution. The scalar f is `dnalm.attribution.scalar_output` (`count`, `profile`, `class`), or for binned track
-models `tracks`: log Σ over tracks and bins of the predicted signal on the training scale (logsumexp of the head's
-log-rates), the binned counterpart of a log count. As in attribution, the weights of `count`, `profile` and `class`
-come from the unmutated window's outputs and score its mutants too, so f is one function per window.
+substitution. The scalar f is the attributions' (`dnalm.attribution_outputs.scalar_output`: `count`, `profile`,
+`class`, and for binned track models `tracks`, the selected tracks' and bins' log-rates weighted by their softmax,
+the log of their summed signal to first order). As in attribution, the weights come from the unmutated window's
+outputs and score its mutants too, so f is one function per window.
 
 `ism_correlation` compares effects with attributions of the same windows (`dnalm.attribution.attribute`): see its
 docstring for the two definitions. `draw_ism` draws one window's heat map and logo.
@@ -14,40 +14,20 @@ docstring for the two definitions. `draw_ism` draws one window's heat map and lo
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from dnalm.attribution import OUTPUTS as ATTRIBUTION_OUTPUTS
-from dnalm.attribution import _frozen, scalar_output
+from dnalm.attribution import _frozen
+from dnalm.attribution_outputs import OUTPUTS, scalar_output, selection_from_arrays
 from dnalm.device import as_float, autocast, pick_device
 from dnalm.metrics import pearson_rows
 
-#: Scalars ISM can explain: the attribution outputs, and `tracks` (binned track models).
-OUTPUTS = (*ATTRIBUTION_OUTPUTS, "tracks")
 #: Definitions of `ism_correlation`.
 CORRELATIONS = ("hypothetical", "observed")
-
-
-def effect_output(outputs, output: str, weights: torch.Tensor | None = None):
-    """The scalar per row whose change ISM reports, and the weights used (None for `tracks`).
-
-    Args:
-        outputs: The model's outputs for a batch (see `dnalm.attribution.scalar_output`; binned models: log-rates
-            (B, T, bins)).
-        output: One of `OUTPUTS`.
-        weights: The weights of `scalar_output` to use (the unmutated window's, for its mutants); None computes them.
-    """
-    if output != "tracks":
-        return scalar_output(outputs, output, weights)
-    if not isinstance(outputs, torch.Tensor) or outputs.ndim != 3:
-        raise ValueError(
-            "ISM output `tracks` needs a binned model's log-rates (B, tracks, bins); "
-            f"got {type(outputs).__name__}: use `count`, `profile` or `class` for this model"
-        )
-    return torch.logsumexp(outputs.flatten(1), dim=-1), None
 
 
 def substitutions(onehot: torch.Tensor, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -68,12 +48,12 @@ def _forward(model: nn.Module, x: torch.Tensor, device: torch.device):
 
 
 def _strand_effects(
-    model: nn.Module, x: torch.Tensor, output: str, start: int, end: int, batch_size: int, device: torch.device
+    model: nn.Module, x: torch.Tensor, score, start: int, end: int, batch_size: int, device: torch.device
 ) -> torch.Tensor:
     """Effects (N, 4, end − start) of every substitution of windows x (N, 4, L), `batch_size` mutants per pass."""
     refs, weights = [], []
     for chunk in x.split(batch_size):
-        f, w = effect_output(_forward(model, chunk, device), output)
+        f, w = score(_forward(model, chunk, device))
         refs.append(f.cpu())
         weights.append(w)
     ref = torch.cat(refs)
@@ -85,7 +65,7 @@ def _strand_effects(
         mutants = x[w].clone()
         mutants[torch.arange(len(rows)), :, p] = 0
         mutants[torch.arange(len(rows)), b, p] = 1
-        f, _ = effect_output(_forward(model, mutants, device), output, None if weights is None else weights[w])
+        f, _ = score(_forward(model, mutants, device), weights=None if weights is None else weights[w])
         effects[w, b, p - start] = f.cpu() - ref[w]
     return effects
 
@@ -101,6 +81,7 @@ def saturation_mutagenesis(
     batch_size: int = 256,
     revcomp: bool = False,
     device: str | torch.device | None = None,
+    tracks: dict | None = None,
 ) -> np.ndarray:
     """Effects of every single substitution of windows on the scalar `output` (see the module docstring).
 
@@ -114,6 +95,8 @@ def saturation_mutagenesis(
         revcomp: Also mutate the reverse-complemented windows and average the two strands' effects (each base's
             effect on the minus strand is its complement's, at the mirrored position).
         device: Torch device (default CUDA when available, else CPU).
+        tracks: The `tracks` output's `channels` and `bins` (default all; not with `revcomp`, whose minus strand
+            would swap the channels' strands and mirror the bins).
 
     Returns:
         Effects (N, 4, end − start), float32: f(mutant) − f(window), 0 at the observed base.
@@ -127,11 +110,14 @@ def saturation_mutagenesis(
     end = length if end is None else end
     if not 0 <= start < end <= length:
         raise ValueError(f"ISM span [{start}, {end}) is not within the windows' {length} positions")
+    if revcomp and tracks is not None:
+        raise ValueError("ISM with revcomp needs the `tracks` output over all tracks and bins (tracks=None)")
+    score = functools.partial(scalar_output, output=output, tracks=tracks)
     device = pick_device(device)
     with _frozen(model, device):
-        effects = _strand_effects(model, x, output, start, end, batch_size, device)
+        effects = _strand_effects(model, x, score, start, end, batch_size, device)
         if revcomp:
-            minus = _strand_effects(model, x.flip(1, 2), output, length - end, length - start, batch_size, device)
+            minus = _strand_effects(model, x.flip(1, 2), score, length - end, length - start, batch_size, device)
             effects = (effects + minus.flip(1, 2)) / 2
     return effects.numpy()
 
@@ -235,7 +221,8 @@ def ism_windows(checkpoint: str, attributions_npz: str, out_npz: str, *, outputs
 
     Writes `window_ids`, `onehot` (N, 4, S) of the span, `start` (the span's first position in the window) and per
     output `<output>_ism` (N, 4, S) effects and `<output>_r` (N,), the per-window `hypothetical` correlation with the
-    attributions' hypothetical contributions over the span (`ism_correlation`).
+    attributions' hypothetical contributions over the span (`ism_correlation`). The `tracks` output sums the
+    attributions' selection of tracks and bins (stored in `attributions_npz`).
 
     Returns:
         Per output, the median correlation; and the windows and span.
@@ -250,6 +237,7 @@ def ism_windows(checkpoint: str, attributions_npz: str, out_npz: str, *, outputs
     with np.load(attributions_npz) as npz:
         arrays = {k: npz[k][:windows] for k in npz.files if k in ("onehot", "window_ids")
                   or k in {f"{o}_hyp" for o in outputs}}
+        tracks = selection_from_arrays(npz)
     length = arrays["onehot"].shape[2]
     width = length if span is None else min(span, length)
     start = (length - width) // 2
@@ -258,7 +246,7 @@ def ism_windows(checkpoint: str, attributions_npz: str, out_npz: str, *, outputs
     summary = {"windows": len(arrays["onehot"]), "span": width}
     for output in outputs:
         effects = saturation_mutagenesis(model, arrays["onehot"], output=output, start=start, end=start + width,
-                                         device=dev)
+                                         device=dev, tracks=tracks)
         r = ism_correlation(effects, arrays[f"{output}_hyp"][:, :, start:start + width])
         result[f"{output}_ism"], result[f"{output}_r"] = effects, r
         summary[output] = float(np.nanmedian(r)) if np.isfinite(r).any() else None
@@ -267,14 +255,16 @@ def ism_windows(checkpoint: str, attributions_npz: str, out_npz: str, *, outputs
 
 
 def ism_regions(checkpoint: str, fasta: str, bed: str, out_npz: str, *, outputs: list[str], n_shuffles: int,
-                ig_steps: int, seed: int, threads: int = 1, device: str | None = None) -> dict:
+                ig_steps: int, seed: int, threads: int = 1, device: str | None = None,
+                tracks: dict | None = None) -> dict:
     """ISM of BED regions: each region is mutated in the model's window centred on it (N beyond a chromosome's ends),
     over the region's bases (its central `length` bases when it is longer), and attributed in the same window.
 
     Writes `regions` ("chrom:start-end" as in the BED), `chrom`, `first` (the genomic position of each span's
     first base), `onehot` (N, 4, S) and per output `<output>_ism` (N, 4, S) and `<output>_r` (`ism_correlation`,
     `hypothetical`, with the attributions of the window: DeepLIFT, or integrated gradients for language models), the
-    spans padded with zeros to the longest (`width`: each region's own).
+    spans padded with zeros to the longest (`width`: each region's own). `tracks`: the `tracks` output's selection
+    (`dnalm.tasks.tracks.attribution_selection`).
 
     Returns:
         Per output, the median correlation; and the regions.
@@ -311,11 +301,11 @@ def ism_regions(checkpoint: str, fasta: str, bed: str, out_npz: str, *, outputs:
     summary = {"regions": len(regions)}
     for output in outputs:
         _, hyp = attribute(model, windows, output=output, n_shuffles=n_shuffles, seed=seed, device=dev,
-                           steps=ig_steps)
+                           steps=ig_steps, tracks=tracks)
         effects, r = np.zeros((len(regions), 4, widest), np.float32), np.zeros(len(regions))
         for i, (_, offset, width) in enumerate(spans):
             one = saturation_mutagenesis(model, windows[i:i + 1], output=output, start=offset, end=offset + width,
-                                         device=dev)
+                                         device=dev, tracks=tracks)
             effects[i, :, :width] = one[0]
             r[i] = ism_correlation(one, hyp[i:i + 1, :, offset:offset + width])[0]
         result[f"{output}_ism"], result[f"{output}_r"] = effects, r

@@ -11,6 +11,7 @@ import numpy as np
 import pyBigWig
 
 from dnalm.io.fasta import FastaCache
+from dnalm.tasks.base import channel_layout
 from dnalm.tasks.tracks import bin_signal, transform
 from dnalm.windows import check_track_chroms, read_windows
 
@@ -29,24 +30,6 @@ ONEHOT = np.vstack([np.eye(4, dtype=np.float32), np.zeros((1, 4), dtype=np.float
 def encode(seq: str) -> np.ndarray:
     """Encode a DNA string as uint8 codes (A0 C1 G2 T3, anything else 4)."""
     return CODES[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
-
-
-def channel_layout(targets: list[dict]) -> tuple[list[str], list[int]]:
-    """Channel names and the channel permutation that reverse-complementing a window applies.
-
-    A stranded target gives channels `<name>/+` (the window's strand) and `<name>/-` (the other strand), swapped
-    by reverse-complementing; an unstranded target gives one channel `<name>`.
-    """
-    names, perm = [], []
-    for target in targets:
-        if "track" in target:
-            perm.append(len(names))
-            names.append(target["name"])
-        else:
-            i = len(names)
-            perm.extend([i + 1, i])
-            names.extend([f"{target['name']}/+", f"{target['name']}/-"])
-    return names, perm
 
 
 def _track_values(bw: pyBigWig.pyBigWig, chrom: str, start: int, end: int) -> np.ndarray:

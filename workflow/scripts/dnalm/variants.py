@@ -210,7 +210,8 @@ def score_runs(runs: list[tuple], variants: pd.DataFrame, genome, sizes: Mapping
     return table[[*kept.columns, "n_runs", *columns]], counts
 
 
-#: The attributed output of each task type's top variants (tracks have none yet: `dnalm.attribution.OUTPUTS`).
+#: The attributed output of each task type's top variants (tracks tasks: none yet; their `tracks` output would need
+#: a selection of the variant's central bins, `dnalm.attribution_outputs`).
 ATTRIBUTED = {"profile": "count", "classification": "class"}
 
 

@@ -26,7 +26,7 @@ class TaskType:
             (`dnalm.positional`).
         val_columns: Columns of history.tsv after the common ones (`val_summary`'s keys besides
             val_pearson_median).
-        attribution_outputs: The outputs attributions explain (`dnalm.attribution.OUTPUTS`); None: the config's
+        attribution_outputs: The outputs attributions explain (`dnalm.attribution_outputs.OUTPUTS`); None: the config's
             interpret.outputs.
     """
 
@@ -48,6 +48,11 @@ class TaskType:
 
     def store_bins(self, spec: dict) -> dict | None:
         """The window store's binning of the targets (None: base resolution)."""
+        return None
+
+    def attribution_selection(self, task: str, spec: dict, interpret: dict) -> dict | None:
+        """What this type's attribution outputs select from the model's outputs (tracks: channels and bins; None:
+        nothing to select), from the config's `interpret` block; errors name the key."""
         return None
 
     def eval_settings(self, spec: dict) -> dict:
@@ -125,3 +130,21 @@ def prediction_datasets(h5, store, width: int):
     h5.create_dataset("window_id", data=np.array(store.meta["ids"], dtype="S"))
     h5.attrs["channels"] = store.channels
     return obs, pred
+
+
+def channel_layout(targets: list[dict]) -> tuple[list[str], list[int]]:
+    """Channel names and the channel permutation that reverse-complementing a window applies.
+
+    A stranded target gives channels `<name>/+` (the window's strand) and `<name>/-` (the other strand), swapped
+    by reverse-complementing; an unstranded target gives one channel `<name>`.
+    """
+    names, perm = [], []
+    for target in targets:
+        if "track" in target:
+            perm.append(len(names))
+            names.append(target["name"])
+        else:
+            i = len(names)
+            perm.extend([i + 1, i])
+            names.extend([f"{target['name']}/+", f"{target['name']}/-"])
+    return names, perm

@@ -3,7 +3,8 @@
 Windows: tiles of `window.length` every `window.stride` bp along the split's chromosomes (rule tile_windows,
 `dnalm.tiling`). Targets: each target's bigWig signal summed or averaged into bins and transformed (`transform`;
 evaluation inverts it exactly). Head: `binned` (a log-rate per track and bin). Loss: Poisson NLL on the transformed
-scale. Metrics: Pearson over bins per window and track, per-track Pearson, count Pearson, on both scales.
+scale. Metrics: Pearson over bins per window and track, per-track Pearson, count Pearson, on both scales. Attributions:
+the `tracks` output (`dnalm.attribution_outputs`) of the channels and central bins `attribution_selection` picks.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dnalm.tasks.base import TaskType, prediction_datasets
+from dnalm.tasks.base import TaskType, channel_layout, prediction_datasets
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,39 @@ def bin_signal(values: np.ndarray, bin_size: int, aggregate: str) -> np.ndarray:
     raise ValueError(f"unknown bins.aggregate {aggregate!r}; known: {', '.join(AGGREGATES)}")
 
 
+def attribution_selection(channels: list[str], length: int, bin_size: int, targets: list[str] | None,
+                          width: int | None, where: str) -> dict:
+    """The tracks and bins whose predicted signal the `tracks` attribution output sums (`interpret.tracks`).
+
+    Args:
+        channels: The task's output channels (`<name>/+`, `<name>/-` for a stranded target).
+        length: Window length (bp); the model predicts length / bin_size bins.
+        bin_size: Bases per bin.
+        targets: Channel or target names (a stranded target's name selects both strands); None: every channel.
+        width: The central bp whose bins are summed (every bin that overlaps them); None: the central quarter.
+        where: The task's config key, for errors.
+
+    Returns:
+        `channels` (indices), `names` (their names), `bins` ([start, end) of the bins), `bp` (the bins' bases).
+
+    Raises:
+        ValueError: An unknown name (the error lists the channels) or a range longer than the window.
+    """
+    index: list[int] = []
+    for name in targets if targets is not None else channels:
+        hits = [i for i, c in enumerate(channels) if c in (name, f"{name}/+", f"{name}/-")]
+        if not hits:
+            raise ValueError(f"interpret.tracks.targets: {name!r} is not a channel of {where} (its channels: "
+                             f"{', '.join(channels)}; a stranded target's name selects both of its strands)")
+        index += [i for i in hits if i not in index]
+    width = max(length // 4, 1) if width is None else width
+    if width > length:
+        raise ValueError(f"interpret.tracks.range: {width} bp is longer than the {length} bp windows of {where}")
+    lo = (length - width) // 2
+    bins = [lo // bin_size, -(-(lo + width) // bin_size)]
+    return {"channels": index, "names": [channels[i] for i in index], "bins": bins,
+            "bp": [bins[0] * bin_size, bins[1] * bin_size]}
+
 
 class TracksTask(TaskType):
     """Binned multi-track tasks (see the module docstring)."""
@@ -87,6 +121,13 @@ class TracksTask(TaskType):
     windows = "tiles"
     extra_metrics = ("pearson_median_transformed", "pearson_mean_transformed", "track_pearson",
                      "window_pearson_median")
+    attribution_outputs = ("tracks",)
+
+    def attribution_selection(self, task: str, spec: dict, interpret: dict) -> dict:
+        """`interpret.tracks` resolved against the task's channels and windows (`attribution_selection`)."""
+        keys = interpret["tracks"]
+        return attribution_selection(channel_layout(spec["targets"])[0], spec["window"]["length"],
+                                     spec["bins"]["size"], keys["targets"], keys["range"], f"tasks.{task}")
 
     def check(self, task: str, spec: dict, cfg: dict) -> None:
         """Window length and flank are whole bins; no extra train species (their windows are made around sites)."""

@@ -23,8 +23,8 @@ INTRO = ("Attributions (DeepLIFT/SHAP against dinucleotide-shuffled references; 
          "the known motifs (interpret.motifs). Sign +: bases that raise the output, −: bases that lower it. q-values "
          "in green are below interpret.q_threshold. CWM: contribution weights of the pattern; PWM: information "
          "content of its seqlets' bases.")
-EXAMPLES = ("The test windows with the strongest count attributions; each row one model and output, letters scaled "
-            "by the attribution of the base present (positive up, negative down).")
+EXAMPLES = ("The test windows with the strongest attributions (count's, else the first output's); each row one model "
+            "and output, letters scaled by the attribution of the base present (positive up, negative down).")
 
 
 def _information(ppm: np.ndarray) -> np.ndarray:
@@ -143,6 +143,14 @@ def attribution_figure(window: str, npz: dict[str, Any]) -> Markup:
                        f"at bases {start}–{start + TRACK_WIDTH - 1}, around the strongest attribution.")
 
 
+def _selection(data: Any) -> str:
+    """What a tracks task's `tracks` output sums (attributions.npz's selection)."""
+    first, end = (int(b) for b in (data["tracks_bp"] if "tracks_bp" in data.files else (-1, -1)))
+    where = f"bases {first}–{end - 1} of the window" if first >= 0 else "the central bins"
+    return (f"tracks: the log of the predicted signal of {', '.join(map(str, data['tracks_names']))} summed over "
+            f"{where} (bins {int(data['tracks_bins'][0])}–{int(data['tracks_bins'][1]) - 1}; interpret.tracks).")
+
+
 def _task(manifest: Manifest, task: str) -> Markup:
     """Summary, per-model patterns and example attribution logos of one task."""
     models = manifest.names("model", ("attributions", "motifs", "modisco"), task=task)
@@ -155,6 +163,7 @@ def _task(manifest: Manifest, task: str) -> Markup:
     parts = [html.heading("Known motifs found, side by side"), summary_table(motifs),
              *(_model_block(manifest, task, m, motifs[m]) for m in models)]
     npz = {r["model"]: np.load(r["path"]) for r in manifest.find("attributions", task=task)}
+    parts[:0] = [html.note(_selection(d), "meta") for d in list(npz.values())[:1] if "tracks_names" in d.files]
     if npz and manifest.interpret_examples:
         parts += [html.heading("Attributions over example windows"), html.note(EXAMPLES)]
         parts += [attribution_figure(w, npz) for w in _example_windows(npz, manifest.interpret_examples)]
