@@ -4,6 +4,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 import dnalm.config
+import dnalm.config_variants
 import dnalm.crossfold
 import dnalm.outputs
 import dnalm.track_tables

@@ -1,10 +1,10 @@
 # Input functions of the variant rules (rules/variants.smk: one job per (task, model, VCF) of
-# dnalm.config.variant_jobs, scoring with every seed run of the model) and of the genome-wide tracks
+# dnalm.config_variants.variant_jobs, scoring with every seed run of the model) and of the genome-wide tracks
 # (rules/prediction_tracks.smk).
 
 
 def _variant_job(wildcards):
-    for job in dnalm.config.variant_jobs(config):
+    for job in dnalm.config_variants.variant_jobs(config):
         if (job["task"], job["model"], job["vcf"]) == (
             wildcards.task,
             wildcards.model,

@@ -24,7 +24,6 @@ from dnalm.config_conservation import (  # noqa: F401 (conservation_jobs, counte
     conservation_jobs,
     counterfactual_species,
 )
-from dnalm.config_variants import track_runs, variant_jobs  # noqa: F401 (for the rules and outputs)
 from dnalm.schema import SCHEMA, load_schema
 
 SPLITS = ("train", "val", "test")

@@ -1,14 +1,14 @@
 """Derived settings of variant scoring and genome-wide prediction tracks: their jobs from `variants.models` and
-`prediction_tracks.models` (re-exported by `dnalm.config`)."""
+`prediction_tracks.models`."""
 
 from __future__ import annotations
+
+from dnalm.config import model_runs, model_tasks, sweep_points
 
 
 def variant_jobs(cfg: dict) -> list[dict]:
     """One job per (task, model sweep point, VCF of the task's species) of `variants.models`: dicts of task,
     model (the point), vcf, species and runs (the point's run ids, one per seed)."""
-    from dnalm.config import model_runs, model_tasks, sweep_points
-
     models = cfg["variants"]["models"]
     jobs = []
     for model in list(cfg["models"]) if models is None else models:
@@ -23,8 +23,6 @@ def variant_jobs(cfg: dict) -> list[dict]:
 
 def track_runs(cfg: dict) -> list[tuple[str, str]]:
     """(task, run) of every run of `prediction_tracks.models` (null: every model) on every task it trains on."""
-    from dnalm.config import model_runs, model_tasks
-
     models = cfg["prediction_tracks"]["models"]
     return [(t, r["run"]) for m in (list(cfg["models"]) if models is None else models)
             for t in model_tasks(cfg, m) for r in model_runs(cfg, m)]

@@ -4,8 +4,9 @@ names it belongs to) and the final outputs a finished run holds."""
 from __future__ import annotations
 
 from dnalm import tasks
-from dnalm.config import interpret_outputs, interpret_pairs, run_spec, sweep_tables, task_runs, track_runs, variant_jobs
+from dnalm.config import interpret_outputs, interpret_pairs, run_spec, sweep_tables, task_runs
 from dnalm.config_conservation import conservation_jobs
+from dnalm.config_variants import track_runs, variant_jobs
 from dnalm.crossfold import comparison_units, pretraining_pairs
 
 

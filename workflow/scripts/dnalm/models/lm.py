@@ -19,8 +19,6 @@ trained; the backbone runs without autograd unless the input needs gradients), `
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import nn
 
@@ -29,11 +27,12 @@ from dnalm.models.backbones import apply_finetune, encoder_inputs, load_backbone
 from dnalm.models.dropout import use_fast_dropout
 from dnalm.models.embeddings import token_inputs
 from dnalm.models.heads import build_stack
+from dnalm.models.species import SpeciesSwitch
 from dnalm.schema import block_defaults
 
 
 # --------------------------------------------------------------------------------------------------------- trunk
-class LMTrunk(nn.Module):
+class LMTrunk(SpeciesSwitch, nn.Module):
     """A language-model backbone on one-hot DNA, with per-base features and a feature stack; see the module docstring.
 
     Args:
@@ -68,25 +67,6 @@ class LMTrunk(nn.Module):
     def encoder(self) -> nn.Module:
         """The underlying `BertModel` or `EsmModel` (inside the peft wrapper for LoRA)."""
         return self.backbone.get_base_model() if hasattr(self.backbone, "get_base_model") else self.backbone
-
-    @property
-    def species(self) -> str | None:
-        """Name of the species token in use (None without species tokens)."""
-        return next((t for t, i in self.vocab.items() if i == self.species_id), None)
-
-    @species.setter
-    def species(self, name: str) -> None:
-        self.species_id = tokenize.species_id(self.vocab, name)
-
-    @contextlib.contextmanager
-    def use_species(self, name: str):
-        """Run the model with another species token within the block (species-token counterfactual)."""
-        previous = self.species_id
-        self.species = name
-        try:
-            yield self
-        finally:
-            self.species_id = previous
 
     def train(self, mode: bool = True):
         """Set train/eval mode; a frozen backbone always stays in eval mode (no dropout on fixed features)."""

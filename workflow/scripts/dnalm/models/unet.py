@@ -23,7 +23,6 @@ are `nn` modules and the attention holds `nn.LayerNorm`s, so attribution takes i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dnalm import tokenize
+from dnalm.models.species import SpeciesSwitch
 from dnalm.schema import block_defaults
 
 #: The architecture keys of a U-Net (`models.<id>.unet.architecture`, `pretrain.<id>.unet`).
@@ -124,7 +124,7 @@ class UpBlock(nn.Module):
         return self.act(self.conv(self.upsample(self.project(h)) + self.skip(skip)))
 
 
-class UNetTrunk(nn.Module):
+class UNetTrunk(SpeciesSwitch, nn.Module):
     """The transformer U-Net; see the module docstring.
 
     Args:
@@ -159,25 +159,6 @@ class UNetTrunk(nn.Module):
         self.finetune = "full"  # `_apply_finetune` sets the mode
 
     # ------------------------------------------------------------------------------------------------- species
-    @property
-    def species(self) -> str | None:
-        """Name of the species whose embedding is added (None without species)."""
-        return next((t for t, i in self.vocab.items() if i == self.species_id), None)
-
-    @species.setter
-    def species(self, name: str) -> None:
-        self.species_id = tokenize.species_id(self.vocab, name)
-
-    @contextlib.contextmanager
-    def use_species(self, name: str):
-        """Run the model with another species embedding within the block (species counterfactual)."""
-        previous = self.species_id
-        self.species = name
-        try:
-            yield self
-        finally:
-            self.species_id = previous
-
     def species_rows(self, batch: int, device: torch.device) -> torch.Tensor:
         """Embedding rows (B,) of the species in use."""
         row = self.species_id - tokenize.species_start("nucleotide")
