@@ -9,6 +9,10 @@ sys.path.insert(0, str(REPO / "workflow" / "scripts"))
 sys.path.insert(0, str(REPO / "tests"))  # tests/helpers.py
 
 os.environ.setdefault("WANDB_MODE", "disabled")
+# `make test` runs two pytest workers on two cores, each starting torch processes with 2 threads: OpenMP threads that
+# spin while they wait would take the cores from the other worker's (benchmarks/bench_omp_wait.py). Sleeping instead
+# changes no result, only who waits.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 

@@ -98,4 +98,4 @@ def test_example_configs_build_their_dag_as_their_header_says(example: Path) -> 
     if yaml.safe_load(example.read_text()).get("interpret", {}).get("models") != []:  # interpreted, as configured
         assert {"attribute", "run_modisco", "match_motifs"} <= set(re.findall(r"rule (\w+):", proc.stdout))
         for task in (t for t, spec in tasks.items() if spec.get("type") == "tracks"):  # the tracks output
-            assert re.search(rf"results/interpret/{task}/\w+/modisco\.tracks\.h5", proc.stdout)
+            assert re.search(rf"results/interpret/{task}(_fold0)?/\w+/modisco\.tracks\.h5", proc.stdout)  # folds: fold 0
