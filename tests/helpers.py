@@ -183,12 +183,19 @@ class _StructureParser(HTMLParser):
                 section["title"] = text
             else:  # a header cell goes to the table opened last; a caption loses its numbers
                 target = section["tables"][-1] if key == "tables" else section[key]
-                target.append(re.sub(r"\d+(?:[.,]\d+)*", "#", text) if key == "figures" else text)
+                target.append(_caption(text) if key == "figures" else text)
             self._tag = None
 
     def handle_data(self, data: str) -> None:
         if self._tag is not None:
             self._text.append(data)
+
+
+def _caption(text: str) -> str:
+    """A figure caption without what a run chooses: every number written `#`, and the strand of a window id
+    (`species:chrom:start:strand`) written `±`, since which windows a model ranks first differs between CPUs."""
+    text = re.sub(r"\d+(?:[.,]\d+)*", "#", text)
+    return re.sub(r"(\w+:\w+:#:)[+-]", r"\1±", text)
 
 
 def report_structure(html: str) -> dict:
@@ -199,7 +206,8 @@ def report_structure(html: str) -> dict:
 
     Returns:
         `{"sections": [...]}`, one dict per top-level section in page order: `id`, `title` (its h2), `h3` and `h4`
-        (headings in order), `tables` (each table's header row) and `figures` (captions, every number written `#`).
+        (headings in order), `tables` (each table's header row) and `figures` (captions, every number written `#` and
+        window strands `±`).
     """
     parser = _StructureParser()
     parser.feed(html)
