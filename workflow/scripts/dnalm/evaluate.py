@@ -50,16 +50,25 @@ def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metr
     set_threads(threads)
     dev = pick_device(device)
     model, info = load_model(checkpoint, dev)
-    batches = predict_outputs(model, store, batch_size, dev)
     val = (val_store, predict_outputs(model, val_store, batch_size, dev)) if val_store is not None else None
-    metrics = tasks.get(store.task_type).evaluate(batches, info, store, out_predictions, site_threshold=site_threshold,
-                                                  model=model, val=val, **settings)
-    metrics.update(arch=info["arch"], best_epoch=info["best_epoch"], trainable_params=info["trainable_params"])
-    Path(out_metrics).write_text(json.dumps(metrics, indent=2))
+    metrics = _test_metrics(model, info, store, out_predictions, out_metrics, batch_size, dev,
+                            {"arch": info["arch"], "best_epoch": info["best_epoch"],
+                             "trainable_params": info["trainable_params"]},
+                            site_threshold=site_threshold, val=val, **settings)
     if out_counterfactual is not None:
         table = species_counterfactual(model, store, batch_size, dev, counterfactual_species)
         table.to_csv(out_counterfactual, sep="\t", index=False, float_format="%.5f")
     log.info("test metrics: %s", metrics)
+    return metrics
+
+
+def _test_metrics(model, info: dict, store: WindowStore, out_predictions: str, out_metrics: str, batch_size: int,
+                  device: torch.device, extra: dict, **settings) -> dict:
+    """The task type's evaluation of `model` on the test store, with `extra` keys, written to `out_metrics`."""
+    batches = predict_outputs(model, store, batch_size, device)
+    metrics = tasks.get(store.task_type).evaluate(batches, info, store, out_predictions, model=model, **settings)
+    metrics.update(extra)
+    Path(out_metrics).write_text(json.dumps(metrics, indent=2))
     return metrics
 
 
@@ -275,11 +284,8 @@ def evaluate_ensemble(checkpoints: list[str], store: WindowStore, out_prediction
     dev = pick_device(device)
     loaded = [load_model(c, dev) for c in checkpoints]
     model = Ensemble([m for m, _ in loaded], store.task_type).eval()
-    info = loaded[0][1]
-    batches = predict_outputs(model, store, batch_size, dev)
-    metrics = tasks.get(store.task_type).evaluate(batches, info, store, out_predictions, site_threshold=site_threshold,
-                                                  model=model, **settings)
-    metrics.update(members=len(checkpoints), checkpoints=list(checkpoints))
-    Path(out_metrics).write_text(json.dumps(metrics, indent=2))
+    metrics = _test_metrics(model, loaded[0][1], store, out_predictions, out_metrics, batch_size, dev,
+                            {"members": len(checkpoints), "checkpoints": list(checkpoints)},
+                            site_threshold=site_threshold, **settings)
     log.info("ensemble of %d models: %s", len(checkpoints), metrics)
     return metrics

@@ -21,7 +21,7 @@ import pandas as pd
 from scipy import stats
 
 #: Columns of runs.tsv that are not metrics.
-RUN_COLUMNS = ("run", "model", "seed", "arch", "n_windows")
+RUN_COLUMNS = ("run", "model", "seed", "arch", "n_windows", "fold")
 
 
 def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, int]:
@@ -67,7 +67,7 @@ def cross_fold_table(per_run: pd.DataFrame) -> pd.DataFrame:
     Returns:
         Columns predictor, model, metric, mean, ci95 (half-width), sd, n_folds, fold_<i>... (the per-fold values).
     """
-    metrics = [c for c in metric_columns(per_run) if c not in ("fold",)]
+    metrics = metric_columns(per_run)
     folds = sorted(per_run["fold"].unique())
     rows = []
     for (predictor, model), group in per_run.groupby(["predictor", "model"], sort=False):
@@ -92,13 +92,12 @@ def pretraining_table(per_run: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd
         Columns pretrained, scratch, metric, pretrained_mean, scratch_mean, difference, ci95, n_pairs, p_value,
         paired_by.
     """
-    single = per_run[per_run["predictor"] == "single"] if "predictor" in per_run.columns else per_run
-    by = "fold" if "fold" in single.columns else "seed"
-    metrics = [c for c in metric_columns(single) if c != "fold"]
+    by = "fold" if "fold" in per_run.columns else "seed"
+    metrics = metric_columns(per_run)
     rows = []
     for pretrained, scratch in pairs:
-        a = single[single["model"] == pretrained].groupby(by)[metrics].mean()
-        b = single[single["model"] == scratch].groupby(by)[metrics].mean()
+        a = per_run[per_run["model"] == pretrained].groupby(by)[metrics].mean()
+        b = per_run[per_run["model"] == scratch].groupby(by)[metrics].mean()
         common = a.index.intersection(b.index)
         for metric in metrics:
             x, y = a.loc[common, metric].to_numpy(float), b.loc[common, metric].to_numpy(float)
