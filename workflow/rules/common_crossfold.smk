@@ -18,10 +18,9 @@ def _unit_tasks(wildcards):
 
 
 def _ensembled(task):
-    """Whether a fold task gets a fold ensemble (profile and tracks tasks: classification calibrates on validation
-    windows, which the ensemble's second model trained on)."""
+    """Whether a fold task gets a fold ensemble (`TaskType.fold_ensemble`)."""
     spec = config["tasks"][task]
-    return "fold_group" in spec and spec["type"] in ("profile", "tracks")
+    return "fold_group" in spec and tasks.get(spec["type"]).fold_ensemble
 
 
 def get_cross_fold_inputs(wildcards):

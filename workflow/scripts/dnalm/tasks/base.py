@@ -26,6 +26,8 @@ class TaskType:
             (`dnalm.positional`).
         val_columns: Columns of history.tsv after the common ones (`val_summary`'s keys besides
             val_pearson_median).
+        fold_ensemble: Cross-validated tasks of this type get a fold ensemble (`dnalm.crossfold`); not where
+            evaluation fits something on the validation windows, which the ensemble's second model trained on.
         attribution_outputs: The outputs attributions explain (`dnalm.attribution_outputs.OUTPUTS`); None: the config's
             interpret.outputs.
     """
@@ -37,6 +39,7 @@ class TaskType:
     site_centred: bool = False
     val_columns: tuple[str, ...] = ()
     attribution_outputs: tuple[str, ...] | None = None
+    fold_ensemble: bool = True
 
     # ------------------------------------------------------------------------------------------------ config side
     def check(self, task: str, spec: dict, cfg: dict) -> None:

@@ -61,6 +61,7 @@ class ClassificationTask(TaskType):
     extra_metrics = EXTRA_METRICS
     val_columns = ("val_accuracy", "val_auroc")
     attribution_outputs = ("class",)
+    fold_ensemble = False  # calibration is fitted on validation windows
 
     def check(self, task: str, spec: dict, cfg: dict) -> None:
         """No targets or extra species; given splits need given files, chromosome and fold splits need intervals."""
