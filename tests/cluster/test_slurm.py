@@ -1,7 +1,7 @@
 """The Slurm profile on a real one-node Slurm cluster (Debian's slurmctld, slurmd, munge; two fake GPUs).
 
 One run of `snakemake --profile <profiles/slurm, edited for this node>` trains and evaluates a small BPNet on windows
-prepared by a local run. While it runs, the training job is cancelled with `scancel`; a second model, whose backbone
+prepared by a local run, and trains the same BPNet data-parallel (train.devices: 2) as one 2-task job. While it runs, the training job is cancelled with `scancel`; a second model, whose backbone
 directory is corrupt, fails every time. Snakemake must report the cancelled job and retry it with more memory, retry
 the failing one and then report it, and leave no partial outputs. The cluster tests run last in the session
 (tests/conftest.py) and stop the cluster at the end.
@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -26,7 +27,8 @@ import slurm_setup
 from dnalm import tokenize
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
-TARGETS = ("results/eval/polya/bpnet/metrics.json", "results/models/polya/broken/best.ckpt")
+TARGETS = ("results/eval/polya/bpnet/metrics.json", "results/models/polya/broken/best.ckpt",
+           "results/models/polya/bpnet_ddp/best.ckpt")
 RETRIES = 1  # the profile's 2 would add a third failing attempt of the broken model: time only
 
 
@@ -78,6 +80,9 @@ def slurm_run(tmp_path_factory) -> dict:
     (corrupt / "vocab.txt").write_text("\n".join(sorted(vocab, key=vocab.get)) + "\n")
     config["models"]["broken"] = {"arch": "lm", "lm": {"backbone": str(corrupt), "finetune": "frozen", "head": "conv"},
                                   "train": {"epochs": 1, "max_batches_per_epoch": 1}}
+    config["models"]["bpnet"]["train"]["precision"] = "fp32"  # the same arithmetic on every CPU, for the comparison
+    config["models"]["bpnet_ddp"] = {**config["models"]["bpnet"],
+                                     "train": {**config["models"]["bpnet"]["train"], "devices": 2}}
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     stores = [f"results/windows/polya/{split}.json" for split in ("train", "val", "test")]
     prep_log = workdir / "prep.log"
@@ -155,3 +160,18 @@ def test_no_partial_outputs(slurm_run: dict) -> None:
     assert all((models / "bpnet" / name).stat().st_size > 0 for name in ("best.ckpt", "history.tsv", "model.json"))
     incomplete = slurm_run["workdir"] / ".snakemake/incomplete"
     assert not incomplete.exists() or not any(incomplete.iterdir())
+
+
+def test_data_parallel_training_is_one_job_of_two_tasks_that_trains_as_one_process(slurm_run: dict) -> None:
+    ddp = slurm_run["jobs"].query("comment == 'rule_train_model_wildcards_polya_bpnet_ddp'")
+    assert list(ddp["state"]) == ["COMPLETED"], ddp
+    detail = job_detail(slurm_run["env"], int(ddp["id"].iloc[0]))
+    assert "Partition=gpu" in detail and "NumTasks=2" in detail and re.search(r"TresPerNode=gres[:/]gpu:2", detail), \
+        detail
+    log = (slurm_run["workdir"] / "logs/train_model/polya/bpnet_ddp.log").read_text()
+    assert "srun --ntasks=2 --nodes=1 --ntasks-per-node=2" in log and "[rank 0]" in log, log
+    assert "2 process(es)" in log
+    single, parallel = (pd.read_csv(slurm_run["workdir"] / f"results/models/polya/{m}/history.tsv", sep="\t")
+                        for m in ("bpnet", "bpnet_ddp"))
+    for column in ("train_loss", "val_loss"):  # the tolerance of tests/unit/test_distributed.py
+        assert np.allclose(parallel[column], single[column], rtol=1e-5), (column, single, parallel)

@@ -5,7 +5,7 @@ import logging
 import socket
 from pathlib import Path
 
-from dnalm.jobs import job_environment, kept_log, log_job_environment, open_log
+from dnalm.jobs import job_environment, kept_log, log_job_environment, open_log, parallel_resources
 
 
 def test_job_environment_names_slurm_job_and_gpus() -> None:
@@ -50,3 +50,12 @@ def test_a_log_written_before_it_was_kept_is_kept_and_other_logs_start_afresh(tm
     with open_log(tmp_path / "windows.log") as stream:
         stream.write("two\n")
     assert (tmp_path / "windows.log").read_text() == "two\n"
+
+
+def test_data_parallel_jobs_ask_slurm_for_one_task_per_gpu():
+    assert parallel_resources({}) == {"gpu": 1}
+    assert parallel_resources({"devices": 4, "nodes": 2}) == {"gres": "gpu:4", "nodes": 2, "mpi": "srun",
+                                                             "tasks_per_node": 4}
+    # one GPU on each of 2 nodes: --ntasks=2 --ntasks-per-gpu=1 (srun jobs need more than one task per node otherwise)
+    assert parallel_resources({"devices": 1, "nodes": 2}) == {"gres": "gpu:1", "nodes": 2, "mpi": "srun", "tasks": 2,
+                                                             "tasks_per_gpu": 1}

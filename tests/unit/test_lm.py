@@ -259,3 +259,25 @@ def test_stacks_and_heads_shapes_and_widths():
     assert tower.iconv.in_channels == 96 and len({id(r) for r in tower.rrelus}) == 3 and kernel == 75
     assert tower(h).shape == (2, 8, 30)
     assert PooledHead(96, 4)(h).shape == (2, 4)
+
+
+def test_activation_checkpointing_gives_the_same_gradients(ckpt):
+    """train.activation_checkpointing recomputes the backbone's layers in the backward pass: same loss and gradients
+    (dropout included: the recomputation replays the generator); BPNet has no layers to checkpoint."""
+    from dnalm.training import checkpoint_activations
+
+    grads = []
+    for checkpointed in (False, True):
+        model = build(ckpt, finetune="full", config_overrides={"hidden_dropout_prob": 0.1})
+        model.train()
+        if checkpointed:
+            assert checkpoint_activations(model, "lm") == 1 and model.trunk.encoder.is_gradient_checkpointing
+        torch.manual_seed(1)
+        profile, counts = model(onehot(4))
+        (profile.logsumexp(-1).sum() + counts.sum()).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, msg=name)
+    with pytest.raises(ValueError, match="'bpnet' has no transformer layers"):
+        checkpoint_activations(build_model("bpnet", {"filters": 4, "layers": 1}, "profile", 2), "bpnet")

@@ -6,6 +6,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 import dnalm.config
 import dnalm.config_variants
 import dnalm.crossfold
+import dnalm.jobs
 import dnalm.outputs
 import dnalm.track_tables
 from dnalm import tasks
@@ -247,6 +248,14 @@ def get_model_params(wildcards):
         "train_params": spec["train"],
         "seed": spec["seed"],
     }
+
+
+def train_resource(name):
+    """train_model's resource `name` from the model's train.devices and train.nodes (`dnalm.jobs.parallel_resources`;
+    None, i.e. absent, where it does not apply)."""
+    return lambda wildcards: dnalm.jobs.parallel_resources(
+        dnalm.config.run_spec(config, wildcards.model)["train"]
+    ).get(name)
 
 
 def get_backbone_files(wildcards):

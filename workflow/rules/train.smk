@@ -18,7 +18,7 @@ rule train_model:
         "../../envs/train.yaml"
     threads: 8
     resources:
-        gpu=1,
+        **{name: train_resource(name) for name in dnalm.jobs.PARALLEL_RESOURCES},
         mem_mb=grow_on_retry(8000),
         runtime=grow_on_retry(720),
     params:

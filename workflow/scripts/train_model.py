@@ -14,5 +14,6 @@ train(
     WindowStore(snakemake.input.val_meta),
     os.path.dirname(snakemake.output.best),
     threads=snakemake.threads,
+    log_file=snakemake.log[0],
     **snakemake.params.hp,
 )

@@ -30,6 +30,28 @@ def log_job_environment(logger: logging.Logger | None = None) -> None:
     (logger or logging.getLogger("dnalm")).info("job environment: %s", job_environment())
 
 
+#: Slurm resources of a data-parallel job (`parallel_resources`), as the rules name them.
+PARALLEL_RESOURCES = ("gpu", "gres", "nodes", "tasks", "tasks_per_node", "tasks_per_gpu", "mpi")
+
+
+def parallel_resources(block: dict) -> dict:
+    """Snakemake resources of a job that trains with `devices` processes on each of `nodes` nodes (a `train` or
+    `pretrain` block), as snakemake-executor-plugin-slurm reads them.
+
+    One process: one GPU (`--gpus=1`). Several: `devices` GPUs on each node (`--gres=gpu:<devices>`), `--nodes`, one
+    Slurm task per GPU (`--ntasks-per-node`), and `mpi: srun`, by which the plugin runs the job's script in the allocation without
+    wrapping it in a one-task srun, so that `dnalm.distributed` starts the tasks with srun itself. Resources that
+    do not apply are absent.
+    """
+    devices, nodes = int(block.get("devices") or 1), int(block.get("nodes") or 1)
+    if devices * nodes == 1:
+        return {"gpu": 1}
+    # the plugin takes tasks_per_node (--ntasks-per-node, which sbatch refuses beside --ntasks-per-gpu) or tasks
+    # (--ntasks, and --ntasks-per-gpu of tasks_per_gpu, else of tasks) and, for srun, only more than one per node
+    spread = {"tasks_per_node": devices} if devices > 1 else {"tasks": nodes, "tasks_per_gpu": 1}
+    return {"gres": f"gpu:{devices}", "nodes": nodes, "mpi": "srun", **spread}
+
+
 def kept_log(log: str | Path) -> Path:
     """The second name under which a training job's log keeps every attempt: `.<name>.all` beside it."""
     log = Path(log)

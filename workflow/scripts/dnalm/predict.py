@@ -22,8 +22,12 @@ def load_model(checkpoint: str, device: torch.device | None = None) -> tuple[Seq
 
 
 @torch.no_grad()
-def predict_outputs(model, store: WindowStore, batch_size: int, device: torch.device):
+def predict_outputs(model, store: WindowStore, batch_size: int, device: torch.device, batches=None):
     """Run the model on every window of a store (stored placement, no augmentation); restores the model's mode.
+
+    Args:
+        batches: Numbers of the batches (of `batch_size` consecutive windows) to run, or None for all (a
+            data-parallel validation gives each process every world-th batch).
 
     Yields:
         (index, output, targets) per batch: output is the model's (a tensor or a tuple of tensors) as float CPU
@@ -32,7 +36,8 @@ def predict_outputs(model, store: WindowStore, batch_size: int, device: torch.de
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(store), batch_size):
+        starts = range(0, len(store), batch_size)
+        for start in starts if batches is None else (starts[b] for b in batches if b < len(starts)):
             index = np.arange(start, min(start + batch_size, len(store)))
             x, y = store.batch(index)
             with autocast(device):

@@ -228,6 +228,7 @@ class WindowStore:
     def __init__(self, prefix: str | Path):
         paths = store_paths(prefix)
         seq, targets, meta = paths["seq"], paths["targets"], paths["meta"]
+        self.prefix = str(prefix)
         self.seq = np.load(seq, mmap_mode="r")
         self.targets = np.load(targets, mmap_mode="r")
         self.meta = json.loads(Path(meta).read_text())

@@ -85,6 +85,12 @@ class TaskType:
         """(total, first part, second part) of a batch's loss, each a scalar tensor."""
         raise NotImplementedError
 
+    def loss_weight(self, target, count_weight) -> float:
+        """What `loss` averages over in a batch of these targets: the number of windows (the loss is a mean over
+        windows). A data-parallel step weighs each process's part of the global batch by it, so the step's gradient
+        is that of the loss over the whole batch (`dnalm.training.train_step`)."""
+        return float(len(target))
+
     def val_pearson(self, output, target) -> np.ndarray:
         """Per-window (and channel) Pearson of predicted and observed signal, for the validation history."""
         raise NotImplementedError

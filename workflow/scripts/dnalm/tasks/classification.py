@@ -146,6 +146,11 @@ class ClassificationTask(TaskType):
         loss = (per_example * w).sum() / w.sum().clamp_min(1e-12)
         return loss, loss, torch.zeros((), dtype=loss.dtype, device=loss.device)
 
+    def loss_weight(self, target, count_weight) -> float:
+        """The summed class weights of the batch's labels, by which `loss` divides."""
+        weights = np.asarray(count_weight if isinstance(count_weight, list) else [1.0] * target.shape[-1])
+        return float((np.asarray(target) * weights).sum())
+
     def val_pearson(self, output, target) -> np.ndarray:
         """Rows of the logits and the label index, for `val_summary`."""
         return np.column_stack([output.numpy(), target.numpy().argmax(axis=1)])
