@@ -177,3 +177,32 @@ def test_class_weighted_losses_split_into_parts_as_a_whole(tmp_path):
         runs.append(pd.read_csv(tmp_path / name / "history.tsv", sep="\t"))
     np.testing.assert_allclose(runs[1]["train_loss"], runs[0]["train_loss"], rtol=1e-5)
     np.testing.assert_allclose(runs[1]["val_loss"], runs[0]["val_loss"], rtol=1e-5)
+
+
+def test_pretraining_in_two_processes_and_in_micro_batches_matches_one_process(tmp_path):
+    """The masked-LM loop's data parallelism: the same losses at every evaluation and the same weights (dropout off,
+    so every process count draws the same; batches of 15 rows split 8/7 over two processes)."""
+    from safetensors.torch import load_file
+    from test_pretrain import RUN as PRETRAIN_RUN
+    from test_pretrain import SPEC, structured
+
+    from dnalm.pretrain import pretrain_lm
+
+    rng = np.random.default_rng(0)
+    fasta = tmp_path / "g.fa"
+    fasta.write_text("".join(f">{c}\n{structured(2000, rng)}\n" for c in ("chr1", "chr2")))
+    genomes = [{"species": PRETRAIN_RUN["species"][0], "fasta": str(fasta), "train_chroms": ["chr1"],
+                "val_chroms": ["chr2"]}]
+    spec = {**SPEC, "steps": 8, "eval_every": 4, "batch_size": 15, "dropout": 0.0, "attention_dropout": 0.0}
+    runs = {}
+    for name, extra in (("one", {}), ("two", {"devices": 2}), ("micro", {"micro_batch": 4})):
+        pretrain_lm(genomes, str(tmp_path / name), {**spec, **extra}, **PRETRAIN_RUN)
+        runs[name] = (pd.read_csv(tmp_path / name / "history.tsv", sep="\t"),
+                      load_file(str(tmp_path / name / "model.safetensors")))
+    history, weights = runs["one"]
+    for name in ("two", "micro"):
+        other_history, other_weights = runs[name]
+        for column in ("train_loss", "val_loss", "val_accuracy"):
+            np.testing.assert_allclose(other_history[column], history[column], rtol=1e-5, err_msg=f"{name} {column}")
+        for key, value in weights.items():
+            np.testing.assert_allclose(other_weights[key], value, rtol=1e-5, atol=1e-4, err_msg=f"{name} {key}")

@@ -264,7 +264,7 @@ def test_stacks_and_heads_shapes_and_widths():
 def test_activation_checkpointing_gives_the_same_gradients(ckpt):
     """train.activation_checkpointing recomputes the backbone's layers in the backward pass: same loss and gradients
     (dropout included: the recomputation replays the generator); BPNet has no layers to checkpoint."""
-    from dnalm.training import checkpoint_activations
+    from dnalm.models.backbones import checkpoint_activations
 
     grads = []
     for checkpointed in (False, True):

@@ -50,6 +50,13 @@ def get_species_tokens(wildcards):
     return dnalm.config.species_tokens(config)
 
 
+def pretrain_resource(name):
+    """pretrain_lm's resource `name` from pretrain.<lm>.devices and nodes (`dnalm.jobs.parallel_resources`)."""
+    return lambda wildcards: dnalm.jobs.parallel_resources(
+        config["pretrain"][wildcards.lm]
+    ).get(name)
+
+
 def get_pretrain_params(wildcards):
     """The pretrain.<lm> block without the corpus and its homology filter (rules of their own)."""
     spec = config["pretrain"][wildcards.lm]

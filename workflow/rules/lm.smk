@@ -19,7 +19,7 @@ rule pretrain_lm:
         "../../envs/train.yaml"
     threads: 8
     resources:
-        gpu=1,
+        **{name: pretrain_resource(name) for name in dnalm.jobs.PARALLEL_RESOURCES},
         mem_mb=grow_on_retry(16000),
         runtime=grow_on_retry(1440),
     params:

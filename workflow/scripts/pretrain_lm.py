@@ -17,4 +17,5 @@ pretrain_lm(
     snakemake.params.hp,
     species=list(snakemake.params.species),
     threads=snakemake.threads,
+    log_file=snakemake.log[0],
 )

@@ -236,6 +236,15 @@ def gather(obj, group: Group) -> list:
     return out
 
 
+def checkpoint_due(clock, group: Group) -> bool:
+    """`clock.step()` (a `dnalm.checkpoint.Checkpointer`) agreed by every process: due when due on any, and a stop
+    signal to any process stops all (each then raises in `clock.saved`)."""
+    due, stop = all_sum([float(clock.step()), float(clock.signal is not None)], group)
+    if stop and clock.signal is None:
+        clock.signal = signal.SIGTERM  # another process was asked to stop: stop with it
+    return bool(due)
+
+
 def wrap(model: torch.nn.Module, group: Group, dev: torch.device) -> torch.nn.Module:
     """The model as DistributedDataParallel in a group of several processes; the model itself in one."""
     if group.world == 1:

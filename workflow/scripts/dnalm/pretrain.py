@@ -22,6 +22,13 @@ evaluation, every `checkpoint_minutes` of wall time in between (with the losses 
 evaluation), and on SIGTERM/SIGUSR1 before stopping (see `dnalm.checkpoint`); the batch, the masks and the dropout
 of step s depend only on (seed, s), so a run killed at any point and rerun ends with the same weights and history as
 an uninterrupted one (on the CPU).
+
+Data-parallel pretraining (`devices` × `nodes` > 1, `dnalm.distributed`, as `dnalm.training` does it): every process
+draws and masks the whole global batch of step s from (seed, s) — reading and masking are cheap next to the model —
+and runs its share of the rows (rank, rank + world, …) in micro-batches of at most `micro_batch`, each loss summed over
+its masked tokens and divided by the batch's masked tokens over all processes, so the gradient is the whole batch's.
+Validation batches are spread over the processes; rank 0 alone writes checkpoints and the model directory, whose
+state does not depend on the number of processes (a run resumes with another number of them).
 """
 
 from __future__ import annotations
@@ -37,12 +44,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
-from dnalm import tokenize
+from dnalm import distributed, tokenize
 from dnalm.checkpoint import Checkpointer, load_resume, previous, run_lock, save_atomic
 from dnalm.corpus import WindowIndex, WindowReader, index_windows
 from dnalm.device import autocast, pick_device, resolve_precision, set_threads
-from dnalm.models.backbones import bert_config, quiet_transformers
+from dnalm.distributed import SINGLE, Group, all_sum, checkpoint_due, gather
+from dnalm.models.backbones import bert_config, checkpoint_activations, quiet_transformers
 from dnalm.models.dropout import use_fast_dropout
 from dnalm.pretrain_setup import TRAIN_KEYS, Objective, Setup
 from dnalm.schema import block_defaults
@@ -140,26 +149,32 @@ def bert_objective(reader: WindowReader, kind: str, species_ids: np.ndarray, mas
 
 @torch.no_grad()
 def evaluate(model, objective: Objective, index: WindowIndex, rows: np.ndarray, *, batch_size: int, seed: int,
-             device: torch.device) -> tuple[float, float]:
-    """Masked-token loss and accuracy on fixed validation windows with fixed masks; restores the model's mode."""
+             device: torch.device, group: Group = SINGLE) -> tuple[float, float]:
+    """Masked-token loss and accuracy on fixed validation windows with fixed masks; restores the model's mode.
+
+    In a data-parallel run each process takes every world-th batch and the sums are gathered in batch order."""
     was_training = model.training
     model.eval()
-    loss_sum, correct, total = 0.0, 0, 0
+    sums = []
     try:
         for b, lo in enumerate(range(0, len(rows), batch_size)):
+            if b % group.world != group.rank:
+                continue
             rng = np.random.default_rng([seed, _VAL_STREAM, b])
             inputs, labels = objective.batch(index, rows[lo : lo + batch_size], rng)
             logits, targets = objective.logits(model, inputs, labels, device)
-            loss_sum += torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item()
-            correct += int((logits.argmax(-1) == targets).sum())
-            total += len(targets)
+            sums.append((b, torch.nn.functional.cross_entropy(logits, targets, reduction="sum").item(),
+                         int((logits.argmax(-1) == targets).sum()), len(targets)))
     finally:
         model.train(was_training)
+    loss_sum, correct, total = 0.0, 0, 0
+    for _, loss, right, n in sorted(row for rows_ in gather(sums, group) for row in rows_):
+        loss_sum, correct, total = loss_sum + loss, correct + right, total + n
     return (loss_sum / total, correct / total) if total else (float("nan"), float("nan"))
 
 
 def pretrain_lm(genomes: list[dict], out_dir: str, spec: dict, *, species: list[str], threads: int = 1,
-                device: str | None = None) -> dict:
+                device: str | None = None, log_file: str | None = None) -> dict:
     """Pretrain by masked LM and write the model directory, resuming from `out_dir/last.ckpt`.
 
     arch `bert` writes a `BertForMaskedLM` as a Hugging Face directory (`config.json`, `model.safetensors`, tokenizer
@@ -178,16 +193,29 @@ def pretrain_lm(genomes: list[dict], out_dir: str, spec: dict, *, species: list[
             the precision of inference), checkpoint_minutes (None: only at evaluations; 0: every step).
         species: Species of the vocabulary, in token order (ids from 4101 for 6-mers, 9 for nucleotides; the
             U-Net's species embedding rows).
-        threads: CPU threads for torch.
+        threads: CPU threads for torch (of all processes together).
         device: Device name, or None to choose automatically.
+        log_file: The job's log, which the processes of a data-parallel run append to.
 
     Returns:
         The summary written to `pretrain.json`.
     """
-    set_threads(threads)
+    p = {**block_defaults("pretrain"), **spec}
+    devices, nodes = distributed.world_size(p)
     with run_lock(out_dir):
-        return _pretrain(genomes, Path(out_dir), {**block_defaults("pretrain"), **spec}, species=species,
-                         dev=pick_device(device))
+        if devices * nodes > 1:
+            kwargs = {"genomes": genomes, "out_dir": str(out_dir), "p": p, "species": species, "device": device}
+            return distributed.launch("dnalm.pretrain:pretrain_rank", kwargs, devices=devices, nodes=nodes,
+                                      threads=threads, run_dir=out_dir, log_file=log_file)
+        set_threads(threads)
+        return _pretrain(genomes, Path(out_dir), p, species=species, dev=pick_device(device))
+
+
+def pretrain_rank(genomes: list[dict], out_dir: str, p: dict, *, species: list[str], device: str | None) -> dict:
+    """One process of a data-parallel `pretrain_lm` (started by `dnalm.distributed.launch`, which holds the lock)."""
+    group = distributed.current()
+    set_threads(torch.get_num_threads())
+    return _pretrain(genomes, Path(out_dir), p, species=species, dev=distributed.device(group, device), group=group)
 
 
 def bert_setup(genomes: list[dict], p: dict, species: list[str], reader: WindowReader, dev: torch.device) -> Setup:
@@ -214,7 +242,8 @@ def bert_setup(genomes: list[dict], p: dict, species: list[str], reader: WindowR
     return Setup(model, bert_objective(reader, tokenizer, species_ids, p["mask_prob"]), settings, write)
 
 
-def _pretrain(genomes: list[dict], out: Path, p: dict, *, species: list[str], dev: torch.device) -> dict:
+def _pretrain(genomes: list[dict], out: Path, p: dict, *, species: list[str], dev: torch.device,
+              group: Group = SINGLE) -> dict:
     """`pretrain_lm` once the directory is locked, with the spec's missing keys filled from the schema."""
     precision = resolve_precision(p["precision"], dev)
     window, stride, seed = p["window"], p["stride"], p["seed"]
@@ -239,9 +268,11 @@ def _pretrain(genomes: list[dict], out: Path, p: dict, *, species: list[str], de
             setup = bert_setup(genomes, p, species, reader, dev)
         settings = {**setup.settings, "precision": precision}
         state = _run(setup, out, p, run_fingerprint(genomes, settings), train_index, val_index, val_rows,
-                     dev=dev, precision=precision)
+                     dev=dev, precision=precision, group=group)
     finally:
         reader.close()
+    if not group.main:
+        return {}
     previous(out / "last.ckpt").unlink(missing_ok=True)  # the fallback is not needed once the run is complete
     corpus = [{"genome": g.get("id", g["fasta"]), "species": g["species"], "train_chroms": list(g["train_chroms"]),
                "val_chroms": list(g.get("val_chroms") or [])} for g in genomes]
@@ -250,43 +281,99 @@ def _pretrain(genomes: list[dict], out: Path, p: dict, *, species: list[str], de
     return _write_summary(setup.model, state, out, settings, train_index, val_index, len(val_rows))
 
 
+class ObjectiveModel(nn.Module):
+    """A masked-LM model and its objective's logits as one module, so DistributedDataParallel sees the forward pass."""
+
+    def __init__(self, model: nn.Module, logits: Callable):
+        super().__init__()
+        self.model = model
+        self.logits = logits
+
+    def forward(self, inputs: np.ndarray, labels: np.ndarray, device: torch.device, precision: str | None):
+        """(logits, targets) at the masked positions (`Objective.logits`)."""
+        return self.logits(self.model, inputs, labels, device, precision)
+
+
 def _run(setup: Setup, out: Path, p: dict, fp: str, train_index: WindowIndex, val_index: WindowIndex,
-         val_rows: np.ndarray, *, dev: torch.device, precision: str) -> dict:
+         val_rows: np.ndarray, *, dev: torch.device, precision: str, group: Group = SINGLE) -> dict:
     """The training loop from `last.ckpt` (if it is this run's) to `steps`, checkpointing; the final state."""
     model = setup.model
-    log.info("masked LM with %d parameters on %s, %s", sum(x.numel() for x in model.parameters()), dev, precision)
+    log.info("masked LM with %d parameters on %s, %s; %d process(es)", sum(x.numel() for x in model.parameters()),
+             dev, precision, group.world)
+    if p.get("activation_checkpointing"):
+        checkpoint_activations(model, p["arch"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=p["lr"], weight_decay=0.01, fused=True)
     last = out / "last.ckpt"
     state = _load_state(last, fp, model, optimizer) or {"step": 0, "history": [], "losses": []}
+    parallel = distributed.wrap(ObjectiveModel(model, setup.objective.logits), group, dev)
 
     def save(now: dict) -> None:
-        save_atomic({**now, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "fingerprint": fp},
-                    last, keep_previous=True)
+        if group.main:
+            save_atomic({**now, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "fingerprint": fp},
+                        last, keep_previous=True)
 
     with Checkpointer(None, p["checkpoint_minutes"]) as clock:
 
         def on_step(now: dict) -> None:
-            if clock.step():
+            if checkpoint_due(clock, group):
                 save(now)
                 clock.saved(f"{last} (step {now['step']}, between evaluations)")
 
         while state["step"] < p["steps"]:
-            state = _train_until_eval(model, optimizer, setup.objective, state, train_index, val_index, val_rows,
+            state = _train_until_eval(parallel, optimizer, setup.objective, state, train_index, val_index, val_rows,
                                       steps=p["steps"], lr=p["lr"], warmup=p["warmup"], batch_size=p["batch_size"],
                                       eval_every=p["eval_every"], seed=p["seed"], device=dev, precision=precision,
-                                      on_step=on_step)
+                                      on_step=on_step, group=group, micro_batch=p.get("micro_batch"))
             save(state)
+            checkpoint_due(clock, group)  # every process stops here if any was asked to
             clock.saved(f"{last} (step {state['step']})")
     return state
+
+
+def pretrain_step(parallel: nn.Module, optimizer, inputs: np.ndarray, labels: np.ndarray, *, device: torch.device,
+                  precision: str, group: Group = SINGLE, micro_batch: int | None = None) -> float:
+    """One optimizer step on a global batch of masked inputs; returns its loss (mean over its masked tokens).
+
+    This process takes rows rank, rank + world, … (one left without a row takes part with a row of weight 0) in
+    micro-batches of at most `micro_batch`; each micro-batch's cross-entropy is summed over its masked tokens and
+    divided by the whole batch's (times the world size, which DistributedDataParallel's averaging divides out).
+    """
+    if group.world == 1 and not micro_batch:  # the plain step
+        logits, targets = parallel(inputs, labels, device, precision)
+        loss = torch.nn.functional.cross_entropy(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    mine = np.arange(group.rank, len(inputs), group.world)
+    empty = len(mine) == 0
+    if empty:
+        mine = np.arange(1)
+    size = micro_batch or len(mine)
+    chunks = [mine[i : i + size] for i in range(0, len(mine), size)]
+    weights = [0 if empty else int((labels[c] != -100).sum()) for c in chunks]
+    total = all_sum([float(sum(weights))], group)[0]
+    optimizer.zero_grad(set_to_none=True)
+    loss_sum = 0.0
+    for i, (chunk, weight) in enumerate(zip(chunks, weights, strict=True)):
+        with distributed.no_sync(parallel, last=i == len(chunks) - 1):
+            logits, targets = parallel(inputs[chunk], labels[chunk], device, precision)
+            summed = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+            (summed * (group.world / total if weight else 0.0)).backward()
+        loss_sum += summed.item() if weight else 0.0
+    optimizer.step()
+    return all_sum([loss_sum], group)[0] / total
 
 
 def _train_until_eval(model, optimizer, objective: Objective, state: dict, train_index: WindowIndex,
                       val_index: WindowIndex, val_rows: np.ndarray, *, steps: int, lr: float, warmup: float,
                       batch_size: int, eval_every: int, seed: int, device: torch.device, precision: str = "fp32",
-                      on_step: Callable[[dict], None] | None = None) -> dict:
+                      on_step: Callable[[dict], None] | None = None, group: Group = SINGLE,
+                      micro_batch: int | None = None) -> dict:
     """Train from `state['step']` to the next evaluation step, evaluate, and return the new state.
 
-    `on_step` gets the state after every step (step, history, the interval's losses so far) and may save it.
+    `model` is an `ObjectiveModel` (or its DistributedDataParallel). `on_step` gets the state after every step
+    (step, history, the interval's losses so far) and may save it.
     """
     t0 = time.perf_counter()
     model.train()
@@ -298,19 +385,16 @@ def _train_until_eval(model, optimizer, objective: Objective, state: dict, train
         rng = np.random.default_rng([seed, step])
         inputs, labels = objective.batch(train_index, rng.integers(0, len(train_index), batch_size), rng)
         torch.manual_seed(seed * 1000003 + step)  # dropout of this step
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, lr, warmup)
-        logits, targets = objective.logits(model, inputs, labels, device, precision)
-        loss = torch.nn.functional.cross_entropy(logits, targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = learning_rate(step, steps, lr, warmup)
+        losses.append(pretrain_step(model, optimizer, inputs, labels, device=device, precision=precision, group=group,
+                                    micro_batch=micro_batch))
         step += 1
         if on_step is not None:
             on_step({"step": step, "history": state["history"], "losses": list(losses)})
-    val_loss, val_acc = evaluate(model, objective, val_index, val_rows, batch_size=batch_size, seed=seed,
-                                 device=device)
+    module = getattr(model, "module", model).model
+    val_loss, val_acc = evaluate(module, objective, val_index, val_rows, batch_size=batch_size, seed=seed,
+                                 device=device, group=group)
     row = {"step": step, "train_loss": float(np.mean(losses)), "val_loss": val_loss, "val_accuracy": val_acc,
            "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
     log.info("step %d: train loss %.4f, val loss %.4f, val masked accuracy %.4f, %.1f s", step, row["train_loss"],

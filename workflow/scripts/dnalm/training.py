@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import math
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,8 +27,9 @@ import torch
 from dnalm import distributed, tasks
 from dnalm.checkpoint import LOCK_NAME, Checkpointer, load_resume, previous, run_lock, save_atomic
 from dnalm.device import as_float, autocast, pick_device, resolve_precision, set_threads
-from dnalm.distributed import SINGLE, Group, all_sum, gather
+from dnalm.distributed import SINGLE, Group, all_sum, checkpoint_due, gather
 from dnalm.models import build_model
+from dnalm.models.backbones import checkpoint_activations
 from dnalm.predict import predict_outputs
 from dnalm.store import WindowStore
 
@@ -283,28 +283,6 @@ def _train(train_store: WindowStore, val_store: WindowStore, out: Path, *, arch:
     (out / "model.json").write_text(json.dumps(summary, indent=2))
     previous(last).unlink(missing_ok=True)  # the fallback is not needed once the run is complete
     return summary
-
-
-def checkpoint_activations(model: torch.nn.Module, arch: str) -> int:
-    """Turn on Hugging Face gradient checkpointing in every transformer of the model (`train.activation_checkpointing`);
-    the number of transformers. Raises ValueError when the model has none (BPNet)."""
-    from transformers import PreTrainedModel
-
-    found = [m for m in model.modules() if isinstance(m, PreTrainedModel) and m.supports_gradient_checkpointing]
-    if not found:
-        raise ValueError(f"train.activation_checkpointing: arch {arch!r} has no transformer layers to checkpoint; "
-                         "set it for language-model trunks only")
-    for m in found:
-        m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    return len(found)
-
-
-def checkpoint_due(clock: Checkpointer, group: Group) -> bool:
-    """`clock.step()` agreed by every process: due when due on any, and a stop signal of any process stops all."""
-    due, stop = all_sum([float(clock.step()), float(clock.signal is not None)], group)
-    if stop and clock.signal is None:
-        clock.signal = signal.SIGTERM  # another process was asked to stop: stop with it
-    return bool(due)
 
 
 def train_one(model, optimizer, train_store, val_store, state: dict, tp: dict, seed: int, count_weight,

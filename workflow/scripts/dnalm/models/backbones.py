@@ -255,3 +255,17 @@ def apply_finetune(backbone: nn.Module, mode: str, lora: dict | None = None) -> 
     with warnings.catch_warnings():  # peft 0.21 calls a transformers method deprecated in 5.x
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
         return get_peft_model(backbone, config)
+
+
+def checkpoint_activations(model: torch.nn.Module, arch: str) -> int:
+    """Turn on Hugging Face gradient checkpointing in every transformer of the model (`activation_checkpointing` of a
+    `train` or `pretrain` block); the number of transformers. Raises ValueError when the model has none (BPNet)."""
+    from transformers import PreTrainedModel
+
+    found = [m for m in model.modules() if isinstance(m, PreTrainedModel) and m.supports_gradient_checkpointing]
+    if not found:
+        raise ValueError(f"activation_checkpointing: arch {arch!r} has no transformer layers to checkpoint; "
+                         "set it for language-model trunks only")
+    for m in found:
+        m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return len(found)
