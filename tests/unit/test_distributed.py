@@ -206,3 +206,17 @@ def test_pretraining_in_two_processes_and_in_micro_batches_matches_one_process(t
             np.testing.assert_allclose(other_history[column], history[column], rtol=1e-5, err_msg=f"{name} {column}")
         for key, value in weights.items():
             np.testing.assert_allclose(other_weights[key], value, rtol=1e-5, atol=1e-4, err_msg=f"{name} {key}")
+
+
+def test_sigterm_to_the_launcher_checkpoints_every_process_and_stops(one, stores, tmp_path):
+    """Slurm's cancel and time limit (SIGTERM) reach the process Snakemake runs: its processes checkpoint at the next
+    batch and stop, the job fails (so it is run again), and the rerun resumes to the uninterrupted result."""
+    out = tmp_path / "model"
+    proc = start_training(stores, out, devices=2)  # checkpoints at epoch ends, and on the signal
+    stderr = signal_when(proc, (out / "last.ckpt").exists, signal.SIGTERM, timeout=180)
+    assert proc.returncode != 0, stderr
+    assert "TrainingInterrupted: stopped on SIGTERM" in stderr, stderr
+    assert not (out / "best.ckpt").exists() and not workers_of(out)
+    run(stores, out, tmp_path / "train.log", devices=2)
+    assert f"resuming from {out / 'last.ckpt'}" in (tmp_path / "train.log").read_text()
+    assert_same_training(one, out, stores)

@@ -38,6 +38,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from dnalm.checkpoint import STOP_SIGNALS
+
 log = logging.getLogger(__name__)
 
 #: The payload file a launch leaves in the run directory while its processes run.
@@ -113,7 +115,7 @@ def _local(payload: Path, devices: int):
 
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=devices, rdzv_backend="c10d",
                           rdzv_endpoint="localhost:0", run_id=str(uuid.uuid4()), max_restarts=0,
-                          monitor_interval=0.1)
+                          monitor_interval=0.1, signals_to_handle="SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1")
     log.info("starting %d processes on this machine (torch.distributed elastic launch)", devices)
     with _result(payload) as result, _package_on_path():
         elastic_launch(config, sys.executable)("-m", "dnalm.distributed", str(payload))
@@ -128,7 +130,14 @@ def _srun(payload: Path, devices: int, nodes: int):
     log.info("starting %d processes on %d node(s): %s", world, nodes, " ".join(command))
     with _result(payload) as result, _package_on_path():
         env = {**os.environ, "MASTER_ADDR": socket.gethostname(), "MASTER_PORT": str(_free_port())}
-        subprocess.run(command, env=env, check=True, preexec_fn=die_with_parent)
+        proc = subprocess.Popen(command, env=env, preexec_fn=die_with_parent)  # noqa: PLW1509 (one thread here)
+        forward = {sig: signal.signal(sig, lambda signum, _: proc.send_signal(signum)) for sig in STOP_SIGNALS}
+        try:  # srun passes a stop signal on to the tasks, which checkpoint and stop; this process waits for them
+            if proc.wait():
+                raise subprocess.CalledProcessError(proc.returncode, command)
+        finally:
+            for sig, handler in forward.items():
+                signal.signal(sig, handler)
         return pickle.loads(result.read_bytes())
 
 
