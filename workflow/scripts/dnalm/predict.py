@@ -22,8 +22,15 @@ def load_model(checkpoint: str, device: torch.device | None = None) -> tuple[Seq
 
 
 @torch.no_grad()
-def predict_outputs(model, store: WindowStore, batch_size: int, device: torch.device):
+def predict_outputs(model, store: WindowStore, batch_size: int, device: torch.device, rows: range | None = None):
     """Run the model on every window of a store (stored placement, no augmentation); restores the model's mode.
+
+    Args:
+        model: The model.
+        store: The windows.
+        batch_size: Windows per forward pass.
+        device: The model's device.
+        rows: Only these rows, batched from their first (a shard, `dnalm.shards.shard_rows`); None: every row.
 
     Yields:
         (index, output, targets) per batch: output is the model's (a tensor or a tuple of tensors) as float CPU
@@ -32,8 +39,9 @@ def predict_outputs(model, store: WindowStore, batch_size: int, device: torch.de
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(store), batch_size):
-            index = np.arange(start, min(start + batch_size, len(store)))
+        rows = range(len(store)) if rows is None else rows
+        for start in range(rows.start, rows.stop, batch_size):
+            index = np.arange(start, min(start + batch_size, rows.stop))
             x, y = store.batch(index)
             with autocast(device):
                 output = as_float(model(torch.from_numpy(x).to(device)))
