@@ -1,0 +1,139 @@
+"""Tests for dnalm.shards and the sharded inference steps: the split into whole-batch shards, and evaluation,
+prediction tracks and variant scoring merged from shards equal to the unsharded job's outputs, to the bit."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dnalm.checkpoint import save_atomic
+from dnalm.models import build_model
+from dnalm.shards import check_parts, shard_bounds, shard_rows, step_shards
+from dnalm.store import WindowStore
+from helpers import save_store
+
+torch.use_deterministic_algorithms(True)
+
+
+# ------------------------------------------------------------------------------------------------------- the split
+@pytest.mark.parametrize(("n", "shards"), [(10, 1), (10, 3), (9, 3), (3, 5), (0, 2), (1, 1), (7, 7)])
+def test_every_item_is_in_exactly_one_shard_in_order(n: int, shards: int) -> None:
+    bounds = shard_bounds(n, shards)
+    assert len(bounds) == shards
+    items = [i for first, stop in bounds for i in range(first, stop)]
+    assert items == list(range(n))  # each once, in the original order
+    sizes = [stop - first for first, stop in bounds]
+    assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+
+
+def test_more_shards_than_items_leaves_the_last_shards_empty() -> None:
+    assert shard_bounds(3, 5) == [(0, 1), (1, 2), (2, 3), (3, 3), (3, 3)]
+
+
+@pytest.mark.parametrize(("n_rows", "batch", "shards"), [(100, 8, 3), (17, 4, 2), (5, 8, 3), (64, 64, 2), (0, 4, 2)])
+def test_shard_rows_cut_only_between_batches(n_rows: int, batch: int, shards: int) -> None:
+    parts = [shard_rows(n_rows, batch, shards, s) for s in range(shards)]
+    assert [r for part in parts for r in part] == list(range(n_rows))
+    for part in parts:
+        assert part.start % batch == 0 or part.start == n_rows  # a shard starts where an unsharded batch starts
+    unsharded = {(s, min(s + batch, n_rows)) for s in range(0, n_rows, batch)}
+    sharded = {(s, min(s + batch, p.stop)) for p in parts for s in range(p.start, p.stop, batch)}
+    assert sharded == unsharded  # the same forward passes
+    check_parts([(p.start, p.stop) for p in parts], n_rows, [f"part{i}" for i in range(shards)])
+
+
+def test_bad_shards_and_parts_are_named() -> None:
+    with pytest.raises(ValueError, match="shards must be at least 1"):
+        shard_bounds(4, 0)
+    with pytest.raises(ValueError, match="shard 2 is not one of 2 shards"):
+        shard_rows(10, 2, 2, 2)
+    with pytest.raises(ValueError, match="b.npz: rows 6-10, expected a part starting at row 4"):
+        check_parts([(0, 4), (6, 10)], 10, ["a.npz", "b.npz"])
+    with pytest.raises(ValueError, match="cover rows 0-8 of 10"):
+        check_parts([(0, 4), (4, 8)], 10, ["a.npz", "b.npz"])
+
+
+def test_step_shards_default_to_the_shared_count() -> None:
+    inference = {"shards": 3, "evaluate": None, "prediction_tracks": 8, "variants": None}
+    assert [step_shards(inference, s) for s in ("evaluate", "prediction_tracks", "variants")] == [3, 8, 3]
+    with pytest.raises(ValueError, match="unknown inference step 'attribute'"):
+        step_shards(inference, "attribute")
+
+
+# ------------------------------------------------------------------------------------------------ prediction tracks
+RNG = np.random.default_rng(5)
+CHROMS = {"I": "".join(RNG.choice(list("ACGT"), 1300)), "II": "N" * 120 + "".join(RNG.choice(list("ACGT"), 380)),
+          "III": "".join(RNG.choice(list("ACGT"), 60))}
+
+
+@pytest.fixture(scope="module")
+def genome(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("genome") / "genome.fa"
+    path.write_text("".join(f">{name}\n{seq}\n" for name, seq in CHROMS.items()))
+    return str(path)
+
+
+def track_checkpoint(path: Path, head: str, channels: list[str], task_type: str, **head_params) -> str:
+    torch.manual_seed(0)
+    params = {"filters": 8, "layers": 2, "input_kernel": 5, "profile_kernel": 9}
+    model = build_model("bpnet", params, head, len(channels), head_params)
+    save_atomic({"arch": "bpnet", "model_params": params, "head": model.head_spec, "task_type": task_type,
+                 "channels": channels, "length": 96, "bin_size": head_params.get("bin_size", 1),
+                 "transform": "log1p", "state_dict": model.state_dict()}, path)
+    return str(path)
+
+
+@pytest.mark.parametrize(("head", "channels", "task_type", "params"), [
+    ("profile", ["pa/+", "pa/-"], "profile", {}),
+    ("binned", ["rna", "dnase", "mnase"], "tracks", {"bin_size": 8}),
+    ("pooled", ["neg", "pos"], "classification", {}),
+])
+@pytest.mark.parametrize("regions", [False, True])
+def test_prediction_tracks_from_shards_are_the_unsharded_bigwigs(tmp_path, genome, head, channels, task_type, params,
+                                                                 regions) -> None:
+    from dnalm.prediction_tracks import (merge_prediction_tracks, write_prediction_track_shard,
+                                         write_prediction_tracks)
+
+    best = track_checkpoint(tmp_path / "best.ckpt", head, channels, task_type, **params)
+    settings = {"overlap": None, "scan_stride": 20, "class": None, "batch_size": 3}
+    bed = None
+    if regions:
+        bed = tmp_path / "regions.bed"
+        bed.write_text("II\t100\t300\nI\t50\t700\nI\t650\t900\nIII\t0\t60\n")
+        bed = str(bed)
+    whole = write_prediction_tracks(best, genome, str(tmp_path / "whole"), str(tmp_path / "whole.json"),
+                                    settings=settings, regions=bed)
+    assert whole["windows"] > 3 * 4  # more batches than the most shards below
+    for shards in (1, 2, 4, 40):  # 40: more shards than batches
+        parts = [str(tmp_path / f"{shards}" / f"part{s}") for s in range(shards)]
+        windows = [write_prediction_track_shard(best, genome, part, settings=settings, shard=s, shards=shards,
+                                                regions=bed)["windows"] for s, part in enumerate(parts)]
+        assert sum(windows) == whole["windows"] and (shards < 40 or 0 in windows)
+        out = tmp_path / f"merged{shards}"
+        merged = merge_prediction_tracks(parts, best, genome, str(out), str(tmp_path / f"merged{shards}.json"),
+                                         regions=bed)
+        assert merged == whole
+        assert json.loads((tmp_path / f"merged{shards}.json").read_text()) == json.loads(
+            (tmp_path / "whole.json").read_text())
+        for name in whole["files"]:
+            assert filecmp.cmp(out / name, tmp_path / "whole" / name, shallow=False), (shards, name)
+
+
+def test_parts_of_another_run_are_refused(tmp_path, genome) -> None:
+    from dnalm.prediction_tracks import merge_prediction_tracks, write_prediction_track_shard
+
+    best = track_checkpoint(tmp_path / "best.ckpt", "profile", ["pa/+", "pa/-"], "profile")
+    settings = {"overlap": None, "scan_stride": None, "class": None, "batch_size": 4}
+    parts = [str(tmp_path / f"p{s}") for s in range(3)]
+    for s in range(2):
+        write_prediction_track_shard(best, genome, parts[s], settings=settings, shard=s, shards=2)
+    write_prediction_track_shard(best, genome, parts[2], settings=settings, shard=2, shards=3)
+    with pytest.raises(ValueError, match=r"p0: shard \[0, 2\] .*expected shard \[0, 3\]"):
+        merge_prediction_tracks(parts, best, genome, str(tmp_path / "o"), str(tmp_path / "o.json"))
