@@ -137,3 +137,61 @@ def test_parts_of_another_run_are_refused(tmp_path, genome) -> None:
     write_prediction_track_shard(best, genome, parts[2], settings=settings, shard=2, shards=3)
     with pytest.raises(ValueError, match=r"p0: shard \[0, 2\] .*expected shard \[0, 3\]"):
         merge_prediction_tracks(parts, best, genome, str(tmp_path / "o"), str(tmp_path / "o.json"))
+
+
+# ---------------------------------------------------------------------------------------------------- variant scoring
+def variant_table(path: Path, n: int) -> str:
+    """`n` SNVs and a few indels on chromosome I (and one deletion longer than the model scores), as rule
+    download_variants writes them."""
+    rng = np.random.default_rng(11)
+    pos = np.sort(rng.choice(np.arange(60, 1240), n, replace=False)) + 1
+    rows = []
+    for i, p in enumerate(pos):
+        ref = CHROMS["I"][p - 1] if i % 7 else CHROMS["I"][p - 1 : p + 2]
+        alt = rng.choice([b for b in "ACGT" if b != ref[0]]) if i % 5 else ref[0] + "GA"
+        rows.append({"chrom": "I", "pos": int(p), "id": f"v{i}", "ref": ref, "alt": alt, "CLASS": "ab"[i % 2]})
+    rows.append({"chrom": "I", "pos": 500, "id": "long", "ref": CHROMS["I"][499:580], "alt": CHROMS["I"][499],
+                 "CLASS": "a"})
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
+    return str(path)
+
+
+def test_variant_scores_from_shards_are_the_unsharded_table(tmp_path, genome) -> None:
+    import pysam
+
+    from dnalm.variants import merge_variant_shards, score_variant_shard, score_variants
+
+    pysam.faidx(genome)
+    checkpoints = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        params = {"filters": 8, "layers": 2, "input_kernel": 5, "profile_kernel": 9}
+        model = build_model("bpnet", params, "profile", 2)
+        path = tmp_path / f"run{seed}.ckpt"
+        save_atomic({"arch": "bpnet", "model_params": params, "head": model.head_spec, "task_type": "profile",
+                     "channels": ["pa/+", "pa/-"], "length": 120, "state_dict": model.state_dict()}, path)
+        checkpoints.append(str(path))
+    variants = variant_table(tmp_path / "variants.tsv", 37)
+    settings = {"strands": "both", "range": None, "max_indel": 50, "batch_size": 8, "top": 3, "group_by": "CLASS"}
+    attribution = {"n_shuffles": 2, "ig_steps": 4, "seed": 0}
+    whole = [str(tmp_path / f"whole.{ext}") for ext in ("tsv", "json", "npz")]
+    score_variants(checkpoints, [], variants, genome, *whole, settings=settings, attribution=attribution)
+    for shards in (1, 2, 3, 9):  # 9: more shards than the 5 batches of 37 variants
+        parts = [str(tmp_path / f"{shards}.{s}.pkl") for s in range(shards)]
+        rows = [score_variant_shard(checkpoints, [], variants, genome, part, settings=settings, shard=s, shards=shards)
+                for s, part in enumerate(parts)]
+        assert sum(rows) == 37
+        merged = [str(tmp_path / f"merged{shards}.{ext}") for ext in ("tsv", "json", "npz")]
+        merge_variant_shards(parts, checkpoints, [], variants, genome, *merged, settings=settings,
+                             attribution=attribution)
+        assert filecmp.cmp(merged[0], whole[0], shallow=False) and filecmp.cmp(merged[1], whole[1], shallow=False)
+        with np.load(merged[2]) as got, np.load(whole[2]) as expected:
+            assert sorted(got.files) == sorted(expected.files) == ["alt_attr", "alt_onehot", "ids", "ref_attr",
+                                                                   "ref_onehot"]
+            for key in expected.files:
+                np.testing.assert_array_equal(got[key], expected[key])
+    table = pd.read_csv(whole[0], sep="\t")
+    assert len(table) == 37 and "long" not in set(table["id"]) and table["effect.sd"].notna().all()
+    with pytest.raises(ValueError, match=r"3.1.pkl is shard \[1, 3\] \(shard, shards\), expected \[1, 2\]"):
+        merge_variant_shards([str(tmp_path / "2.0.pkl"), str(tmp_path / "3.1.pkl")], checkpoints, [], variants, genome,
+                             *merged, settings=settings, attribution=attribution)
