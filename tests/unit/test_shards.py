@@ -195,3 +195,104 @@ def test_variant_scores_from_shards_are_the_unsharded_table(tmp_path, genome) ->
     with pytest.raises(ValueError, match=r"3.1.pkl is shard \[1, 3\] \(shard, shards\), expected \[1, 2\]"):
         merge_variant_shards([str(tmp_path / "2.0.pkl"), str(tmp_path / "3.1.pkl")], checkpoints, [], variants, genome,
                              *merged, settings=settings, attribution=attribution)
+
+
+# --------------------------------------------------------------------------------------------------------- evaluation
+LENGTH, FLANK = 32, 2
+SPECIES = ["saccharomyces_cerevisiae", "candida_glabrata"]
+
+
+def eval_store(directory: Path, split: str, n: int, task_type: str, seed: int) -> WindowStore:
+    """A small store of `task_type`: random sequences; Poisson targets (profile: per base, two strands; tracks: 3
+    tracks in bins of 4), or one-hot classes (classification)."""
+    rng = np.random.default_rng(seed)
+    seq = rng.integers(0, 4, size=(n, LENGTH + 2 * FLANK)).astype(np.uint8)
+    meta = {"length": LENGTH, "flank": FLANK, "task_type": task_type}
+    if task_type == "classification":
+        targets = np.eye(2, dtype=np.float32)[rng.integers(0, 2, n)][:, :, None]
+        meta.update(channels=["neg", "pos"], rc_perm=[0, 1], labels=True)
+    elif task_type == "tracks":
+        targets = rng.poisson(2.0, size=(n, 3, (LENGTH + 2 * FLANK) // 4)).astype(np.float32)
+        meta.update(channels=["a", "b", "c"], rc_perm=[0, 1, 2], bin_size=4, transform="log1p")
+        seq = seq[:, : LENGTH + 2 * FLANK]
+    else:
+        targets = rng.poisson(0.3, size=(n, 2, LENGTH + 2 * FLANK)).astype(np.float32)
+        meta.update(channels=["pa/+", "pa/-"], rc_perm=[1, 0])
+    return WindowStore(save_store(directory, split, seq, targets, **meta))
+
+
+def eval_checkpoint(path: Path, task_type: str, backbone: str | None = None) -> str:
+    """A random model's best.ckpt for `task_type`: an LM with species tokens (profile), else a BPNet."""
+    torch.manual_seed(0)
+    head, n, params = {"profile": ("profile", 2, {}), "tracks": ("binned", 3, {"bin_size": 4}),
+                       "classification": ("pooled", 2, {})}[task_type]
+    if backbone:
+        arch, model_params = "lm", {"backbone": backbone, "species": SPECIES[0], "species_list": SPECIES,
+                                    "finetune": "full"}
+    else:
+        arch, model_params = "bpnet", {"filters": 8, "layers": 2, "input_kernel": 5, "profile_kernel": 9}
+    model = build_model(arch, model_params, head, n, params)
+    save_atomic({"arch": arch, "model_params": model_params, "head": model.head_spec, "task_type": task_type,
+                 "length": LENGTH, "count_weight": 0.5 if task_type == "profile" else None, "best_epoch": 3,
+                 "trainable_params": 1234, "state_dict": model.state_dict()}, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory) -> str:
+    from helpers import tiny_bert
+
+    return tiny_bert(tmp_path_factory.mktemp("lm"), "nucleotide", SPECIES,
+                     {"layers": 1, "hidden": 16, "heads": 2, "intermediate": 32})
+
+
+@pytest.mark.parametrize("task_type", ["profile", "tracks", "classification"])
+def test_evaluation_from_shards_is_the_unsharded_evaluation(tmp_path, backbone, task_type) -> None:
+    from dnalm.evaluate import evaluate
+    from dnalm.evaluate_shards import evaluate_shard, merge_evaluation
+
+    test, val = eval_store(tmp_path, "test", 23, task_type, 1), eval_store(tmp_path, "val", 13, task_type, 2)
+    best = eval_checkpoint(tmp_path / "best.ckpt", task_type, backbone if task_type == "profile" else None)
+    settings = {"site_threshold": 1.0, "batch_size": 4, "counterfactual_species": None,
+                **({"calibration": "platt", "threshold": 0.5} if task_type == "classification" else {})}
+    names = ("predictions.h5", "metrics.json", "counterfactual.tsv")
+    (tmp_path / "whole").mkdir()
+    whole = [str(tmp_path / "whole" / name) for name in names]
+    evaluate(best, test, whole[0], whole[1], out_counterfactual=whole[2], val_store=val, **settings)
+    for shards in (2, 3, 8):  # 8: more shards than the 6 batches of 23 test windows
+        parts = [str(tmp_path / f"{shards}" / f"{s}.npz") for s in range(shards)]
+        for s, part in enumerate(parts):
+            evaluate_shard(best, test, part, shard=s, shards=shards, val_store=val, **settings)
+        merged = [str(tmp_path / f"{shards}" / name) for name in names]
+        merge_evaluation(best, test, parts, merged[0], merged[1], out_counterfactual=merged[2], val_store=val,
+                         **settings)
+        assert filecmp.cmp(merged[1], whole[1], shallow=False) and filecmp.cmp(merged[2], whole[2], shallow=False)
+        with h5py.File(merged[0]) as got, h5py.File(whole[0]) as expected:
+            keys = []
+            expected.visit(lambda k: keys.append(k) if isinstance(expected[k], h5py.Dataset) else None)
+            assert keys and keys == sorted(keys)
+            for key in keys:
+                np.testing.assert_array_equal(got[key][()], expected[key][()])
+            assert dict(got.attrs).keys() == dict(expected.attrs).keys()
+    metrics = json.loads(Path(whole[1]).read_text())
+    assert metrics["n_windows"] == 23 and metrics["best_epoch"] == 3
+    table = pd.read_csv(whole[2], sep="\t")
+    if task_type == "profile":  # the LM's species-token counterfactual: its per-window values, joined from shards
+        from dnalm.evaluate import counterfactual_parts
+        from dnalm.evaluate_shards import _counterfactual
+        from dnalm.predict import load_model
+
+        assert table["species"].tolist() == SPECIES and table["token_in_use"].tolist() == [True, False]
+        expected = counterfactual_parts(load_model(best)[0], test, 4, torch.device("cpu"))
+        files = [np.load(tmp_path / "3" / f"{s}.npz") for s in range(3)]
+        joined = _counterfactual(files)
+        assert joined["names"] == expected["names"] == SPECIES and joined["in_use"] == SPECIES[0]
+        for name in SPECIES:
+            assert len(joined["delta"][name]) == 23 * 2 and np.abs(joined["delta"][SPECIES[1]]).max() > 0
+            np.testing.assert_array_equal(joined["delta"][name], expected["delta"][name])
+            np.testing.assert_array_equal(joined["pearson"][name], expected["pearson"][name])
+    else:
+        assert table.empty
+    if task_type == "classification":
+        with h5py.File(whole[0]) as h5:
+            assert h5["val/embedding"].shape == (13, 8) and h5["test/embedding"].shape == (23, 8)
