@@ -84,8 +84,8 @@ def test_lint_and_format() -> None:
 
 
 def test_sharded_inference_builds_shard_and_merge_rules_and_lints_clean(tmp_path: Path) -> None:
-    """inference.shards: 2 (tracks: 3) replaces each run's evaluate_model, predict_tracks and score_variants job by
-    its shards and a merge; the files downstream rules read are the same."""
+    """inference.shards: 2 (tracks: 3) replaces each run's evaluate_model, attribute, predict_tracks and
+    score_variants job by its shards and a merge; the files downstream rules read are the same."""
     config = edit(["inference"], {"shards": 2, "prediction_tracks": 3})
     proc = dry_run(tmp_path, config)
     assert proc.returncode == 0, proc.stderr
@@ -95,6 +95,8 @@ def test_sharded_inference_builds_shard_and_merge_rules_and_lints_clean(tmp_path
     assert counts["predict_tracks_shard"] == "3" and counts["merge_prediction_tracks"] == "1"
     variants = int(counts["merge_variant_scores"])
     assert variants >= 1 and int(counts["score_variants_shard"]) == 2 * variants and "score_variants" not in counts
+    interpreted = int(counts["merge_attributions"])
+    assert interpreted >= 1 and int(counts["attribute_shard"]) == 2 * interpreted and "attribute" not in counts
     assert "results/eval/polya/bpnet/shards/1.npz" in proc.stdout and "compare_models" in counts
     lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "-s", str(REPO / "workflow" / "Snakefile"),
                            "--configfile", str(tmp_path / "config.yaml")], capture_output=True, text=True, cwd=REPO,

@@ -1,5 +1,6 @@
-"""End to end: evaluation, prediction tracks and variant scoring run in 2 shards (inference.shards: 2, each step a
-shard rule and a merge rule) write the same files as one job per step (the default), on a reduced demo run."""
+"""End to end: evaluation, attribution, prediction tracks and variant scoring run in 2 shards (inference.shards: 2,
+each step a shard rule and a merge rule) write the same files as one job per step (the default), on a reduced demo
+run."""
 
 from __future__ import annotations
 
@@ -21,13 +22,13 @@ OUTPUTS = ["results/eval/polya/bpnet/predictions.h5", "results/eval/polya/bpnet/
            "results/eval/polya/bpnet/counterfactual.tsv", "results/tracks/polya/bpnet/predictions.json",
            "results/tracks/polya/bpnet/predictions/polya.plus.bw", "results/tracks/polya/bpnet/predictions/polya.minus.bw",
            "results/variants/polya/bpnet/pas_elements.tsv", "results/variants/polya/bpnet/pas_elements.json",
-           "results/variants/polya/bpnet/pas_elements.top.npz"]
-TARGETS = [OUTPUTS[1], OUTPUTS[3], OUTPUTS[6]]
+           "results/variants/polya/bpnet/pas_elements.top.npz", "results/interpret/polya/bpnet/attributions.npz"]
+TARGETS = [OUTPUTS[1], OUTPUTS[3], OUTPUTS[6], OUTPUTS[9]]
 
 
 def reduced_config(workdir: Path, shards: int) -> dict:
     """The demo's task on a few hundred windows (train on II), a tiny BPNet for one short epoch; its tracks over
-    200 kb of chromosome VII, the demo VCF scored; no LM, no QC."""
+    200 kb of chromosome VII, the demo VCF scored, 24 test windows attributed; no LM, no QC."""
     demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     task = demo["tasks"]["polya"]
     task["split"]["chromosomes"]["train"] = ["II"]
@@ -38,7 +39,7 @@ def reduced_config(workdir: Path, shards: int) -> dict:
     return {"species": {"scer": demo["species"]["scer"]}, "tasks": {"polya": task}, "models": {"bpnet": bpnet},
             "qc": demo["qc"], "variants": {"models": ["bpnet"], "batch_size": 32, "top": 2},
             "prediction_tracks": {"models": ["bpnet"], "regions": str(workdir / "vii.bed"), "batch_size": 64},
-            "inference": {"shards": shards}}
+            "interpret": {"models": ["bpnet"], "windows": 24, "n_shuffles": 2}, "inference": {"shards": shards}}
 
 
 def run(workdir: Path, shards: int) -> str:
@@ -60,8 +61,8 @@ def test_two_shards_write_the_outputs_of_one_job(tmp_path: Path) -> None:
         shutil.move(tmp_path / path, expected / path)
     two = run(tmp_path, 2)  # the same trained model: only the removed outputs are made again
     assert "train_model" not in two and "evaluate_model" not in two and "score_variants " not in two
-    for rule in ("evaluate_shard", "merge_evaluation", "predict_tracks_shard", "merge_prediction_tracks",
-                 "score_variants_shard", "merge_variant_scores"):
+    for rule in ("evaluate_shard", "merge_evaluation", "attribute_shard", "merge_attributions", "predict_tracks_shard",
+                 "merge_prediction_tracks", "score_variants_shard", "merge_variant_scores"):
         assert rule in two, rule
     for shard in (0, 1):
         assert (tmp_path / f"logs/evaluate_shard/polya/bpnet/{shard}.log").exists()
@@ -75,7 +76,8 @@ def test_two_shards_write_the_outputs_of_one_job(tmp_path: Path) -> None:
         assert got["predicted"].shape == (150, 2, 300)
         for key in ("observed", "predicted", "window_id"):
             np.testing.assert_array_equal(got[key][:], want[key][:])
-    with np.load(tmp_path / OUTPUTS[8]) as got, np.load(expected / OUTPUTS[8]) as want:
-        assert sorted(got.files) == sorted(want.files) and len(want["ids"]) == 2
-        for key in want.files:
-            np.testing.assert_array_equal(got[key], want[key])
+    for path, key, rows in ((OUTPUTS[8], "ids", 2), (OUTPUTS[9], "count_attr", 24)):
+        with np.load(tmp_path / path) as got, np.load(expected / path) as want:
+            assert got.files == want.files and len(want[key]) == rows, path
+            for name in want.files:
+                np.testing.assert_array_equal(got[name], want[name], err_msg=f"{path}: {name}")

@@ -1,5 +1,6 @@
 """Tests for dnalm.shards and the sharded inference steps: the split into whole-batch shards, and evaluation,
-prediction tracks and variant scoring merged from shards equal to the unsharded job's outputs, to the bit."""
+attribution, prediction tracks and variant scoring merged from shards equal to the unsharded job's outputs, to the
+bit."""
 
 from __future__ import annotations
 
@@ -61,10 +62,10 @@ def test_bad_shards_and_parts_are_named() -> None:
 
 
 def test_step_shards_default_to_the_shared_count() -> None:
-    inference = {"shards": 3, "evaluate": None, "prediction_tracks": 8, "variants": None}
-    assert [step_shards(inference, s) for s in ("evaluate", "prediction_tracks", "variants")] == [3, 8, 3]
-    with pytest.raises(ValueError, match="unknown inference step 'attribute'"):
-        step_shards(inference, "attribute")
+    inference = {"shards": 3, "evaluate": None, "attribute": 1, "prediction_tracks": 8, "variants": None}
+    assert [step_shards(inference, s) for s in ("evaluate", "attribute", "prediction_tracks", "variants")] == [3, 1, 8, 3]
+    with pytest.raises(ValueError, match="unknown inference step 'ism'"):
+        step_shards(inference, "ism")
 
 
 # ------------------------------------------------------------------------------------------------ prediction tracks
@@ -301,3 +302,30 @@ def test_evaluation_from_shards_is_the_unsharded_evaluation(tmp_path, backbone, 
     if task_type == "classification":
         with h5py.File(whole[0]) as h5:
             assert h5["val/embedding"].shape == (13, 8) and h5["test/embedding"].shape == (23, 8)
+
+
+# -------------------------------------------------------------------------------------------------------- attribution
+@pytest.mark.parametrize("lm", [False, True])
+def test_attributions_from_shards_are_the_unsharded_attributions(tmp_path, backbone, lm) -> None:
+    """DeepLIFT of a BPNet (2 windows per pass of 8 pairs) and integrated gradients of an LM (1 window per pass):
+    every window keeps the references of its own seed, whichever shard explains it."""
+    from dnalm.attribution import attribute_windows
+    from dnalm.attribution_shards import attribute_shard, merge_attributions
+
+    test = eval_store(tmp_path, "test", 23, "profile", 1)
+    best = eval_checkpoint(tmp_path / "best.ckpt", "profile", backbone if lm else None)
+    settings = {"n_windows": 9 if lm else 17, "outputs": ["count", "profile"], "n_shuffles": 4, "seed": 3,
+                "ig_steps": 2, "batch_size": 8}
+    attribute_windows(best, test, str(tmp_path / "whole.npz"), **settings)
+    with np.load(tmp_path / "whole.npz") as whole:
+        expected = {key: whole[key] for key in whole.files}
+    assert expected["count_attr"].shape == (settings["n_windows"], 4, LENGTH)
+    for shards in (2, 3, 20):  # 20: more shards than passes
+        parts = [str(tmp_path / f"{shards}.{s}.npz") for s in range(shards)]
+        done = [attribute_shard(best, test, part, shard=s, shards=shards, **settings) for s, part in enumerate(parts)]
+        assert sum(done) == settings["n_windows"] and (shards < 20 or 0 in done)
+        merge_attributions(test, parts, str(tmp_path / f"merged{shards}.npz"), **settings)
+        with np.load(tmp_path / f"merged{shards}.npz") as merged:
+            assert merged.files == list(expected)
+            for key, value in expected.items():
+                np.testing.assert_array_equal(merged[key], value, err_msg=f"{shards} shards: {key}")

@@ -1,9 +1,9 @@
 """Inference split into window shards (config `inference`): which rows each shard runs, and its partial files.
 
 A step split into N shards runs N jobs, each on a contiguous run of whole batches of the step's windows (test
-windows, genome tiles, variants), then a merge job that joins the partial outputs in order. Shards cut only between
-batches, so every forward pass a shard makes is one the unsharded job makes, with the same windows: the merged
-outputs equal the unsharded ones to the bit. Shards past the number of batches run nothing and write an empty part.
+windows, attributed windows, genome tiles, variants), then a merge job that joins the partial outputs in order.
+Shards cut only between batches, so every forward pass a shard makes is one the unsharded job makes, with the same
+windows: the merged outputs equal the unsharded ones to the bit. Shards past the number of batches run nothing and write an empty part.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 #: Inference steps that can be sharded: the config's `inference.<step>` keys.
-STEPS = ("evaluate", "prediction_tracks", "variants")
+STEPS = ("evaluate", "attribute", "prediction_tracks", "variants")
 
 
 def step_shards(inference: Mapping, step: str) -> int:
