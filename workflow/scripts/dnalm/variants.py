@@ -2,9 +2,10 @@
 
 A variant's windows are the model's input length, centred on its first REF base, from the genome (N beyond a
 chromosome's ends); the ALT window keeps the same left part and fills the right from the genome, so an insertion
-pushes bases out on the right and a deletion pulls more in. Both windows of a batch of variants, on both strands when
-`strands` is `both`, run in one forward pass; the reverse strand's outputs are flipped back (positions reversed,
-stranded channels swapped) and averaged with the forward ones, as predictions, before any score is taken.
+pushes bases out on the right and a deletion pulls more in. The REF windows of a batch of variants, on both strands
+when `strands` is `both`, run in one forward pass, then their ALT windows; the reverse strand's outputs are flipped
+back (positions reversed, stranded channels swapped) and averaged with the forward ones, as predictions, before any
+score is taken.
 
 Scores per task type (columns `<score>.<output>`; `effect` is the headline the report ranks by):
 - profile: `log2fc.<channel>` (log2 fold change of the predicted count), `jsd.<channel>` (Jensen-Shannon distance,
