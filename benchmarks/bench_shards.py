@@ -7,7 +7,8 @@ genome (written as a FASTA, as bench_genome_tracks.py does) are made in two ways
 - one job: `dnalm.prediction_tracks.write_prediction_tracks` with `--threads` threads (rule predict_tracks);
 - two shards started together, each with `--shard-threads` threads (rule predict_tracks_shard; default `--threads`
   / 2, so both use the cores of the one job; `--shard-threads` = `--threads` gives each shard the one job's cores,
-  as Slurm gives each shard job its own), then the merge (`merge_prediction_tracks`, rule merge_prediction_tracks).
+  as Slurm gives each shard job its own), then the merge (`merge_prediction_tracks`, rule merge_prediction_tracks,
+  writing `--threads` bigWigs at a time).
 
 Per repeat it prints the wall times (process start, imports and model loading included, as each Slurm job pays
 them), the time inside the predicting call, and the speed-up one job ÷ (slowest shard + merge). The bigWigs of the
@@ -51,7 +52,8 @@ elif args["kind"] == "shard":
                                           shard=args["shard"], shards=args["shards"], threads=args["threads"],
                                           device="cpu")
 else:
-    out = pt.merge_prediction_tracks(args["parts"], args["ckpt"], args["fasta"], args["out"], args["summary"])
+    out = pt.merge_prediction_tracks(args["parts"], args["ckpt"], args["fasta"], args["out"], args["summary"],
+                                     threads=args["threads"])
 print(json.dumps({{"seconds": time.perf_counter() - start, "windows": out["windows"]}}))
 """
 
@@ -116,7 +118,9 @@ def one_repeat(work: Path, ckpt: str, fasta: str, threads: int, shard_threads: i
     shards_wall = time.perf_counter() - t0
     t0 = time.perf_counter()
     merge = finish(
-        start_child(kind="merge", parts=parts, out=str(work / "two"), summary=str(work / "two.json"), **common)
+        start_child(
+            kind="merge", parts=parts, out=str(work / "two"), summary=str(work / "two.json"), threads=threads, **common
+        )
     )
     merge_wall = time.perf_counter() - t0
     same = all(

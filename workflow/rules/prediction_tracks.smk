@@ -65,6 +65,7 @@ else:
             "logs/merge_prediction_tracks/{task}/{model}.log",
         conda:
             "../../envs/interpret.yaml"
+        threads: 4
         script:
             "../scripts/merge_prediction_tracks.py"
 

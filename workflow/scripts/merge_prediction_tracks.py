@@ -13,4 +13,5 @@ merge_prediction_tracks(
     snakemake.output.tracks,
     snakemake.output.summary,
     regions=snakemake.input.regions[0] if snakemake.input.regions else None,
+    threads=snakemake.threads,
 )

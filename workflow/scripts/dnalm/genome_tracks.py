@@ -382,19 +382,20 @@ def predict_track_shard(
     return summary
 
 
-def merge_track_shards(parts: Sequence[str | Path], paths: Sequence[str | Path], sizes: Mapping[str, int]) -> dict:
+def merge_track_shards(
+    parts: Sequence[str | Path], paths: Sequence[str | Path], sizes: Mapping[str, int], workers: int = 1
+) -> dict:
     """Write the bigWigs of `predict_tracks` from its shards' spill files (`predict_track_shard`), in shard order.
 
     Args:
         parts: The shards' directories, in shard order.
         paths: One bigWig per output, as `predict_tracks` takes them.
         sizes: The genome's sequence names and lengths (`genome_sizes`), the bigWigs' header.
+        workers: Processes writing bigWigs at the same time (each file is written by one, so the bytes do not change).
 
     Returns:
         `predict_tracks`' summary (windows summed over the shards).
     """
-    import pybigtools
-
     infos = [json.loads((Path(p) / "part.json").read_text()) for p in parts]
     for i, (part, info) in enumerate(zip(parts, infos, strict=True)):
         settings = {k: v for k, v in info["summary"].items() if k != "windows"}
@@ -404,12 +405,28 @@ def merge_track_shards(parts: Sequence[str | Path], paths: Sequence[str | Path],
                 f"{part}: shard {info['shard']} with {settings}, expected shard {[i, len(parts)]} of "
                 f"the same run as {parts[0]} ({first}); delete the parts and rerun"
             )
-    for i, path in enumerate(paths):
-        entries = itertools.chain.from_iterable(
-            spill_entries(Path(part) / f"{i}.f32", info["runs"]) for part, info in zip(parts, infos, strict=True)
-        )
-        pybigtools.open(str(path), "w").write(dict(sizes), entries)
+    spills = [
+        [(str(Path(part) / f"{i}.f32"), info["runs"]) for part, info in zip(parts, infos, strict=True)]
+        for i in range(len(paths))
+    ]
+    if workers > 1 and len(paths) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(workers, len(paths)), mp_context=multiprocessing.get_context("fork")) as pool:
+            list(pool.map(_write_spills, paths, spills, itertools.repeat(dict(sizes))))
+    else:
+        for path, spill in zip(paths, spills, strict=True):
+            _write_spills(path, spill, dict(sizes))
     return {**infos[0]["summary"], "windows": sum(info["summary"]["windows"] for info in infos)}
+
+
+def _write_spills(path: str | Path, spills: list[tuple[str, list]], sizes: dict[str, int]) -> None:
+    """Write one bigWig from spill files and their runs, in order."""
+    import pybigtools
+
+    entries = itertools.chain.from_iterable(spill_entries(spill, runs) for spill, runs in spills)
+    pybigtools.open(str(path), "w").write(sizes, entries)
 
 
 def _plan(

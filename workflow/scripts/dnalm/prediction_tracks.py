@@ -60,15 +60,15 @@ def write_prediction_track_shard(checkpoint: str, fasta: str, out_part: str, *, 
 
 
 def merge_prediction_tracks(parts: list[str], checkpoint: str, fasta: str, out_dir: str, summary_json: str, *,
-                            regions: str | None = None) -> dict:
+                            regions: str | None = None, threads: int = 1) -> dict:
     """The bigWigs and summary of `write_prediction_tracks` from its shards (`write_prediction_track_shard`'s
-    directories, in shard order); the model is not run."""
+    directories, in shard order), `threads` bigWigs written at a time; the model is not run."""
     from dnalm.genome_tracks import genome_sizes, merge_track_shards
 
     names = json.loads((Path(parts[0]) / "files.json").read_text())
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary = merge_track_shards(parts, [str(out / f"{name}.bw") for name in names], genome_sizes(fasta))
+    summary = merge_track_shards(parts, [str(out / f"{name}.bw") for name in names], genome_sizes(fasta), threads)
     return _write_summary(summary, names, checkpoint, regions, summary_json, out_dir)
 
 
