@@ -17,7 +17,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("local_slurm.sh")
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
-GPU_RULES = ("train_model", "pretrain_lm", "attribute")
 
 
 def unavailable() -> str | None:
@@ -64,8 +63,9 @@ def cluster_profile(directory: Path, cpus: int = 1, **settings) -> Path:
     """
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     profile["default-resources"]["slurm_partition"] = "cpu"
-    for rule in GPU_RULES:
-        profile["set-resources"][rule]["cpus_per_gpu"] = cpus
+    for entry in profile["set-resources"].values():  # every GPU rule (tests/unit/test_slurm_profile.py)
+        if entry.get("gpu"):
+            entry["cpus_per_gpu"] = cpus
     profile["set-threads"] = {rule: cpus for rule in ("train_model", "pretrain_lm", "evaluate_model", "run_busco")}
     profile.update({"slurm-init-seconds-before-status-checks": 2, "slurm-keep-successful-logs": True,
                     "latency-wait": 5, **settings})

@@ -114,7 +114,7 @@ def test_jobs_went_through_slurm(slurm_run: dict) -> None:
     assert {"train_model", "evaluate_model"} <= set(table["rule"]), table
     assert "compare_models" not in set(table["rule"]) and "download_genome" not in set(table["rule"])  # localrules
     evaluate = table[table["rule"] == "evaluate_model"]
-    assert list(evaluate["state"]) == ["COMPLETED"] and list(evaluate["partition"]) == ["cpu"]
+    assert list(evaluate["state"]) == ["COMPLETED"] and list(evaluate["partition"]) == ["gpu"]  # a GPU rule too
     logs = slurm_run["workdir"] / ".snakemake/slurm_logs"
     assert (logs / "rule_evaluate_model/polya_bpnet" / f"{evaluate['id'].iloc[0]}.log").exists()
 

@@ -83,6 +83,27 @@ def test_lint_and_format() -> None:
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
+def test_sharded_inference_builds_shard_and_merge_rules_and_lints_clean(tmp_path: Path) -> None:
+    """inference.shards: 2 (tracks: 3) replaces each run's evaluate_model, attribute, predict_tracks and
+    score_variants job by its shards and a merge; the files downstream rules read are the same."""
+    config = edit(["inference"], {"shards": 2, "prediction_tracks": 3})
+    proc = dry_run(tmp_path, config)
+    assert proc.returncode == 0, proc.stderr
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, re.MULTILINE))
+    runs = int(counts["merge_evaluation"])
+    assert runs >= 2 and int(counts["evaluate_shard"]) == 2 * runs and "evaluate_model" not in counts
+    assert counts["predict_tracks_shard"] == "3" and counts["merge_prediction_tracks"] == "1"
+    variants = int(counts["merge_variant_scores"])
+    assert variants >= 1 and int(counts["score_variants_shard"]) == 2 * variants and "score_variants" not in counts
+    interpreted = int(counts["merge_attributions"])
+    assert interpreted >= 1 and int(counts["attribute_shard"]) == 2 * interpreted and "attribute" not in counts
+    assert "results/eval/polya/bpnet/shards/1.npz" in proc.stdout and "compare_models" in counts
+    lint = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "-s", str(REPO / "workflow" / "Snakefile"),
+                           "--configfile", str(tmp_path / "config.yaml")], capture_output=True, text=True, cwd=REPO,
+                          check=False)
+    assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+
+
 @pytest.mark.parametrize("example", sorted((REPO / "config" / "examples").glob("*.yaml")), ids=lambda p: p.name)
 def test_example_configs_build_their_dag_as_their_header_says(example: Path) -> None:
     """From the repository root, as each file's header tells a user: the example stands alone (the demo's

@@ -63,6 +63,8 @@ rule evaluate_test_set:
     conda:
         "../../envs/train.yaml"
     threads: 2
+    resources:
+        gpu=1,
     params:
         settings=get_eval_settings,
     script:

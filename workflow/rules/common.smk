@@ -34,6 +34,7 @@ wildcard_constraints:
     track=r"[A-Za-z][A-Za-z0-9_]*",
     lm=r"[A-Za-z][A-Za-z0-9_]*",
     split="train|val|test",
+    shard=r"\d+",
 
 
 def grow_on_retry(first):

@@ -19,6 +19,7 @@ rule fold_ensemble:
         "../../envs/train.yaml"
     threads: 2
     resources:
+        gpu=1,
         mem_mb=grow_on_retry(4000),
     params:
         settings=get_eval_settings,

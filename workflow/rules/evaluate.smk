@@ -3,26 +3,77 @@ localrules:
     compare_models,
 
 
-rule evaluate_model:
-    input:
-        unpack(get_store("test")),
-        unpack(get_store("val", "val_")),
-        best="results/models/{task}/{model}/best.ckpt",
-    output:
-        predictions="results/eval/{task}/{model}/predictions.h5",
-        metrics="results/eval/{task}/{model}/metrics.json",
-        counterfactual="results/eval/{task}/{model}/counterfactual.tsv",
-    log:
-        "logs/evaluate_model/{task}/{model}.log",
-    conda:
-        "../../envs/train.yaml"
-    threads: 2
-    resources:
-        mem_mb=grow_on_retry(4000),
-    params:
-        settings=get_eval_settings,
-    script:
-        "../scripts/evaluate_model.py"
+if SHARDS["evaluate"] == 1:
+
+    rule evaluate_model:
+        input:
+            unpack(get_store("test")),
+            unpack(get_store("val", "val_")),
+            best="results/models/{task}/{model}/best.ckpt",
+        output:
+            predictions="results/eval/{task}/{model}/predictions.h5",
+            metrics="results/eval/{task}/{model}/metrics.json",
+            counterfactual="results/eval/{task}/{model}/counterfactual.tsv",
+        log:
+            "logs/evaluate_model/{task}/{model}.log",
+        conda:
+            "../../envs/train.yaml"
+        threads: 2
+        resources:
+            gpu=1,
+            mem_mb=grow_on_retry(4000),
+        params:
+            settings=get_eval_settings,
+        script:
+            "../scripts/evaluate_model.py"
+
+else:
+
+    # inference.evaluate > 1: each shard predicts its batches of the test (and validation) windows on a GPU, the
+    # merge evaluates them as evaluate_model would (dnalm.evaluate_shards).
+    rule evaluate_shard:
+        input:
+            unpack(get_store("test")),
+            unpack(get_store("val", "val_")),
+            best="results/models/{task}/{model}/best.ckpt",
+        output:
+            part=temp("results/eval/{task}/{model}/shards/{shard}.npz"),
+        log:
+            "logs/evaluate_shard/{task}/{model}/{shard}.log",
+        conda:
+            "../../envs/train.yaml"
+        threads: 2
+        resources:
+            gpu=1,
+            mem_mb=grow_on_retry(4000),
+        params:
+            settings=get_eval_settings,
+            shard=get_shard("evaluate"),
+        script:
+            "../scripts/evaluate_shard.py"
+
+    rule merge_evaluation:
+        input:
+            unpack(get_store("test")),
+            unpack(get_store("val", "val_")),
+            best="results/models/{task}/{model}/best.ckpt",
+            parts=get_shard_parts(
+                "evaluate", "results/eval/{task}/{model}/shards/{shard}.npz"
+            ),
+        output:
+            predictions="results/eval/{task}/{model}/predictions.h5",
+            metrics="results/eval/{task}/{model}/metrics.json",
+            counterfactual="results/eval/{task}/{model}/counterfactual.tsv",
+        log:
+            "logs/merge_evaluation/{task}/{model}.log",
+        conda:
+            "../../envs/train.yaml"
+        resources:
+            mem_mb=grow_on_retry(4000),
+        params:
+            settings=get_eval_settings,
+        script:
+            "../scripts/merge_evaluation.py"
 
 
 rule compare_models:

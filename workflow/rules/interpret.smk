@@ -1,22 +1,68 @@
-rule attribute:
-    input:
-        unpack(get_store("test")),
-        best="results/models/{task}/{model}/best.ckpt",
-    output:
-        npz="results/interpret/{task}/{model}/attributions.npz",
-    log:
-        "logs/attribute/{task}/{model}.log",
-    conda:
-        "../../envs/interpret.yaml"
-    threads: 8
-    resources:
-        gpu=1,
-        mem_mb=8000,
-        runtime=720,
-    params:
-        hp=get_attribute_params,
-    script:
-        "../scripts/attribute.py"
+if SHARDS["attribute"] == 1:
+
+    rule attribute:
+        input:
+            unpack(get_store("test")),
+            best="results/models/{task}/{model}/best.ckpt",
+        output:
+            npz="results/interpret/{task}/{model}/attributions.npz",
+        log:
+            "logs/attribute/{task}/{model}.log",
+        conda:
+            "../../envs/interpret.yaml"
+        threads: 8
+        resources:
+            gpu=1,
+            mem_mb=8000,
+            runtime=720,
+        params:
+            hp=get_attribute_params,
+        script:
+            "../scripts/attribute.py"
+
+else:
+
+    # inference.attribute > 1: each shard explains its passes of the windows on a GPU, the merge joins them into
+    # the attributions.npz attribute writes (dnalm.attribution_shards).
+    rule attribute_shard:
+        input:
+            unpack(get_store("test")),
+            best="results/models/{task}/{model}/best.ckpt",
+        output:
+            part=temp("results/interpret/{task}/{model}/shards/{shard}.npz"),
+        log:
+            "logs/attribute_shard/{task}/{model}/{shard}.log",
+        conda:
+            "../../envs/interpret.yaml"
+        threads: 8
+        resources:
+            gpu=1,
+            mem_mb=8000,
+            runtime=720,
+        params:
+            hp=get_attribute_params,
+            shard=get_shard("attribute"),
+        script:
+            "../scripts/attribute_shard.py"
+
+    rule merge_attributions:
+        input:
+            unpack(get_store("test")),
+            parts=get_shard_parts(
+                "attribute", "results/interpret/{task}/{model}/shards/{shard}.npz"
+            ),
+        output:
+            npz="results/interpret/{task}/{model}/attributions.npz",
+        log:
+            "logs/merge_attributions/{task}/{model}.log",
+        conda:
+            "../../envs/interpret.yaml"
+        resources:
+            mem_mb=8000,
+        params:
+            hp=get_attribute_params,
+        script:
+            "../scripts/merge_attributions.py"
 
 
 rule run_modisco:

@@ -414,14 +414,15 @@ def attribute(model: nn.Module, onehot: np.ndarray, *, output: str = "count", n_
         device: Torch device (default CUDA when available, else CPU).
         method: `deeplift`, `ig` or `auto` (`ig` for language models, else `deeplift`).
         **kw: `steps` (integrated-gradient quadrature nodes, default 20); `references` (N, R, 4, L) to use instead
-            of shuffles; `tracks` (the `tracks` output's `channels` and `bins`; default all).
+            of shuffles; `tracks` (the `tracks` output's `channels` and `bins`; default all); `offset` (the row of
+            `onehot`'s first window among all windows, for their seeds: a shard's, `dnalm.attribution_shards`).
 
     Returns:
         (attributions (N, 4, L) = hypothetical × one-hot, hypothetical contributions (N, 4, L)), float32.
     """
     x_all = _check_args(onehot, output, method, n_shuffles)
     method = resolve_method(model, method)
-    steps = int(kw.pop("steps", 20))
+    steps, offset = int(kw.pop("steps", 20)), int(kw.pop("offset", 0))
     given = kw.pop("references", None)
     score = functools.partial(scalar_output, output=output, tracks=kw.pop("tracks", None))
     if kw:
@@ -431,8 +432,7 @@ def attribute(model: nn.Module, onehot: np.ndarray, *, output: str = "count", n_
         raise ValueError(f"references must have shape (N, R, 4, L) = ({len(x_all)}, R, 4, {x_all.shape[2]}), "
                          f"got {tuple(np.shape(given))}")
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    n_refs = n_shuffles if given is None else np.shape(given)[1]
-    per_pass = max(1, batch_size // n_refs) if method == "deeplift" else max(1, batch_size // (n_refs * steps))
+    per_pass = windows_per_pass(method, n_shuffles if given is None else np.shape(given)[1], batch_size, steps)
     hyp, gaps = np.zeros_like(x_all), []
     device = pick_device(device)
     with _frozen(model, device), _soft_kmer_embeddings() if method == "ig" else contextlib.nullcontext():
@@ -440,7 +440,7 @@ def attribute(model: nn.Module, onehot: np.ndarray, *, output: str = "count", n_
         try:
             for start in range(0, len(x_all), per_pass):
                 x = torch.from_numpy(x_all[start : start + per_pass]).to(device)
-                refs = (make_references(x.cpu(), n_shuffles, seed + start) if given is None
+                refs = (make_references(x.cpu(), n_shuffles, seed + offset + start) if given is None
                         else torch.as_tensor(given[start : start + per_pass], dtype=torch.float32)).to(device)
                 if method == "deeplift":
                     m, fx, fr = _deeplift_pairs(model, hooks, x, refs, score)
@@ -453,6 +453,11 @@ def attribute(model: nn.Module, onehot: np.ndarray, *, output: str = "count", n_
                 hooks.remove()
     _report_gaps(torch.cat(gaps), method)
     return hyp * x_all, hyp
+
+
+def windows_per_pass(method: str, n_refs: int, batch_size: int, steps: int) -> int:
+    """Windows `attribute` explains per pass (`method` resolved: `resolve_method`)."""
+    return max(1, batch_size // n_refs) if method == "deeplift" else max(1, batch_size // (n_refs * steps))
 
 
 def _pair_gaps(m, x, refs, fx, fr) -> torch.Tensor:
@@ -541,6 +546,23 @@ def attribute_windows(checkpoint: str, store: WindowStore, out_npz: str, *, n_wi
     set_threads(threads)
     dev = pick_device(device)
     model, info = load_model(checkpoint, dev)
+    arrays = window_arrays(store, n_windows, seed, tracks)
+    onehot = arrays["onehot"]
+    seconds = {}
+    for output in outputs:
+        start = time.perf_counter()
+        attr, hyp = attribute(model, onehot, output=output, n_shuffles=n_shuffles, seed=seed,
+                              batch_size=batch_size, device=dev, steps=ig_steps, tracks=tracks)
+        seconds[output] = time.perf_counter() - start
+        log.info("%s: %d windows attributed in %.1f s", output, len(onehot), seconds[output])
+        arrays[f"{output}_attr"] = np.asarray(attr, dtype=np.float32)
+        arrays[f"{output}_hyp"] = np.asarray(hyp, dtype=np.float32)
+    save_npz_atomic(out_npz, **arrays)
+    return {"windows": len(onehot), "arch": info.get("arch"), "seconds": seconds}
+
+
+def window_arrays(store: WindowStore, n_windows: int, seed: int, tracks: dict | None) -> dict[str, np.ndarray]:
+    """The arrays of attributions.npz besides the attributions (`attribute_windows`), for the windows it explains."""
     rows = select_windows(len(store), n_windows, seed)
     onehot, targets = store.batch(rows)
     arrays = {"onehot": onehot, "window_ids": np.asarray(store.meta["ids"], dtype=str)[rows]}
@@ -548,18 +570,7 @@ def attribute_windows(checkpoint: str, store: WindowStore, out_npz: str, *, n_wi
         arrays["label"] = targets.argmax(axis=1)
     if store.meta.get("site_index") is not None:
         arrays["site_index"] = np.asarray(store.meta["site_index"], dtype=np.int64)[rows]
-    arrays.update(_store_selection(store, tracks))
-    seconds = {}
-    for output in outputs:
-        start = time.perf_counter()
-        attr, hyp = attribute(model, onehot, output=output, n_shuffles=n_shuffles, seed=seed,
-                              batch_size=batch_size, device=dev, steps=ig_steps, tracks=tracks)
-        seconds[output] = time.perf_counter() - start
-        log.info("%s: %d windows attributed in %.1f s", output, len(rows), seconds[output])
-        arrays[f"{output}_attr"] = np.asarray(attr, dtype=np.float32)
-        arrays[f"{output}_hyp"] = np.asarray(hyp, dtype=np.float32)
-    save_npz_atomic(out_npz, **arrays)
-    return {"windows": len(rows), "arch": info.get("arch"), "seconds": seconds}
+    return {**arrays, **_store_selection(store, tracks)}
 
 
 def _store_selection(store: WindowStore, tracks: dict | None) -> dict[str, np.ndarray]:

@@ -51,9 +51,7 @@ def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metr
     dev = pick_device(device)
     model, info = load_model(checkpoint, dev)
     val = (val_store, predict_outputs(model, val_store, batch_size, dev)) if val_store is not None else None
-    metrics = _test_metrics(model, info, store, out_predictions, out_metrics, batch_size, dev,
-                            {"arch": info["arch"], "best_epoch": info["best_epoch"],
-                             "trainable_params": info["trainable_params"]},
+    metrics = _test_metrics(model, info, store, out_predictions, out_metrics, batch_size, dev, run_summary(info),
                             site_threshold=site_threshold, val=val, **settings)
     if out_counterfactual is not None:
         table = species_counterfactual(model, store, batch_size, dev, counterfactual_species)
@@ -62,11 +60,23 @@ def evaluate(checkpoint: str, store: WindowStore, out_predictions: str, out_metr
     return metrics
 
 
+def run_summary(info: dict) -> dict:
+    """The keys of metrics.json that describe the run (from its checkpoint's summary)."""
+    return {"arch": info["arch"], "best_epoch": info["best_epoch"], "trainable_params": info["trainable_params"]}
+
+
 def _test_metrics(model, info: dict, store: WindowStore, out_predictions: str, out_metrics: str, batch_size: int,
                   device: torch.device, extra: dict, **settings) -> dict:
     """The task type's evaluation of `model` on the test store, with `extra` keys, written to `out_metrics`."""
     batches = predict_outputs(model, store, batch_size, device)
-    metrics = tasks.get(store.task_type).evaluate(batches, info, store, out_predictions, model=model, **settings)
+    return write_test_metrics(batches, info, store, out_predictions, out_metrics, extra, model=model, **settings)
+
+
+def write_test_metrics(batches, info: dict, store: WindowStore, out_predictions: str, out_metrics: str, extra: dict,
+                       **context) -> dict:
+    """The task type's evaluation of the test store's outputs `batches` (`dnalm.predict.predict_outputs`'s, or a
+    merge's of shards), with `extra` keys, written to `out_metrics`; `context` as the type's `evaluate` takes it."""
+    metrics = tasks.get(store.task_type).evaluate(batches, info, store, out_predictions, **context)
     metrics.update(extra)
     Path(out_metrics).write_text(json.dumps(metrics, indent=2))
     return metrics
@@ -98,18 +108,31 @@ def species_counterfactual(model, store: WindowStore, batch_size: int, device: t
     Returns:
         One row per species token in vocabulary order (the one in use always included, as the no-change reference).
     """
+    return counterfactual_table(counterfactual_parts(model, store, batch_size, device, species), len(store))
+
+
+def counterfactual_parts(model, store: WindowStore, batch_size: int, device: torch.device,
+                         species: list[str] | None = None, rows: range | None = None) -> dict | None:
+    """The per-window values `species_counterfactual` summarises, for `rows` of the store (None: every row).
+
+    Returns:
+        None for a model without a species token; else `names` (the species, vocabulary order), `in_use`, and per
+        name the changes of the log totals (`delta`, flattened over windows and channels) and the shape Pearsons
+        (`pearson`), in row order.
+    """
     trunk = getattr(model, "trunk", None)
     if not hasattr(trunk, "use_species") or trunk.species is None:
-        return pd.DataFrame(columns=COUNTERFACTUAL_COLUMNS)
+        return None
     names = counterfactual_names(trunk.vocab, trunk.species, species)
     task = tasks.get(store.task_type)
     deltas: dict[str, list] = {name: [] for name in names}
     pearsons: dict[str, list] = {name: [] for name in names}
+    rows = range(len(store)) if rows is None else rows
     was_training = model.training
     model.eval()
     try:
-        for start in range(0, len(store), batch_size):
-            x = torch.from_numpy(store.batch(np.arange(start, min(start + batch_size, len(store))))[0]).to(device)
+        for start in range(rows.start, rows.stop, batch_size):
+            x = torch.from_numpy(store.batch(np.arange(start, min(start + batch_size, rows.stop)))[0]).to(device)
             with torch.no_grad(), autocast(device):
                 ref_totals, ref_shapes = (t.float() for t in task.totals(model(x)))
                 for name in names:
@@ -119,13 +142,28 @@ def species_counterfactual(model, store: WindowStore, batch_size: int, device: t
                     pearsons[name].append(pearson_rows(shapes.cpu().numpy(), ref_shapes.cpu().numpy()))
     finally:
         model.train(was_training)
+    return {"names": names, "in_use": trunk.species,
+            "delta": {name: _joined(deltas[name]) for name in names},
+            "pearson": {name: _joined(pearsons[name]) for name in names}}
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """Per-batch arrays joined in order (an empty float32 array for none)."""
+    return np.concatenate(arrays) if arrays else np.zeros(0, np.float32)
+
+
+def counterfactual_table(parts: dict | None, n_windows: int) -> pd.DataFrame:
+    """The counterfactual's table (`species_counterfactual`) from its values on every test window
+    (`counterfactual_parts`; None: an empty table)."""
+    if parts is None:
+        return pd.DataFrame(columns=COUNTERFACTUAL_COLUMNS)
     rows = []
-    for name in names:
-        delta = np.concatenate(deltas[name])
-        rows.append({"species": name, "token_in_use": name == trunk.species,
+    for name in parts["names"]:
+        delta = parts["delta"][name]
+        rows.append({"species": name, "token_in_use": name == parts["in_use"],
                      "mean_delta_log_count": float(delta.mean()), "mean_abs_delta_log_count": float(np.abs(delta).mean()),
-                     "profile_pearson_median": float(np.nanmedian(np.concatenate(pearsons[name]))),
-                     "n_windows": len(store)})
+                     "profile_pearson_median": float(np.nanmedian(parts["pearson"][name])),
+                     "n_windows": n_windows})
     return pd.DataFrame(rows, columns=COUNTERFACTUAL_COLUMNS)
 
 

@@ -30,6 +30,7 @@ without a single value (outside every region, or all N): pybigtools leaves those
 from __future__ import annotations
 
 import itertools
+import json
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -212,13 +213,12 @@ class Spill:
 
     def entries(self, chunk: int = 1 << 16):
         """Yield (chrom, start, end, value) of every step, reading the spill file a chunk at a time."""
-        with open(self.path, "rb") as handle:
-            for chrom, start, end, step in self.runs:
-                for first in range(start, end, chunk * step):
-                    starts = np.arange(first, min(first + chunk * step, end), step)
-                    values = np.fromfile(handle, dtype=np.float32, count=len(starts))
-                    ends = np.minimum(starts + step, end)
-                    yield from zip(itertools.repeat(chrom), starts.tolist(), ends.tolist(), values.tolist())
+        return spill_entries(self.path, self.runs, chunk)
+
+    def close(self) -> list[tuple[str, int, int, int]]:
+        """Close the spill file (kept, as a shard's part) and return its runs."""
+        self.file.close()
+        return self.runs
 
     def write_bigwig(self, path: str | Path, sizes: Mapping[str, int]) -> None:
         """Write the values as a bigWig whose header is `sizes`, then remove the spill file."""
@@ -229,6 +229,18 @@ class Spill:
             pybigtools.open(str(path), "w").write(dict(sizes), self.entries())
         finally:
             self.path.unlink()
+
+
+def spill_entries(path: str | Path, runs: Iterable[Sequence], chunk: int = 1 << 16):
+    """Yield (chrom, start, end, value) of every step of a spill file's `runs` ((chrom, start, end, step) each),
+    reading the file a chunk at a time."""
+    with open(path, "rb") as handle:
+        for chrom, start, end, step in runs:
+            for first in range(start, end, chunk * step):
+                starts = np.arange(first, min(first + chunk * step, end), step)
+                values = np.fromfile(handle, dtype=np.float32, count=len(starts))
+                ends = np.minimum(starts + step, end)
+                yield from zip(itertools.repeat(chrom), starts.tolist(), ends.tolist(), values.tolist())
 
 
 def _runs(rows: np.ndarray) -> list[np.ndarray]:
@@ -255,11 +267,15 @@ def _forward_padded(model: nn.Module, onehot: np.ndarray, batch_size: int, devic
 
 
 @torch.no_grad()
-def _predict_region(model, handle, spills: list[Spill], chrom: str, size: int, tiling: Tiling, plan: dict) -> int:
-    """Predict one region's tiles batch by batch and add their values to the spills; returns the windows run."""
+def _predict_region(
+    model, handle, spills: list[Spill], chrom: str, size: int, tiling: Tiling, plan: dict, batches: range | None = None
+) -> int:
+    """Predict one region's tiles batch by batch (only `batches`, numbered from the region's first, when given) and
+    add their values to the spills; returns the windows run."""
     length, step, device, batch_size = plan["length"], plan["resolution"], plan["device"], plan["batch_size"]
+    batches = range(-(-len(tiling.tile_starts) // batch_size)) if batches is None else batches
     n_windows = 0
-    for first in range(0, len(tiling.tile_starts), batch_size):
+    for first in range(batches.start * batch_size, min(batches.stop * batch_size, len(tiling.tile_starts)), batch_size):
         rows = np.arange(first, min(first + batch_size, len(tiling.tile_starts)))
         starts = tiling.window_starts[rows]
         codes = read_codes(handle, chrom, int(starts[0]), int(starts[-1]) + length, size)
@@ -324,10 +340,111 @@ def predict_tracks(
     Returns:
         A summary: bases covered, windows run, the tiling's settings.
     """
+    plan = _plan(model, len(paths), length, overlap, transform, class_index, scan_stride, batch_size, device)
+    sizes = genome_sizes(fasta)
+    with tempfile.TemporaryDirectory(dir=Path(paths[0]).parent, prefix=".spill.") as spill_dir:
+        spills = [Spill(Path(spill_dir) / f"{i}.f32") for i in range(len(paths))]
+        summary = _predict_spills(model, fasta, sizes, spills, plan, regions)
+        for spill, path in zip(spills, paths, strict=True):
+            spill.write_bigwig(path, sizes)
+    return summary
+
+
+def predict_track_shard(
+    model: nn.Module, fasta: str | Path, out_dir: str | Path, n_files: int, *, shard: int, shards: int, **options
+) -> dict:
+    """One shard of `predict_tracks`: its share of the batches of windows (`dnalm.shards`; the regions' batches
+    numbered in genome order), their values left as spill files `<out_dir>/<i>.f32` (float32, one per output, in
+    `predict_tracks`' path order) with `part.json` (the summary, the shard and the runs the values fill), for
+    `merge_track_shards`.
+
+    Args:
+        model: As for `predict_tracks`.
+        fasta: The genome.
+        out_dir: The shard's directory (created).
+        n_files: The outputs (bigWigs) of the model (`predict_tracks`' paths).
+        shard: This shard (0-based).
+        shards: The shards of the run.
+        options: `predict_tracks`' keyword arguments (length, overlap, regions, …, device).
+
+    Returns:
+        The summary (windows: this shard's).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    regions = options.pop("regions", None)
+    plan = _plan(model, n_files, **options)
+    spills = [Spill(out / f"{i}.f32") for i in range(n_files)]
+    summary = _predict_spills(model, fasta, genome_sizes(fasta), spills, plan, regions, (shard, shards))
+    runs = [spill.close() for spill in spills]
+    # every output fills the same runs
+    (out / "part.json").write_text(json.dumps({"summary": summary, "shard": [shard, shards], "runs": runs[0]}))
+    return summary
+
+
+def merge_track_shards(
+    parts: Sequence[str | Path], paths: Sequence[str | Path], sizes: Mapping[str, int], workers: int = 1
+) -> dict:
+    """Write the bigWigs of `predict_tracks` from its shards' spill files (`predict_track_shard`), in shard order.
+
+    Args:
+        parts: The shards' directories, in shard order.
+        paths: One bigWig per output, as `predict_tracks` takes them.
+        sizes: The genome's sequence names and lengths (`genome_sizes`), the bigWigs' header.
+        workers: Processes writing bigWigs at the same time (each file is written by one, so the bytes do not change).
+
+    Returns:
+        `predict_tracks`' summary (windows summed over the shards).
+    """
+    infos = [json.loads((Path(p) / "part.json").read_text()) for p in parts]
+    for i, (part, info) in enumerate(zip(parts, infos, strict=True)):
+        settings = {k: v for k, v in info["summary"].items() if k != "windows"}
+        first = {k: v for k, v in infos[0]["summary"].items() if k != "windows"}
+        if info["shard"] != [i, len(parts)] or settings != first:
+            raise ValueError(
+                f"{part}: shard {info['shard']} with {settings}, expected shard {[i, len(parts)]} of "
+                f"the same run as {parts[0]} ({first}); delete the parts and rerun"
+            )
+    spills = [
+        [(str(Path(part) / f"{i}.f32"), info["runs"]) for part, info in zip(parts, infos, strict=True)]
+        for i in range(len(paths))
+    ]
+    if workers > 1 and len(paths) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(workers, len(paths)), mp_context=multiprocessing.get_context("fork")) as pool:
+            list(pool.map(_write_spills, paths, spills, itertools.repeat(dict(sizes))))
+    else:
+        for path, spill in zip(paths, spills, strict=True):
+            _write_spills(path, spill, dict(sizes))
+    return {**infos[0]["summary"], "windows": sum(info["summary"]["windows"] for info in infos)}
+
+
+def _write_spills(path: str | Path, spills: list[tuple[str, list]], sizes: dict[str, int]) -> None:
+    """Write one bigWig from spill files and their runs, in order."""
+    import pybigtools
+
+    entries = itertools.chain.from_iterable(spill_entries(spill, runs) for spill, runs in spills)
+    pybigtools.open(str(path), "w").write(sizes, entries)
+
+
+def _plan(
+    model,
+    n_files: int,
+    length: int,
+    overlap: int | None = None,
+    transform: str = "none",
+    class_index: int = 1,
+    scan_stride: int | None = None,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+) -> dict:
+    """The tiling and values of `predict_tracks` (its arguments), checked against the model's head."""
     kind, n_outputs, resolution = head_layout(model)
     expected = 1 if kind == "pooled" else n_outputs
-    if len(paths) != expected:
-        raise ValueError(f"a {kind} model with {n_outputs} outputs writes {expected} bigWig(s); got {len(paths)} paths")
+    if n_files != expected:
+        raise ValueError(f"a {kind} model with {n_outputs} outputs writes {expected} bigWig(s); got {n_files} paths")
     if length % resolution:
         raise ValueError(f"window length {length} is not a multiple of the model's bin size {resolution}")
     if kind == "pooled":
@@ -340,35 +457,53 @@ def predict_tracks(
                 f"overlap {overlap} must be in [0, {length}) and a multiple of {2 * resolution} (twice the bin size)"
             )
         tile, offset = length - overlap, overlap // 2
-    sizes = genome_sizes(fasta)
-    device = pick_device(device)
-    plan = {
+    return {
         "length": length,
         "resolution": resolution,
         "write_step": tile if kind == "pooled" else resolution,
         "kind": kind,
         "transform": transform,
         "class_index": class_index,
-        "device": device,
+        "device": pick_device(device),
         "batch_size": batch_size,
+        "tile": tile,
+        "offset": offset,
+        "overlap": overlap,
     }
-    covered = n_windows = 0
-    with tempfile.TemporaryDirectory(dir=Path(paths[0]).parent, prefix=".spill.") as spill_dir:
-        spills = [Spill(Path(spill_dir) / f"{i}.f32") for i in range(len(paths))]
-        with open_fasta(fasta) as handle, _frozen(model, device):
-            for chrom, start, end in merged_regions(regions, sizes, resolution):
+
+
+def _predict_spills(
+    model,
+    fasta,
+    sizes: Mapping[str, int],
+    spills: list[Spill],
+    plan: dict,
+    regions: Iterable[tuple[str, int, int]] | None,
+    shard: tuple[int, int] | None = None,
+) -> dict:
+    """Predict the regions' tiles (only `shard`'s (shard, shards) batches, when given) into the spills; the summary."""
+    from dnalm.shards import shard_bounds
+
+    length, resolution, tile = plan["length"], plan["resolution"], plan["tile"]
+    merged = merged_regions(regions, sizes, resolution)
+    counts = [-(-len(range(start, end, tile)) // plan["batch_size"]) for _, start, end in merged]
+    first, stop = shard_bounds(sum(counts), shard[1])[shard[0]] if shard else (0, sum(counts))
+    covered = n_windows = done = 0
+    with open_fasta(fasta) as handle, _frozen(model, plan["device"]):
+        for (chrom, start, end), count in zip(merged, counts, strict=True):
+            batches = range(max(first - done, 0), max(min(stop - done, count), 0))
+            done += count
+            covered += min(end, sizes[chrom]) - start
+            if batches:
                 padded = -(-max(sizes[chrom], length) // resolution) * resolution
-                tiling = tile_region(start, end, padded, length, tile, offset)
-                n_windows += _predict_region(model, handle, spills, chrom, sizes[chrom], tiling, plan)
-                covered += min(end, sizes[chrom]) - start
-        for spill, path in zip(spills, paths, strict=True):
-            spill.write_bigwig(path, sizes)
+                tiling = tile_region(start, end, padded, length, tile, plan["offset"])
+                n_windows += _predict_region(model, handle, spills, chrom, sizes[chrom], tiling, plan, batches)
     return {
-        "kind": kind,
+        "kind": plan["kind"],
         "bases": covered,
         "windows": n_windows,
         "length": length,
-        "overlap": overlap,
+        "overlap": plan["overlap"],
         "tile": tile,
         "bin_size": resolution,
     }

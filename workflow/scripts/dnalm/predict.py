@@ -22,12 +22,18 @@ def load_model(checkpoint: str, device: torch.device | None = None) -> tuple[Seq
 
 
 @torch.no_grad()
-def predict_outputs(model, store: WindowStore, batch_size: int, device: torch.device, batches=None):
+def predict_outputs(model, store: WindowStore, batch_size: int, device: torch.device, rows: range | None = None,
+                    batches=None):
     """Run the model on every window of a store (stored placement, no augmentation); restores the model's mode.
 
     Args:
-        batches: Numbers of the batches (of `batch_size` consecutive windows) to run, or None for all (a
-            data-parallel validation gives each process every world-th batch).
+        model: The model.
+        store: The windows.
+        batch_size: Windows per forward pass.
+        device: The model's device.
+        rows: Only these rows, batched from their first (a shard, `dnalm.shards.shard_rows`); None: every row.
+        batches: Numbers of the batches (of `batch_size` consecutive rows) to run, or None for all (a data-parallel
+            validation gives each process every world-th batch).
 
     Yields:
         (index, output, targets) per batch: output is the model's (a tensor or a tuple of tensors) as float CPU
@@ -36,9 +42,10 @@ def predict_outputs(model, store: WindowStore, batch_size: int, device: torch.de
     was_training = model.training
     model.eval()
     try:
-        starts = range(0, len(store), batch_size)
+        rows = range(len(store)) if rows is None else rows
+        starts = range(rows.start, rows.stop, batch_size)
         for start in starts if batches is None else (starts[b] for b in batches if b < len(starts)):
-            index = np.arange(start, min(start + batch_size, len(store)))
+            index = np.arange(start, min(start + batch_size, rows.stop))
             x, y = store.batch(index)
             with autocast(device):
                 output = as_float(model(torch.from_numpy(x).to(device)))

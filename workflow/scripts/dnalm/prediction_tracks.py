@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -34,17 +35,54 @@ def write_prediction_tracks(checkpoint: str, fasta: str, out_dir: str, summary_j
         threads: CPU threads for torch.
         device: Torch device, or None to choose.
     """
+    from dnalm.genome_tracks import predict_tracks
+
+    model, names, options = _track_run(checkpoint, fasta, settings, regions, threads, device)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [str(out / f"{name}.bw") for name in names]
+    summary = predict_tracks(model, fasta, paths, **options)
+    return _write_summary(summary, names, checkpoint, regions, summary_json, out_dir)
+
+
+def write_prediction_track_shard(checkpoint: str, fasta: str, out_part: str, *, settings: dict, shard: int,
+                                 shards: int, regions: str | None = None, threads: int = 1,
+                                 device: str | None = None) -> dict:
+    """One shard of `write_prediction_tracks` (`inference.prediction_tracks`): its windows' values as spill files in
+    the directory `out_part` (`dnalm.genome_tracks.predict_track_shard`), with the bigWigs' names in `files.json`."""
+    from dnalm.genome_tracks import predict_track_shard
+
+    model, names, options = _track_run(checkpoint, fasta, settings, regions, threads, device)
+    summary = predict_track_shard(model, fasta, out_part, len(names), shard=shard, shards=shards, **options)
+    (Path(out_part) / "files.json").write_text(json.dumps(names))
+    log.info("shard %d of %d: %d windows -> %s", shard, shards, summary["windows"], out_part)
+    return summary
+
+
+def merge_prediction_tracks(parts: list[str], checkpoint: str, fasta: str, out_dir: str, summary_json: str, *,
+                            regions: str | None = None, threads: int = 1) -> dict:
+    """The bigWigs and summary of `write_prediction_tracks` from its shards (`write_prediction_track_shard`'s
+    directories, in shard order), `threads` bigWigs written at a time; the model is not run."""
+    from dnalm.genome_tracks import genome_sizes, merge_track_shards
+
+    names = json.loads((Path(parts[0]) / "files.json").read_text())
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = merge_track_shards(parts, [str(out / f"{name}.bw") for name in names], genome_sizes(fasta), threads)
+    return _write_summary(summary, names, checkpoint, regions, summary_json, out_dir)
+
+
+def _track_run(checkpoint: str, fasta: str, settings: dict, regions: str | None, threads: int,
+               device: str | None) -> tuple:
+    """The model of a run, its bigWigs' names and `predict_tracks`' options (see `write_prediction_tracks`)."""
     from dnalm.device import pick_device, set_threads
-    from dnalm.genome_tracks import genome_sizes, predict_tracks, read_regions
-    from dnalm.io import write_json
+    from dnalm.genome_tracks import genome_sizes, read_regions
     from dnalm.predict import load_model
 
     set_threads(threads)
     dev = pick_device(device)
     model, info = load_model(checkpoint, dev)
     channels = list(info["channels"])
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     class_index = len(channels) - 1
     if info["task_type"] == "classification":
         wanted = settings.get("class")
@@ -54,13 +92,19 @@ def write_prediction_tracks(checkpoint: str, fasta: str, out_dir: str, summary_j
         names = [f"{channels[class_index]}.probability"]
     else:
         names = [track_name(c) for c in channels]
-    paths = [str(out / f"{name}.bw") for name in names]
     bed = read_regions(regions, genome_sizes(fasta)) if regions else None
-    summary = predict_tracks(model, fasta, paths, length=int(info["length"]), overlap=settings.get("overlap"),
-                             regions=bed, transform=info.get("transform") or "none", class_index=class_index,
-                             scan_stride=settings.get("scan_stride"), batch_size=int(settings["batch_size"]),
-                             device=dev)
-    summary = {**summary, "files": [Path(p).name for p in paths], "checkpoint": checkpoint, "regions": regions}
+    options = {"length": int(info["length"]), "overlap": settings.get("overlap"), "regions": bed,
+               "transform": info.get("transform") or "none", "class_index": class_index,
+               "scan_stride": settings.get("scan_stride"), "batch_size": int(settings["batch_size"]), "device": dev}
+    return model, names, options
+
+
+def _write_summary(summary: dict, names: list[str], checkpoint: str, regions: str | None, summary_json: str,
+                   out_dir: str) -> dict:
+    """The run's summary with its files, checkpoint and regions, written to `summary_json`."""
+    from dnalm.io import write_json
+
+    summary = {**summary, "files": [f"{name}.bw" for name in names], "checkpoint": checkpoint, "regions": regions}
     write_json(summary, summary_json)
     log.info("%d bases, %d windows -> %s", summary["bases"], summary["windows"], out_dir)
     return summary

@@ -2,9 +2,10 @@
 
 A variant's windows are the model's input length, centred on its first REF base, from the genome (N beyond a
 chromosome's ends); the ALT window keeps the same left part and fills the right from the genome, so an insertion
-pushes bases out on the right and a deletion pulls more in. Both windows of a batch of variants, on both strands when
-`strands` is `both`, run in one forward pass; the reverse strand's outputs are flipped back (positions reversed,
-stranded channels swapped) and averaged with the forward ones, as predictions, before any score is taken.
+pushes bases out on the right and a deletion pulls more in. The REF windows of a batch of variants, on both strands
+when `strands` is `both`, run in one forward pass, then their ALT windows; the reverse strand's outputs are flipped
+back (positions reversed, stranded channels swapped) and averaged with the forward ones, as predictions, before any
+score is taken.
 
 Scores per task type (columns `<score>.<output>`; `effect` is the headline the report ranks by):
 - profile: `log2fc.<channel>` (log2 fold change of the predicted count), `jsd.<channel>` (Jensen-Shannon distance,
@@ -167,6 +168,17 @@ def _central(signal: np.ndarray, range_bp: int | None, info: dict) -> np.ndarray
     return signal[..., lo:lo + keep].sum(-1)
 
 
+def kept_variants(variants: pd.DataFrame, length: int, settings: dict) -> tuple[pd.DataFrame, dict]:
+    """The variants a model of input `length` scores (alleles within `max_indel`, and half the window) and the
+    counts (`scored`, `too_long`, `max_indel`) of `score_runs`."""
+    limit = min(int(settings["max_indel"]), length // 2)
+    long_ = (variants["ref"].str.len() > limit + 1) | (variants["alt"].str.len() > limit + 1)
+    kept = variants.loc[~long_].reset_index(drop=True)
+    if long_.any():
+        log.warning("%d variants with an allele longer than %d bp are not scored", long_.sum(), limit + 1)
+    return kept, {"scored": len(kept), "too_long": int(long_.sum()), "max_indel": limit}
+
+
 def score_runs(runs: list[tuple], variants: pd.DataFrame, genome, sizes: Mapping[str, int], settings: dict,
                device) -> tuple[pd.DataFrame, dict]:
     """Score a variant table with every seed run of one model and summarise over the runs.
@@ -180,27 +192,21 @@ def score_runs(runs: list[tuple], variants: pd.DataFrame, genome, sizes: Mapping
         settings: The config's `variants` block (`strands`, `range`, `batch_size`, `max_indel`).
         device: Torch device.
 
+    The REF windows of every `batch_size` variants make one forward pass (both strands), then their ALT windows:
+    the batches a shard of the variants (`score_variant_shard`) makes too.
+
     Returns:
         (table, counts): the variant columns, `n_runs`, then per score its mean over runs and `<score>.sd`, with
         `effect` first; variants whose REF or ALT is longer than `max_indel` (or half the window) are left out and
         counted (`too_long`).
     """
-    info = runs[0][1]
-    length = int(info["length"])
-    limit = min(int(settings["max_indel"]), length // 2)
-    long_ = (variants["ref"].str.len() > limit + 1) | (variants["alt"].str.len() > limit + 1)
-    kept = variants.loc[~long_].reset_index(drop=True)
-    counts = {"scored": len(kept), "too_long": int(long_.sum()), "max_indel": limit}
-    if long_.any():
-        log.warning("%d variants with an allele longer than %d bp are not scored", long_.sum(), limit + 1)
-    ref_x, alt_x = variant_windows(kept, genome, sizes, length)
+    kept, counts = kept_variants(variants, int(runs[0][1]["length"]), settings)
+    ref_x, alt_x = variant_windows(kept, genome, sizes, int(runs[0][1]["length"]))
     per_run = []
     for model, run_info, calibration in runs:
-        preds = predictions(model, np.concatenate([ref_x, alt_x]), run_info, strands=settings["strands"], device=device,
-                            batch_size=int(settings["batch_size"]))
-        n = len(kept)
-        per_run.append(scores(run_info, [p[:n] for p in preds], [p[n:] for p in preds], range_bp=settings["range"],
-                              calibration=calibration))
+        ref, alt = (predictions(model, x, run_info, strands=settings["strands"], device=device,
+                                batch_size=int(settings["batch_size"])) for x in (ref_x, alt_x))
+        per_run.append(scores(run_info, ref, alt, range_bp=settings["range"], calibration=calibration))
     stack = np.stack([t.to_numpy() for t in per_run])
     mean = pd.DataFrame(stack.mean(0), columns=per_run[0].columns)
     sd = pd.DataFrame(stack.std(0, ddof=1) if len(per_run) > 1 else np.full(stack.shape[1:], np.nan),
@@ -239,35 +245,107 @@ def score_variants(checkpoints: list[str], metrics: list[str], variants_tsv: str
     Returns:
         The summary written to `out_json`.
     """
-    from dnalm.attribution import attribute, save_npz_atomic
-    from dnalm.device import pick_device, set_threads
-    from dnalm.io import read_fai, write_json, write_tsv
+    from dnalm.io import read_fai
     from dnalm.io.fasta import open_fasta
+
+    runs, dev = _load_runs(checkpoints, metrics, threads, device)
+    variants = _read_variants(variants_tsv)
+    sizes = read_fai(genome + ".fai")
+    with open_fasta(genome) as fasta:
+        table, counts = score_runs(runs, variants, fasta, sizes, settings, dev)
+        return _write_scores(table, counts, runs[0], checkpoints, fasta, sizes, (out_tsv, out_json, out_npz),
+                             settings, attribution, dev)
+
+
+def score_variant_shard(checkpoints: list[str], metrics: list[str], variants_tsv: str, genome: str, out_part: str,
+                        *, settings: dict, shard: int, shards: int, threads: int = 1,
+                        device: str | None = None) -> int:
+    """One shard of `score_variants` (`inference.variants`): the table rows of its batches of the scored variants
+    (`dnalm.shards.shard_rows`), pickled with its shard and rows for `merge_variant_shards`; returns its rows."""
+    from dnalm.io import read_fai
+    from dnalm.io.fasta import open_fasta
+    from dnalm.shards import shard_rows
+
+    runs, dev = _load_runs(checkpoints, metrics, threads, device)
+    kept, _ = kept_variants(_read_variants(variants_tsv), int(runs[0][1]["length"]), settings)
+    rows = shard_rows(len(kept), int(settings["batch_size"]), shards, shard)
+    table = None
+    if len(rows):
+        with open_fasta(genome) as fasta:
+            table, _ = score_runs(runs, kept.iloc[rows.start:rows.stop], fasta, read_fai(genome + ".fai"), settings,
+                                  dev)
+    tmp = Path(out_part).with_name(f".{Path(out_part).name}.tmp")
+    pd.to_pickle({"shard": [shard, shards], "rows": [rows.start, rows.stop], "table": table}, tmp)
+    tmp.replace(out_part)
+    log.info("shard %d of %d: variants %d-%d of %d", shard, shards, rows.start, rows.stop, len(kept))
+    return len(rows)
+
+
+def merge_variant_shards(parts: list[str], checkpoints: list[str], metrics: list[str], variants_tsv: str,
+                         genome: str, out_tsv: str, out_json: str, out_npz: str, *, settings: dict, attribution: dict,
+                         threads: int = 1, device: str | None = None) -> dict:
+    """The outputs of `score_variants` from its shards' rows (`score_variant_shard`, in shard order): the table
+    joined, then the top variants attributed with the first run, as there."""
+    from dnalm.io import read_fai
+    from dnalm.io.fasta import open_fasta
+    from dnalm.shards import check_parts
+
+    runs, dev = _load_runs(checkpoints[:1], metrics[:1], threads, device)
+    kept, counts = kept_variants(_read_variants(variants_tsv), int(runs[0][1]["length"]), settings)
+    loaded = [pd.read_pickle(p) for p in parts]
+    for i, part in enumerate(loaded):
+        if part["shard"] != [i, len(parts)]:
+            raise ValueError(f"{parts[i]} is shard {part['shard']} (shard, shards), expected {[i, len(parts)]}; "
+                             "delete the parts and rerun")
+    check_parts([tuple(part["rows"]) for part in loaded], len(kept), parts)
+    tables = [part["table"] for part in loaded if part["table"] is not None]
+    if not tables:
+        raise ValueError(f"{variants_tsv}: no variant to score ({counts})")
+    table = pd.concat(tables, ignore_index=True)
+    with open_fasta(genome) as fasta:
+        return _write_scores(table, counts, runs[0], checkpoints, fasta, read_fai(genome + ".fai"),
+                             (out_tsv, out_json, out_npz), settings, attribution, dev)
+
+
+def _load_runs(checkpoints: list[str], metrics: list[str], threads: int, device: str | None) -> tuple[list, object]:
+    """(model, info, calibration or None) of each run, on the chosen device (and torch's threads set); the device."""
+    from dnalm.device import pick_device, set_threads
     from dnalm.predict import load_model
 
     set_threads(threads)
     dev = pick_device(device)
     calibrations = [json.loads(Path(m).read_text()).get("calibration") for m in metrics] or [None] * len(checkpoints)
-    runs = [(*load_model(c, dev), cal) for c, cal in zip(checkpoints, calibrations, strict=True)]
-    variants = pd.read_csv(variants_tsv, sep="\t", dtype={"chrom": str, "id": str, "ref": str, "alt": str})
-    sizes = read_fai(genome + ".fai")
-    with open_fasta(genome) as fasta:
-        table, counts = score_runs(runs, variants, fasta, sizes, settings, dev)
-        task_type = runs[0][1]["task_type"]
-        top = table.iloc[np.argsort(-table["effect"].abs().to_numpy(), kind="stable")[:settings["top"]]]
-        arrays = {"ids": top["id"].to_numpy(dtype=str)}
-        if task_type in ATTRIBUTED and len(top):
-            model = runs[0][0]
-            ref_x, alt_x = variant_windows(top, fasta, sizes, int(runs[0][1]["length"]))
-            for name, x in (("ref", ref_x), ("alt", alt_x)):
-                attr, _ = attribute(model, x, output=ATTRIBUTED[task_type], n_shuffles=attribution["n_shuffles"],
-                                    seed=attribution["seed"], device=dev, steps=attribution["ig_steps"])
-                arrays[f"{name}_onehot"], arrays[f"{name}_attr"] = x, np.asarray(attr, dtype=np.float32)
+    return [(*load_model(c, dev), cal) for c, cal in zip(checkpoints, calibrations, strict=True)], dev
+
+
+def _read_variants(variants_tsv: str) -> pd.DataFrame:
+    """The variant table of rule download_variants."""
+    return pd.read_csv(variants_tsv, sep="\t", dtype={"chrom": str, "id": str, "ref": str, "alt": str})
+
+
+def _write_scores(table: pd.DataFrame, counts: dict, first_run: tuple, checkpoints: list[str], fasta,
+                  sizes: Mapping[str, int], outputs: tuple[str, str, str], settings: dict, attribution: dict,
+                  device) -> dict:
+    """Attribute the top variants with the first run and write the table, summary and npz of `score_variants`."""
+    from dnalm.attribution import attribute, save_npz_atomic
+    from dnalm.io import write_json, write_tsv
+
+    out_tsv, out_json, out_npz = outputs
+    model, info, _ = first_run
+    task_type = info["task_type"]
+    top = table.iloc[np.argsort(-table["effect"].abs().to_numpy(), kind="stable")[:settings["top"]]]
+    arrays = {"ids": top["id"].to_numpy(dtype=str)}
+    if task_type in ATTRIBUTED and len(top):
+        ref_x, alt_x = variant_windows(top, fasta, sizes, int(info["length"]))
+        for name, x in (("ref", ref_x), ("alt", alt_x)):
+            attr, _ = attribute(model, x, output=ATTRIBUTED[task_type], n_shuffles=attribution["n_shuffles"],
+                                seed=attribution["seed"], device=device, steps=attribution["ig_steps"])
+            arrays[f"{name}_onehot"], arrays[f"{name}_attr"] = x, np.asarray(attr, dtype=np.float32)
     summary = {**counts, "runs": [str(c) for c in checkpoints], "task_type": task_type,
                "attributed": ATTRIBUTED.get(task_type), "group_by": settings.get("group_by")}
     save_npz_atomic(out_npz, **arrays)
     write_tsv(table, out_tsv)
     write_json(summary, out_json)
-    log.info("%d variants scored by %d runs (%d too long) -> %s", counts["scored"], len(runs), counts["too_long"],
-             out_tsv)
+    log.info("%d variants scored by %d runs (%d too long) -> %s", counts["scored"], len(checkpoints),
+             counts["too_long"], out_tsv)
     return summary

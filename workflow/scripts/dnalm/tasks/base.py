@@ -30,6 +30,8 @@ class TaskType:
             evaluation fits something on the validation windows, which the ensemble's second model trained on.
         attribution_outputs: The outputs attributions explain (`dnalm.attribution_outputs.OUTPUTS`); None: the config's
             interpret.outputs.
+        eval_splits: The splits whose model outputs `evaluate` reads (`test`, and `val` where it fits something on
+            the validation windows); a sharded evaluation predicts these.
     """
 
     name: str = ""
@@ -40,6 +42,7 @@ class TaskType:
     val_columns: tuple[str, ...] = ()
     attribution_outputs: tuple[str, ...] | None = None
     fold_ensemble: bool = True
+    eval_splits: tuple[str, ...] = ("test",)
 
     # ------------------------------------------------------------------------------------------------ config side
     def check(self, task: str, spec: dict, cfg: dict) -> None:
@@ -115,6 +118,14 @@ class TaskType:
         return torch.logsumexp(torch.stack(outputs), dim=0) - math.log(len(outputs))
 
     # -------------------------------------------------------------------------------------------- evaluation side
+    def capture(self, model):
+        """A context manager collecting what `evaluate` reads from `model` besides its outputs, one array per forward
+        pass while it is open (classification: the head's pooled features); it yields name → list of arrays.
+        Default: nothing."""
+        from contextlib import nullcontext
+
+        return nullcontext({})
+
     def evaluate(self, batches, info: dict, store, out_predictions: str, *, site_threshold: float, **context) -> dict:
         """Write predictions.h5 from the model's outputs on every test window and return the test metrics.
 
@@ -124,8 +135,10 @@ class TaskType:
             store: The test windows.
             out_predictions: predictions.h5 to write (`prediction_datasets`).
             site_threshold: Observed signal that makes a base a site (profile tasks).
-            context: `model` (the model the batches come from), `val` ((validation store, its batches)) and the
-                task type's `eval_settings`, for the types that use them.
+            context: `model` (the model the batches come from), `val` ((validation store, its batches)), `captured`
+                (split → name → list of arrays: what `capture` collected, for batches that were not computed here, as a
+                sharded evaluation's merge gives them) and the task type's `eval_settings`, for the types that use
+                them.
         """
         raise NotImplementedError
 

@@ -12,6 +12,7 @@ validation and test examples, calibration fitted on validation, metrics of the t
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,7 @@ class ClassificationTask(TaskType):
     val_columns = ("val_accuracy", "val_auroc")
     attribution_outputs = ("class",)
     fold_ensemble = False  # calibration is fitted on validation windows
+    eval_splits = EVAL_SPLITS
 
     def check(self, task: str, spec: dict, cfg: dict) -> None:
         """No targets or extra species; given splits need given files, chromosome and fold splits need intervals."""
@@ -172,17 +174,23 @@ class ClassificationTask(TaskType):
 
         return torch.log_softmax(output, dim=-1), torch.softmax(output, dim=-1)
 
+    def capture(self, model):
+        """The pooled features of the model's head (`embedding`), per forward pass (none for a model without one, as
+        the fold ensemble)."""
+        return _pooled(model)
+
     def evaluate(self, batches, info: dict, store, out_predictions: str, *, site_threshold: float = 0.0,
-                 model=None, val=None, calibration: str = "platt", threshold: str = "0.5") -> dict:
+                 model=None, val=None, captured=None, calibration: str = "platt", threshold: str = "0.5") -> dict:
         """Write predictions.h5 (logits, pooled features, labels and ids of the validation and test examples) and
         return the test metrics before and after calibration (`dnalm.classification.evaluation`)."""
         import h5py
 
         from dnalm.classification.evaluation import evaluate_probabilities, json_safe
 
-        parts = {"test": _collect(store, batches, model)}
+        captured = captured or {}
+        parts = {"test": _collect(store, batches, model, captured.get("test"))}
         if val is not None:
-            parts["val"] = _collect(*val, model)
+            parts["val"] = _collect(*val, model, captured.get("val"))
         classes = list(store.channels)
         weights = info.get("count_weight")
         loss = float(self.loss(*(_torch(parts["test"]["logits"], parts["test"]["labels"], len(classes))),
@@ -210,22 +218,31 @@ def _torch(logits: np.ndarray, labels: np.ndarray, k: int):
     return torch.from_numpy(logits), torch.nn.functional.one_hot(torch.from_numpy(labels), k).float()
 
 
-def _collect(store, batches, model) -> dict[str, np.ndarray]:
-    """Logits, label indexes, example ids and the head's pooled input features of every example of a store."""
+@contextmanager
+def _pooled(model):
+    """Collect the pooled features of `model`'s head per forward pass while open (`ClassificationTask.capture`)."""
     pooled, hook = [], None
     head = getattr(model, "head", None)
     if head is not None:
         hook = head.register_forward_hook(lambda module, args, out: pooled.append(module.pooled(args[0]).float().cpu()))
     try:
-        logits, labels = [], []
-        for _, output, y in batches:
-            logits.append(output.numpy())
-            labels.append(y.numpy().argmax(axis=1))
+        yield {"embedding": pooled}
     finally:
         if hook is not None:
             hook.remove()
+
+
+def _collect(store, batches, model, captured: dict | None = None) -> dict[str, np.ndarray]:
+    """Logits, label indexes, example ids and the head's pooled input features of every example of a store (the
+    features from `captured` when given, else from `model`'s forward passes as the batches are computed)."""
+    logits, labels = [], []
+    with _pooled(model if captured is None else None) as seen:
+        for _, output, y in batches:
+            logits.append(output.numpy())
+            labels.append(y.numpy().argmax(axis=1))
+    pooled = [p.numpy() for p in seen["embedding"]] if captured is None else list(captured.get("embedding", []))
     k = len(store.channels)
     return {"logits": np.concatenate(logits) if logits else np.zeros((0, k), np.float32),
             "labels": np.concatenate(labels) if labels else np.zeros(0, np.int64),
             "ids": np.array(store.meta["ids"], dtype="S"),
-            "embedding": np.concatenate([p.numpy() for p in pooled]) if pooled else np.zeros((0, 0), np.float32)}
+            "embedding": np.concatenate(pooled) if pooled else np.zeros((0, 0), np.float32)}
