@@ -64,7 +64,7 @@ def cluster_profile(directory: Path, cpus: int = 1, **settings) -> Path:
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     profile["default-resources"]["slurm_partition"] = "cpu"
     for entry in profile["set-resources"].values():  # every GPU rule (tests/unit/test_slurm_profile.py)
-        if entry.get("gpu"):
+        if "cpus_per_gpu" in entry:
             entry["cpus_per_gpu"] = cpus
     profile["set-threads"] = {rule: cpus for rule in ("train_model", "pretrain_lm", "evaluate_model", "run_busco")}
     profile.update({"slurm-init-seconds-before-status-checks": 2, "slurm-keep-successful-logs": True,
