@@ -35,6 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -243,6 +244,18 @@ def gather(obj, group: Group) -> list:
     out = [None] * group.world
     dist.all_gather_object(out, obj)
     return out
+
+
+def share(n: int, group: Group, micro_batch: int | None = None) -> tuple[list[np.ndarray], bool]:
+    """This process's rows of a global batch of `n` (rank, rank + world, …) in micro-batches of at most
+    `micro_batch`, and whether it has none (it then takes part with row 0, to be weighted 0: every process must run
+    a backward pass for the gradient all-reduce)."""
+    mine = np.arange(group.rank, n, group.world)
+    empty = len(mine) == 0
+    if empty:
+        mine = np.arange(1)
+    size = micro_batch or len(mine)
+    return [mine[i : i + size] for i in range(0, len(mine), size)], empty
 
 
 def checkpoint_due(clock, group: Group) -> bool:

@@ -345,12 +345,7 @@ def pretrain_step(parallel: nn.Module, optimizer, inputs: np.ndarray, labels: np
         loss.backward()
         optimizer.step()
         return loss.item()
-    mine = np.arange(group.rank, len(inputs), group.world)
-    empty = len(mine) == 0
-    if empty:
-        mine = np.arange(1)
-    size = micro_batch or len(mine)
-    chunks = [mine[i : i + size] for i in range(0, len(mine), size)]
+    chunks, empty = distributed.share(len(inputs), group, micro_batch)
     weights = [0 if empty else int((labels[c] != -100).sum()) for c in chunks]
     total = all_sum([float(sum(weights))], group)[0]
     optimizer.zero_grad(set_to_none=True)

@@ -106,12 +106,7 @@ def train_step(model, optimizer, store: WindowStore, index: np.ndarray, shifts: 
     batch's loss weight (times the world size, which DistributedDataParallel's averaging divides out).
     """
     task = tasks.get(store.task_type)
-    mine = np.arange(group.rank, len(index), group.world)
-    empty = len(mine) == 0
-    if empty:
-        mine = np.arange(1)
-    size = micro_batch or len(mine)
-    chunks = [mine[i : i + size] for i in range(0, len(mine), size)]
+    chunks, empty = distributed.share(len(index), group, micro_batch)
     batches = [store.batch(index[c], None if shifts is None else shifts[c], None if flips is None else flips[c])
                for c in chunks]
     weights = [0.0 if empty else task.loss_weight(y, count_weight) for _, y in batches]
