@@ -1,8 +1,9 @@
 """Masked-LM pretraining on genome windows, resumable after a kill to the same final weights.
 
-One loop for every architecture (`pretrain.<name>.arch`): `bert` (a BERT encoder on tokens, `bert_setup`) and `unet`
-(the transformer U-Net on bases, `dnalm.pretrain_unet`); each gives a `Setup`: its model, its `Objective` (masked
-inputs of corpus rows, logits at the masked positions) and how its directory is written. Below, the BERT path.
+One loop for every architecture (`pretrain.<name>.arch`): `bert` (a BERT encoder on tokens, `bert_setup`), `unet`
+(the transformer U-Net on bases, `dnalm.pretrain_unet`) and `enbed` (the byte-level encoder-decoder by span
+corruption, `dnalm.pretrain_enbed`); each gives a `Setup`: its model, its `Objective` (masked inputs of corpus rows,
+logits at the predicted positions) and how its directory is written. Below, the BERT path.
 
 Data: windows of `window` bp tiled with `stride` over the train (and validation) chromosomes of each genome, each
 with its genome's species token (`[CLS] <species> tokens [SEP]`). Windows with a base other than A, C, G, T are
@@ -45,7 +46,7 @@ from dnalm.device import autocast, pick_device, resolve_precision, set_threads
 from dnalm.models.backbones import bert_config, quiet_transformers
 from dnalm.models.dropout import use_fast_dropout
 from dnalm.pretrain_setup import TRAIN_KEYS, Objective, Setup
-from dnalm.schema import block_defaults
+from dnalm.schema import pretrain_block
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +164,8 @@ def pretrain_lm(genomes: list[dict], out_dir: str, spec: dict, *, species: list[
     """Pretrain by masked LM and write the model directory, resuming from `out_dir/last.ckpt`.
 
     arch `bert` writes a `BertForMaskedLM` as a Hugging Face directory (`config.json`, `model.safetensors`, tokenizer
-    files, see `dnalm.tokenize.save_tokenizer`); arch `unet` a U-Net directory (`dnalm.pretrain_unet`). Both also
-    write `history.tsv` (one row per evaluation), `pretrain.json` (the summary) and `last.ckpt` (resumable state).
+    files, see `dnalm.tokenize.save_tokenizer`); arch `unet` a U-Net directory (`dnalm.pretrain_unet`); arch
+    `enbed` a `LongT5ForConditionalGeneration` directory (`dnalm.pretrain_enbed`). All also write `history.tsv` (one row per evaluation), `pretrain.json` (the summary) and `last.ckpt` (resumable state).
     Holds `out_dir`'s lock throughout (`dnalm.checkpoint.run_lock`): a second pretraining of the directory waits.
 
     Args:
@@ -186,8 +187,7 @@ def pretrain_lm(genomes: list[dict], out_dir: str, spec: dict, *, species: list[
     """
     set_threads(threads)
     with run_lock(out_dir):
-        return _pretrain(genomes, Path(out_dir), {**block_defaults("pretrain"), **spec}, species=species,
-                         dev=pick_device(device))
+        return _pretrain(genomes, Path(out_dir), pretrain_block(spec), species=species, dev=pick_device(device))
 
 
 def bert_setup(genomes: list[dict], p: dict, species: list[str], reader: WindowReader, dev: torch.device) -> Setup:
@@ -235,6 +235,10 @@ def _pretrain(genomes: list[dict], out: Path, p: dict, *, species: list[str], de
                 return bert_objective(reader, kind, species_ids, p["mask_prob"]).batch
 
             setup = unet_setup(genomes, p, species, masked, dev)
+        elif p["arch"] == "enbed":
+            from dnalm.pretrain_enbed import enbed_setup
+
+            setup = enbed_setup(p, reader, dev)
         else:
             setup = bert_setup(genomes, p, species, reader, dev)
         settings = {**setup.settings, "precision": precision}
