@@ -176,7 +176,16 @@ def test_pretraining_learns_the_repeat_and_writes_its_directory(pretrained):
     assert (config["local_radius"], config["global_block_size"], config["num_decoder_layers"]) == (32, 4, 1)
     summary = json.loads((pretrained / "pretrain.json").read_text())
     assert summary["arch"] == "enbed" and summary["sentinels"] == span_counts(64, 0.15, 4)[1] == 2
-    assert config["vocab_size"] == te.SENTINEL_START + 2 and (pretrained / "tokenizer.json").exists()
+    assert config["vocab_size"] == te.SENTINEL_START + 2
+    outputs = ("config.json", "model.safetensors", "tokenizer.json", "pretrain.json", "history.tsv")  # pretrain_lm's
+    assert all((pretrained / name).exists() for name in outputs)
+
+
+def test_report_row_of_an_enbed_pretrain(pretrained):
+    from dnalm.report.sections.pretrain import _row
+
+    row = _row("ed", json.loads((pretrained / "pretrain.json").read_text()))
+    assert row[1] == "bases + span sentinels (enbed)" and row[6] == "enbed: 2:1 / 32 / 2, radius 32, block 4"
 
 
 def test_pretraining_resumes_after_sigkill_to_the_same_weights(pretrained, genomes, tmp_path):  # noqa: F811
