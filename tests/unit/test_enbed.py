@@ -202,6 +202,8 @@ def test_pretraining_resumes_after_sigkill_to_the_same_weights(pretrained, genom
 def test_finetuning_modes_start_from_the_pretrained_weights(pretrained):
     from safetensors.torch import load_file
 
+    from dnalm.attribution import resolve_method
+
     saved = load_file(str(pretrained / "model.safetensors"))
     weights = {k.removeprefix("encoder."): v for k, v in saved.items() if k.startswith("encoder.")}
     weights["embed_tokens.weight"] = saved["shared.weight"]  # tied to the decoder's input and output embeddings
@@ -217,6 +219,7 @@ def test_finetuning_modes_start_from_the_pretrained_weights(pretrained):
     trainable = {n for n, p in lora.named_parameters() if p.requires_grad}
     assert trainable == {n for n, _ in lora.named_parameters() if "lora_" in n} != set()
     assert {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in trainable} == {"q", "v", "o", "wi_0", "wi_1", "wo"}
+    assert resolve_method(models["lora"]) == "ig"  # attention: integrated gradients down to the bases
     frozen = models["frozen"].train()
     assert not any(p.requires_grad for p in frozen.trunk.parameters()) and not frozen.trunk.encoder.training
     scratch = models["scratch"].trunk.encoder.encoder.state_dict()
@@ -318,6 +321,14 @@ def test_pretrain_windows_default_by_arch(cfg):
     assert (cfg["pretrain"]["bert"]["window"], cfg["pretrain"]["bert"]["stride"]) == (300, 150)
     own = dconfig.with_defaults({"pretrain": {"ed": {"arch": "enbed", "window": 1024}}})["pretrain"]["ed"]
     assert (own["window"], own["stride"]) == (1024, 512)
+
+
+def test_conservation_refuses_an_enbed_pretrain(cfg):
+    from dnalm.config_conservation import check_conservation
+
+    cfg["conservation"]["models"] = ["ed"]
+    with pytest.raises(ValueError, match="conservation.models: pretrain.ed is arch enbed"):
+        check_conservation(cfg)
 
 
 @pytest.mark.parametrize(
