@@ -7,7 +7,8 @@ Prints, each the median of `--repeats` runs:
   full-attention `T5EncoderModel` of the same size (d_model, d_ff, heads, layers, gated GELU, relative positions):
   seconds per forward + backward pass (sum of the features as the loss), time per token relative to the shortest
   length, the activation memory (bytes of every tensor autograd saves for the backward pass, counted by
-  `torch.autograd.graph.saved_tensors_hooks`: device-independent) and on CUDA the peak allocated memory of the pass.
+  `torch.autograd.graph.saved_tensors_hooks`: device-independent; a tensor saved by two operations counts twice, so
+  it is a ceiling, the same for both models) and on CUDA the peak allocated memory of the pass.
   At the longest length: full-attention time / enbed time and full / enbed activation memory. Goals (issue #20):
   time per token at 16 kb ≤ 1.3× that at 1 kb; ≥ 4× faster and ≥ 8× less activation memory than full attention.
   Full attention is skipped (`skipped`) where its scores alone (batch × heads × L² × 4 bytes × layers) would exceed
