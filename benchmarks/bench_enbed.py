@@ -18,7 +18,7 @@ Prints, each the median of `--repeats` runs:
   precision `train.precision: auto` resolves to on the device (`dnalm.device.resolve_precision`): bases per second.
 
 Usage: .venv/bin/python benchmarks/bench_enbed.py [--device cpu|cuda] [--threads 2] [--d-model 256] [--layers 4]
-       [--heads 4] [--radius 128] [--block 16] [--tokens 16384] [--lengths 1024,2048,4096,8192,16384]
+       [--heads 4] [--radius 128] [--block 128] [--tokens 16384] [--lengths 1024,2048,4096,8192,16384]
        [--pretrain-window 16384] [--pretrain-batch 1] [--repeats 3]
 A CPU check at reduced size: --d-model 64 --layers 2 --tokens 4096 --lengths 512,1024,2048,4096
 --pretrain-window 2048 --pretrain-batch 2.
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--radius", type=int, default=128)
-    parser.add_argument("--block", type=int, default=16)
+    parser.add_argument("--block", type=int, default=128)
     parser.add_argument("--tokens", type=int, default=16384)
     parser.add_argument(
         "--lengths", type=lambda s: [int(x) for x in s.split(",")], default=[1024, 2048, 4096, 8192, 16384]
