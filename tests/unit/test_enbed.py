@@ -261,6 +261,7 @@ def write_class_store(directory: Path, split: str, n: int, seed: int, motif: str
 
 
 def test_an_enbed_trunk_classifies_a_planted_motif(tmp_path):
+    from dnalm.predict import load_model
     from dnalm.store import WindowStore
     from dnalm.training import train
 
@@ -298,8 +299,12 @@ def test_an_enbed_trunk_classifies_a_planted_motif(tmp_path):
     )
     history = pd.read_csv(tmp_path / "model" / "history.tsv", sep="\t")
     assert history["val_accuracy"].max() > 0.8 and history["val_auroc"].max() > 0.9  # chance: 0.5 and 0.5
-    summary = json.loads((tmp_path / "model" / "model.json").read_text())
+    model, summary = load_model(str(tmp_path / "model" / "best.ckpt"))  # as evaluation rebuilds it
     assert summary["arch"] == "enbed" and summary["head"]["kind"] == "pooled"
+    x, y = stores["val"].batch(np.arange(len(stores["val"])))
+    with torch.no_grad():
+        accuracy = (model(torch.from_numpy(x)).argmax(1) == torch.from_numpy(y).argmax(1)).float().mean().item()
+    assert accuracy == pytest.approx(history.set_index("epoch")["val_accuracy"][summary["best_epoch"]], abs=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------------- config
