@@ -67,7 +67,7 @@ def test_a_unet_pretrain_and_unet_models_build_the_dag(tmp_path: Path) -> None:
 
 def test_an_enbed_pretrain_and_enbed_models_build_the_dag(tmp_path: Path) -> None:
     """pretrain_lm writes an enbed directory (its five outputs) and train_model of a model on it waits for its
-    weights; the scratch twin too (same backbone), and neither is exported as an LM."""
+    weights; the scratch twin too (same backbone); both are exported (their encoders, as LMs are)."""
     config = copy.deepcopy(DEMO)
     config["pretrain"]["ed"] = {"arch": "enbed", "window": 1024, "steps": 10}
     config["models"].update({"e_full": {"arch": "enbed", "enbed": {"backbone": "ed"}},
@@ -79,7 +79,7 @@ def test_an_enbed_pretrain_and_enbed_models_build_the_dag(tmp_path: Path) -> Non
     for model in ("e_full", "e_scratch"):
         job = re.search(rf"rule train_model:\n\s+input: ([^\n]*)\n\s+output: results/models/polya/{model}/", proc.stdout)
         assert job and "results/pretrain/ed/model.safetensors" in job[1], model
-    assert "results/models/polya/e_full/hf" not in proc.stdout
+    assert "results/models/polya/e_full/hf" in proc.stdout and "results/models/polya/e_scratch/hf" in proc.stdout
 
 
 def test_conservation_of_the_reference_species_joins_the_dag(tmp_path: Path) -> None:

@@ -227,6 +227,30 @@ def test_finetuning_modes_start_from_the_pretrained_weights(pretrained):
     assert scratch.keys() == weights.keys() and not torch.equal(scratch[key], weights[key])
 
 
+def test_a_finetuned_lora_model_exports_its_merged_encoder_and_reloads_to_the_same_outputs(pretrained, tmp_path):
+    from transformers import AutoTokenizer, LongT5EncoderModel
+
+    from dnalm.models.export import export_hf, load_exported
+
+    torch.manual_seed(0)
+    model = build_model("enbed", {"backbone": str(pretrained), "finetune": "lora"}, "pooled", 3, {"pool": "meanmax"})
+    for name, param in model.named_parameters():  # trained adapters: lora_B starts at zero
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)
+    model.eval()
+    export_hf(model, tmp_path / "hf")
+    x = onehot(["ACGTTGCANNGTACGTAC", "TTTTACGTACGTGGGGCA"])
+    with torch.no_grad():
+        assert torch.allclose(load_exported(tmp_path / "hf")(x), model(x), atol=1e-5)
+        encoder = LongT5EncoderModel.from_pretrained(str(tmp_path / "hf"), local_files_only=True).eval()
+        ids = torch.tensor(
+            [AutoTokenizer.from_pretrained(str(tmp_path / "hf"), local_files_only=True)("ACGTTGCANNGTACGTAC").input_ids]
+        )
+        hidden = encoder(input_ids=ids).last_hidden_state.transpose(1, 2)
+        assert torch.allclose(hidden, model.trunk(x[:1]), atol=1e-5)  # the merged adapters are in the weights
+    assert json.loads((tmp_path / "hf" / "head.json").read_text())["tokenizer"] == "enbed"
+
+
 def write_class_store(directory: Path, split: str, n: int, seed: int, motif: str = "TATAAT", length: int = 40) -> str:
     """A classification store: random sequences, the positives (label 1) carry `motif` at a random place."""
     rng = np.random.default_rng(seed)
