@@ -65,6 +65,23 @@ def test_a_unet_pretrain_and_unet_models_build_the_dag(tmp_path: Path) -> None:
         assert path in proc.stdout, path
     assert "results/models/polya/u_lora/hf" not in proc.stdout  # only BERT-style LMs are exported
 
+def test_an_enbed_pretrain_and_enbed_models_build_the_dag(tmp_path: Path) -> None:
+    """pretrain_lm writes an enbed directory (its five outputs) and train_model of a model on it waits for its
+    weights; the scratch twin too (same backbone); both are exported (their encoders, as LMs are)."""
+    config = copy.deepcopy(DEMO)
+    config["pretrain"]["ed"] = {"arch": "enbed", "window": 1024, "steps": 10}
+    config["models"].update({"e_full": {"arch": "enbed", "enbed": {"backbone": "ed"}},
+                             "e_scratch": {"arch": "enbed", "enbed": {"backbone": "ed", "finetune": "scratch"}}})
+    proc = dry_run(tmp_path, config)
+    assert proc.returncode == 0, proc.stderr
+    outputs = ("config.json", "model.safetensors", "tokenizer.json", "pretrain.json", "history.tsv")
+    assert all(f"results/pretrain/ed/{name}" in proc.stdout for name in outputs)
+    for model in ("e_full", "e_scratch"):
+        job = re.search(rf"rule train_model:\n\s+input: ([^\n]*)\n\s+output: results/models/polya/{model}/", proc.stdout)
+        assert job and "results/pretrain/ed/model.safetensors" in job[1], model
+    assert "results/models/polya/e_full/hf" in proc.stdout and "results/models/polya/e_scratch/hf" in proc.stdout
+
+
 def test_conservation_of_the_reference_species_joins_the_dag(tmp_path: Path) -> None:
     config = edit(["conservation"], {"models": ["fungal_lm"], "regions": "resources/demo/scer/chrVII.bed"})
     proc = dry_run(tmp_path, config)

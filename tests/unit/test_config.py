@@ -48,7 +48,7 @@ def test_the_demo_config_passes_and_gets_every_default() -> None:
     ((["tasks", "polya", "windw"], {"length": 300}), "tasks.polya: Additional properties are not allowed ('windw'"),
     ((["models", "bpnet", "train", "epochs"], "ten"), "models.bpnet.train.epochs: 'ten' is not of type 'integer'"),
     ((["species", "scer", "genome", "md5"], "not-an-md5"), "species.scer.genome.md5: 'not-an-md5' does not match"),
-    ((["models", "bpnet", "arch"], "transformer"), "models.bpnet.arch: 'transformer' is not one of ['bpnet', 'lm', 'unet']"),
+    ((["models", "bpnet", "arch"], "transformer"), "models.bpnet.arch: 'transformer' is not one of ['bpnet', 'lm', 'unet', 'enbed']"),
     ((["tasks", "polya", "split", "folds"], {"k": 8}), "tasks.polya.split: {"),  # chromosomes and folds: one of
     ((["qc", "thresholds", "max_n_fraction"], 2), "qc.thresholds.max_n_fraction: 2 is greater than the maximum"),
 ])

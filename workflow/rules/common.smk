@@ -232,11 +232,11 @@ def get_store(split, prefix=""):
 
 # --------------------------------------------------------------------------------------------------- training
 def get_model_params(wildcards):
-    """Params of train_model: the run's arch, its trunk's config block (LMs, U-Nets: with the backbone directory and
-    the species tokens resolved), its train block and seed."""
+    """Params of train_model: the run's arch, its trunk's config block (LMs, U-Nets, enbed: with the backbone
+    directory and the species tokens resolved), its train block and seed."""
     spec = dnalm.config.run_spec(config, wildcards.model)
     params = dict(spec[spec["arch"]])
-    if spec["arch"] in ("lm", "unet"):
+    if spec["arch"] in ("lm", "unet", "enbed"):
         species = get_task(wildcards)["species"]
         params.update(
             backbone=dnalm.config.backbone_dir(config, wildcards.model, REPO),
@@ -262,7 +262,7 @@ def train_resource(name):
 def get_backbone_files(wildcards):
     """train_model's extra input: the weights of a backbone pretrained by this workflow (nothing otherwise)."""
     spec = dnalm.config.run_spec(config, wildcards.model)
-    backbone = spec[spec["arch"]].get("backbone")  # lm and unet blocks have one
+    backbone = spec[spec["arch"]].get("backbone")  # lm, unet and enbed blocks have one
     if backbone not in config["pretrain"]:
         return []
     return [f"results/pretrain/{backbone}/model.safetensors"]

@@ -24,7 +24,7 @@ from dnalm.config_conservation import (  # noqa: F401 (conservation_jobs, counte
     conservation_jobs,
     counterfactual_species,
 )
-from dnalm.schema import SCHEMA, load_schema
+from dnalm.schema import SCHEMA, load_schema, pretrain_block
 
 SPLITS = ("train", "val", "test")
 #: A run id: a model id, then `~<label><value>` per swept key and `~seed<N>` for repeated seeds.
@@ -47,6 +47,8 @@ def validate(cfg: dict, schema_path: str | Path = SCHEMA) -> dict:
         raise ValueError(f"the config does not match {schema_path} (keys are documented there and in "
                          "config/README.md):\n" + "\n".join(lines))
     fill_defaults(cfg, schema=str(schema_path), set_default=True)
+    for spec in cfg.get("pretrain", {}).values():  # defaults that depend on the arch
+        spec.update(pretrain_block(spec))
     return cfg
 
 
@@ -209,19 +211,20 @@ def check_models(cfg: dict, repo: str | Path) -> None:
             if spec["train"]["jitter"] > flank:
                 raise ValueError(f"models.{model}.train.jitter ({spec['train']['jitter']}) exceeds "
                                  f"tasks.{task}.window.flank ({flank})")
-        if spec["arch"] in ("lm", "unet"):
+        if spec["arch"] in ("lm", "unet", "enbed"):
             _check_backbone(cfg, model, repo)
 
 
 def _check_backbone(cfg: dict, model: str, repo: str | Path) -> None:
-    """An LM's or U-Net's backbone is a pretrain of its kind (bert or unet) or a directory; scratch needs none."""
+    """An LM's, U-Net's or enbed's backbone is a pretrain of its kind (bert, unet, enbed) or a directory; scratch
+    needs none."""
     arch = cfg["models"][model]["arch"]
     block, where = cfg["models"][model][arch], f"models.{model}.{arch}.backbone"
     if block["backbone"] is None and block["finetune"] != "scratch":
         raise ValueError(f"{where} is null: give a pretrain name ({sorted(cfg['pretrain'])}) or a local "
-                         f"{'Hugging Face ' if arch == 'lm' else 'U-Net '}directory, or use finetune: scratch")
+                         f"{'U-Net ' if arch == 'unet' else 'Hugging Face '}directory, or use finetune: scratch")
     pretrain = cfg["pretrain"].get(block["backbone"]) if block["backbone"] is not None else None
-    wanted = "unet" if arch == "unet" else "bert"
+    wanted = {"lm": "bert"}.get(arch, arch)
     if pretrain is not None and pretrain["arch"] != wanted:
         raise ValueError(f"{where}: pretrain.{block['backbone']} is arch {pretrain['arch']}; an arch {arch} model "
                          f"needs a pretrain with arch: {wanted}")

@@ -29,6 +29,10 @@ def check_conservation(cfg: dict) -> None:
         if lm not in cfg["pretrain"]:
             raise ValueError(f"conservation.models: {lm!r} is not under pretrain (known: {sorted(cfg['pretrain'])}); "
                              "conservation needs a masked LM pretrained by this workflow")
+        arch = cfg["pretrain"][lm].get("arch", "bert")
+        if arch != "bert":
+            raise ValueError(f"conservation.models: pretrain.{lm} is arch {arch}; conservation reads a BERT masked "
+                             "LM's per-base predictions (arch: bert)")
     if not block["models"]:
         return
     species = conservation_species(cfg)

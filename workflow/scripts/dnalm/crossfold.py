@@ -109,9 +109,9 @@ def comparison_units(cfg: dict) -> dict[str, list[str]]:
 
 
 def pretraining_pairs(cfg: dict, task: str) -> list[tuple[str, str]]:
-    """(pretrained, scratch) model pairs on a task: language models (arch lm, same backbone, tokenizer and head) or
-    U-Nets (arch unet, same backbone), one fine-tuned from the pretrained weights (lora, frozen or full), the other
-    `finetune: scratch`; unswept models."""
+    """(pretrained, scratch) model pairs on a task: language models (arch lm, same backbone, tokenizer and head),
+    U-Nets or enbed encoders (arch unet or enbed, same backbone), one fine-tuned from the pretrained weights (lora,
+    frozen or full), the other `finetune: scratch`; unswept models."""
     from dnalm.config import model_tasks
 
     def same(model: str) -> tuple:
@@ -120,7 +120,7 @@ def pretraining_pairs(cfg: dict, task: str) -> list[tuple[str, str]]:
         return (arch, block["backbone"], block["tokenizer"], block["head"]) if arch == "lm" else (arch, block["backbone"])
 
     lms = [m for m, spec in cfg["models"].items()
-           if spec["arch"] in ("lm", "unet") and not spec["sweep"] and task in model_tasks(cfg, m)]
+           if spec["arch"] in ("lm", "unet", "enbed") and not spec["sweep"] and task in model_tasks(cfg, m)]
     mode = {m: cfg["models"][m][cfg["models"][m]["arch"]]["finetune"] for m in lms}
     return [(p, s) for s in lms if mode[s] == "scratch" for p in lms if mode[p] != "scratch" and same(p) == same(s)]
 

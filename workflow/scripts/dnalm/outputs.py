@@ -126,7 +126,7 @@ def final_outputs(cfg: dict) -> list[str]:
     export, every task's per-run table and the conservation bigWigs."""
     qc = ["results/qc/pretrain_genomes.txt"] if cfg["species"] else []
     exports = [f"results/models/{t}/{r['run']}/hf" for t in cfg["tasks"] for r in task_runs(cfg, t)
-               if run_spec(cfg, r["run"])["arch"] == "lm"]
+               if run_spec(cfg, r["run"])["arch"] in ("lm", "enbed")]
     runs = [f"results/eval/{t}/runs.tsv" for t in cfg["tasks"] if task_runs(cfg, t)]
     tracks = [f"results/conservation/{lm}/{species}.bw" for lm, species in conservation_jobs(cfg)]
     return [*qc, *exports, *runs, *tracks]

@@ -1,8 +1,9 @@
 """Masked-LM pretraining on genome windows, resumable after a kill to the same final weights.
 
-One loop for every architecture (`pretrain.<name>.arch`): `bert` (a BERT encoder on tokens, `bert_setup`) and `unet`
-(the transformer U-Net on bases, `dnalm.pretrain_unet`); each gives a `Setup`: its model, its `Objective` (masked
-inputs of corpus rows, logits at the masked positions) and how its directory is written. Below, the BERT path.
+One loop for every architecture (`pretrain.<name>.arch`): `bert` (a BERT encoder on tokens, `bert_setup`), `unet`
+(the transformer U-Net on bases, `dnalm.pretrain_unet`) and `enbed` (the byte-level encoder-decoder by span
+corruption, `dnalm.pretrain_enbed`); each gives a `Setup`: its model, its `Objective` (masked inputs of corpus rows,
+logits at the predicted positions) and how its directory is written. Below, the BERT path.
 
 Data: windows of `window` bp tiled with `stride` over the train (and validation) chromosomes of each genome, each
 with its genome's species token (`[CLS] <species> tokens [SEP]`). Windows with a base other than A, C, G, T are
@@ -54,7 +55,7 @@ from dnalm.distributed import SINGLE, Group, all_sum, checkpoint_due, gather
 from dnalm.models.backbones import bert_config, checkpoint_activations, quiet_transformers
 from dnalm.models.dropout import use_fast_dropout
 from dnalm.pretrain_setup import TRAIN_KEYS, Objective, Setup
-from dnalm.schema import block_defaults
+from dnalm.schema import pretrain_block
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +179,8 @@ def pretrain_lm(genomes: list[dict], out_dir: str, spec: dict, *, species: list[
     """Pretrain by masked LM and write the model directory, resuming from `out_dir/last.ckpt`.
 
     arch `bert` writes a `BertForMaskedLM` as a Hugging Face directory (`config.json`, `model.safetensors`, tokenizer
-    files, see `dnalm.tokenize.save_tokenizer`); arch `unet` a U-Net directory (`dnalm.pretrain_unet`). Both also
-    write `history.tsv` (one row per evaluation), `pretrain.json` (the summary) and `last.ckpt` (resumable state).
+    files, see `dnalm.tokenize.save_tokenizer`); arch `unet` a U-Net directory (`dnalm.pretrain_unet`); arch
+    `enbed` a `LongT5ForConditionalGeneration` directory (`dnalm.pretrain_enbed`). All also write `history.tsv` (one row per evaluation), `pretrain.json` (the summary) and `last.ckpt` (resumable state).
     Holds `out_dir`'s lock throughout (`dnalm.checkpoint.run_lock`): a second pretraining of the directory waits.
 
     Args:
@@ -200,7 +201,7 @@ def pretrain_lm(genomes: list[dict], out_dir: str, spec: dict, *, species: list[
     Returns:
         The summary written to `pretrain.json`.
     """
-    p = {**block_defaults("pretrain"), **spec}
+    p = pretrain_block(spec)
     devices, nodes = distributed.world_size(p)
     with run_lock(out_dir):
         if devices * nodes > 1:
@@ -264,6 +265,10 @@ def _pretrain(genomes: list[dict], out: Path, p: dict, *, species: list[str], de
                 return bert_objective(reader, kind, species_ids, p["mask_prob"]).batch
 
             setup = unet_setup(genomes, p, species, masked, dev)
+        elif p["arch"] == "enbed":
+            from dnalm.pretrain_enbed import enbed_setup
+
+            setup = enbed_setup(p, reader, dev)
         else:
             setup = bert_setup(genomes, p, species, reader, dev)
         settings = {**setup.settings, "precision": precision}

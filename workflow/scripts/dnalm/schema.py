@@ -46,3 +46,15 @@ def block_defaults(*path: str) -> dict:
                 and "properties" in node["additionalProperties"]:
             node = node["additionalProperties"]
     return defaults(node)
+
+
+#: Pretraining window (bp) of each `pretrain.<id>.arch` when `window` is null (the schema's description says so).
+PRETRAIN_WINDOWS = {"bert": 300, "unet": 300, "enbed": 16384}
+
+
+def pretrain_block(spec: dict) -> dict:
+    """A `pretrain.<id>` block with its missing keys from the schema and a null `window` (by arch) and `stride`
+    (half the window) resolved."""
+    p = {**block_defaults("pretrain"), **spec}
+    window = p["window"] or PRETRAIN_WINDOWS[p["arch"]]
+    return {**p, "window": window, "stride": p["stride"] or window // 2}

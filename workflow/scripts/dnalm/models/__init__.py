@@ -1,4 +1,5 @@
-"""Sequence models as a trunk × a head: any trunk (BPNet's tower, a BERT-style LM, a U-Net) serves any task's head.
+"""Sequence models as a trunk × a head: any trunk (BPNet's tower, a BERT-style LM, a U-Net, an encoder-decoder's
+encoder) serves any task's head.
 
 A trunk maps one-hot DNA (B, 4, L) — rows A, C, G, T, N all zeros — to per-base features (B, H, L); the head the
 task type asks for (`dnalm.tasks`) maps them to that type's outputs. Trunks are registered in `TRUNKS` by their
@@ -61,15 +62,22 @@ def unet_trunk(params: dict) -> tuple[nn.Module, int]:
     return build_unet_trunk(params)
 
 
+def enbed_trunk(params: dict) -> tuple[nn.Module, int]:
+    """The encoder of a byte-level encoder-decoder from its config block (`dnalm.models.enbed.build_enbed_trunk`)."""
+    from dnalm.models.enbed import build_enbed_trunk
+
+    return build_enbed_trunk(params)
+
+
 #: Trunks by config `arch`: a function of the arch's config block returning (trunk, profile kernel).
-TRUNKS = {"bpnet": bpnet_trunk, "lm": lm_trunk, "unet": unet_trunk}
+TRUNKS = {"bpnet": bpnet_trunk, "lm": lm_trunk, "unet": unet_trunk, "enbed": enbed_trunk}
 
 
 def build_model(arch: str, params: dict, head: str, n_outputs: int, head_params: dict | None = None) -> SequenceModel:
     """Build an untrained model (call under the run's torch seed).
 
     Args:
-        arch: Trunk name (`bpnet`, `lm` or `unet`).
+        arch: Trunk name (`bpnet`, `lm`, `unet` or `enbed`).
         params: The trunk's config block (for `lm`, as `dnalm.models.lm.build_lm_trunk` takes it).
         head: Head name the task type asks for (`profile`, `binned`, `pooled`).
         n_outputs: Output channels (profile channels, tracks or classes).

@@ -49,7 +49,8 @@ def _figure(lm: str, history: pd.DataFrame) -> Markup:
 def _row(lm: str, summary: dict[str, Any]) -> list[str]:
     """One row of the pretraining summary table (en dashes for what pretrain.json lacks)."""
     get = summary.get
-    unet = get("unet") if get("arch") == "unet" else None  # a U-Net records its size under `unet`
+    unet = get("unet") if get("arch") == "unet" else None  # a U-Net records its size under `unet`, enbed under `enbed`
+    enbed = get("enbed") if get("arch") == "enbed" else None
     corpus = get("corpus")
     if corpus:
         genomes = ", ".join(f"{g['genome']} ({g['species']})" for g in corpus)
@@ -58,19 +59,27 @@ def _row(lm: str, summary: dict[str, Any]) -> list[str]:
     val = f"{html.fmt_int(get('val_windows_used'))} of {html.fmt_int(get('val_windows_available'))}"
     return [
         lm,
-        str(get("tokenizer", "bases (U-Net)" if unet else "–")),
+        str(get("tokenizer", "bases (U-Net)" if unet else "bases + span sentinels (enbed)" if enbed else "–")),
         genomes,
         f"{html.fmt_int(get('window'))} / {html.fmt_int(get('stride'))}",
         f"{html.fmt_int(get('train_windows'))} ({html.fmt_int(get('dropped_train_windows'))})",
         f"{val} ({html.fmt_int(get('dropped_val_windows'))})",
         (f"U-Net: {html.fmt_int(unet.get('layers'))} / channels {html.fmt_int(unet.get('channels'))}, depth "
          f"{html.fmt_int(unet.get('depth'))} / {html.fmt_int(unet.get('heads'))}") if unet
-        else " / ".join(html.fmt_int(get(k)) for k in ("layers", "hidden", "heads")),
+        else _enbed_size(enbed) if enbed else " / ".join(html.fmt_int(get(k)) for k in ("layers", "hidden", "heads")),
         html.fmt_int(get("parameters")),
         f"{html.fmt_int(get('steps_run'))} of {html.fmt_int(get('steps'))}",
         html.fmt_num(get("final_val_loss")),
         html.pct(get("final_val_accuracy")),
     ]
+
+
+def _enbed_size(enbed: dict[str, Any]) -> str:
+    """An encoder-decoder's size: encoder:decoder layers, d_model, heads, local radius and global block."""
+    decoder = enbed.get("decoder_layers") or -(-int(enbed.get("encoder_layers") or 0) // 2)
+    return (f"enbed: {html.fmt_int(enbed.get('encoder_layers'))}:{html.fmt_int(decoder)} / "
+            f"{html.fmt_int(enbed.get('d_model'))} / {html.fmt_int(enbed.get('heads'))}, radius "
+            f"{html.fmt_int(enbed.get('local_radius'))}, block {html.fmt_int(enbed.get('global_block_size'))}")
 
 
 def _curves(lm: str, path: str | None) -> Markup:
