@@ -317,3 +317,31 @@ def test_metrics_json_of_a_store_evaluation_has_every_comparison_column(noisy_st
         assert h5["observed"].shape == (4, 4, 64) and h5["noisy"].shape == (4, 64)
         np.testing.assert_array_equal(h5["noisy"][:], store.seq[:, 8:72])
     json.dumps(metrics)  # the metrics.json it becomes
+
+
+@pytest.mark.parametrize(("arch", "params"), [
+    ("bpnet", {"filters": 8, "layers": 2, "profile_kernel": 5}),
+    ("lm", {"backbone": None, "finetune": "scratch", "tokenizer": "kmer6_species", "head": "conv", "species": "yeast",
+            "architecture": {"layers": 1, "hidden": 16, "heads": 2, "intermediate": 32}}),
+])
+def test_bpnet_and_a_6mer_lm_train_and_evaluate_on_noisy_stores(noisy_stores: Path, tmp_path: Path, arch, params):
+    """Any trunk with the tagger head: one epoch of training (revcomp and jitter on), the evaluation and (the LM) the
+    species-token counterfactual."""
+    from dnalm.evaluate import evaluate
+    from dnalm.schema import block_defaults
+    from dnalm.training import train
+
+    torch.use_deterministic_algorithms(True)
+    tp = {**block_defaults("models", "train"), "epochs": 1, "batch_size": 8, "jitter": 8, "revcomp": True,
+          "class_balance": "weights", "precision": "fp32"}
+    summary = train(WindowStore(noisy_stores / "train"), WindowStore(noisy_stores / "val"), str(tmp_path / "m"),
+                    arch=arch, model_params=params, train_params=tp, seed=0)
+    assert summary["head"]["kind"] == "tagger" and len(summary["count_weight"]) == 4
+    history = pd.read_csv(tmp_path / "m/history.tsv", sep="\t")
+    assert np.isfinite(history["val_loss"]).all() and "val_f1_deletion" in history
+    metrics = evaluate(str(tmp_path / "m/best.ckpt"), WindowStore(noisy_stores / "test"), str(tmp_path / "p.h5"),
+                       str(tmp_path / "metrics.json"), site_threshold=1.0,
+                       out_counterfactual=str(tmp_path / "cf.tsv"))
+    assert metrics["n_windows"] == 4 and 0 <= metrics["auprc_substitution"] <= 1
+    swap = pd.read_csv(tmp_path / "cf.tsv", sep="\t")  # the LM's species token: its own row, no change
+    assert swap.empty if arch == "bpnet" else swap.loc[swap["token_in_use"], "mean_abs_delta_log_count"].item() == 0
