@@ -298,9 +298,10 @@ def check_interpret(cfg: dict, repo: str | Path) -> None:
         for model in cfg[block]["models"] or []:
             if model not in cfg["models"]:
                 raise ValueError(f"{block}.models: {model!r} is not under models (known: {sorted(cfg['models'])})")
-            if not any(tasks.get(cfg["tasks"][t]["type"]).interpretable for t in model_tasks(cfg, model)):
+            trained = model_tasks(cfg, model)
+            if trained and not any(tasks.get(cfg["tasks"][t]["type"]).interpretable for t in trained):
                 raise ValueError(f"{block}.models: {model!r} trains only on tasks whose type has no attributions, "
-                                 f"variant effects or prediction tracks ({', '.join(model_tasks(cfg, model))}; "
+                                 f"variant effects or prediction tracks ({', '.join(trained)}; "
                                  f"docs/seqerror.md); remove it from {block}.models")
     for task in dict.fromkeys(t for t, _ in interpret_pairs(cfg)):
         interpret_selection(cfg, task)
