@@ -184,7 +184,7 @@ def _assemble(true, width, deleted, substituted, new_base, n_ins, hp, random_ins
     """The noisy sequence, tags, covered true bases and edits of drawn events (see `simulate`)."""
     keep = (~deleted).astype(np.int64)
     block = keep + n_ins  # noisy bases each true base's place contributes: itself (if kept), then its insertions
-    start = np.concatenate([[0], np.cumsum(block)[:-1]])
+    start = np.cumsum(block) - block  # noisy index where each true base's place starts
     total = int(block.sum())
     covered = int(np.searchsorted(start, width, side="left"))  # true bases whose place starts inside the width
     owner = np.repeat(np.arange(len(true)), block)
