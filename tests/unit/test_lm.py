@@ -58,7 +58,7 @@ def head_and_stack(model: SequenceModel) -> int:
 @pytest.mark.parametrize("kind", tokenize.KINDS)
 @pytest.mark.parametrize("stack", ["conv", "bpnet"])
 def test_any_lm_trunk_serves_every_head(kind, stack):
-    """Per-base profile and counts, binned log-rates, pooled logits: the task type picks the head."""
+    """Per-base profile and counts, binned log-rates, pooled logits, per-base tags: the task type picks the head."""
     params = {"backbone": None, "finetune": "scratch", "tokenizer": kind, "architecture": ARCH, "head": stack,
               "species": "yeast"}
     torch.manual_seed(0)
@@ -66,6 +66,7 @@ def test_any_lm_trunk_serves_every_head(kind, stack):
     assert profile.shape == (2, 3, LENGTH) and counts.shape == (2, 3)
     assert build_model("lm", params, "binned", 3, {"bin_size": 8})(onehot(2)).shape == (2, 3, LENGTH // 8)
     assert build_model("lm", params, "pooled", 5)(onehot(2)).shape == (2, 5)
+    assert build_model("lm", params, "tagger", 4)(onehot(2)).shape == (2, 4, LENGTH)  # seqerror: per-base tags
 
 
 @pytest.mark.parametrize("kind", BERT_KINDS)

@@ -56,7 +56,8 @@ def test_build_model():
 
 
 @pytest.mark.parametrize(("head", "params", "shape"), [
-    ("profile", {}, [(2, 3, 48), (2, 3)]), ("binned", {"bin_size": 16}, [(2, 3, 3)]), ("pooled", {}, [(2, 3)])])
+    ("profile", {}, [(2, 3, 48), (2, 3)]), ("binned", {"bin_size": 16}, [(2, 3, 3)]), ("pooled", {}, [(2, 3)]),
+    ("tagger", {}, [(2, 3, 48)])])
 def test_the_bpnet_trunk_serves_every_head(head, params, shape):
     torch.manual_seed(0)
     model = build_model("bpnet", {"filters": 8, "layers": 2, "profile_kernel": 9}, head, 3, params)
@@ -68,8 +69,8 @@ def test_the_bpnet_trunk_serves_every_head(head, params, shape):
 def test_build_model_unknown_arch_and_head():
     with pytest.raises(ValueError, match="unknown model arch 'transformer'; known: bpnet, lm"):
         build_model("transformer", {}, "profile", 2)
-    with pytest.raises(ValueError, match="unknown head 'tagger'; known: profile, binned, pooled"):
-        build_model("bpnet", {}, "tagger", 2)
+    with pytest.raises(ValueError, match="unknown head 'decoder'; known: profile, binned, pooled, tagger"):
+        build_model("bpnet", {}, "decoder", 2)
 
 
 @pytest.mark.parametrize("out, inp, kernel, dilation, bias", [

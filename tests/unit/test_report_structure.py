@@ -40,7 +40,7 @@ def test_saved_structure_holds_the_demo_sections() -> None:
     sections = json.loads(SAVED.read_text())["sections"]
     ids = [s["id"] for s in sections]
     assert ids == ["inputs", "qc", "splits", "homology", "pretrain", "conservation", "training", "metrics",
-                   "classification", "folds",
+                   "classification", "seqerror", "folds",
                    "counterfactual", "examples", "sweeps", "interpretation", "positions", "ism", "variants", "tracks"]
     assert all(s["title"] for s in sections)
     by_id = {s["id"]: s for s in sections}

@@ -301,6 +301,11 @@ def check_interpret(cfg: dict, repo: str | Path) -> None:
         for model in cfg[block]["models"] or []:
             if model not in cfg["models"]:
                 raise ValueError(f"{block}.models: {model!r} is not under models (known: {sorted(cfg['models'])})")
+            trained = model_tasks(cfg, model)
+            if trained and not any(tasks.get(cfg["tasks"][t]["type"]).interpretable for t in trained):
+                raise ValueError(f"{block}.models: {model!r} trains only on tasks whose type has no attributions, "
+                                 f"variant effects or prediction tracks ({', '.join(trained)}; "
+                                 f"docs/seqerror.md); remove it from {block}.models")
     for task in dict.fromkeys(t for t, _ in interpret_pairs(cfg)):
         interpret_selection(cfg, task)
     if interpret_pairs(cfg):
@@ -553,8 +558,9 @@ def interpret_models(cfg: dict) -> list[str]:
 
 def interpret_pairs(cfg: dict) -> list[tuple[str, str]]:
     """(task, model) pairs to interpret: each interpreted model on every task it trains on (of a cross-validated
-    task, the first fold's)."""
-    return [(t, m) for m in interpret_models(cfg) for t in model_tasks(cfg, m) if cfg["tasks"][t].get("fold", 0) == 0]
+    task, the first fold's) whose type has attributions (`TaskType.interpretable`)."""
+    return [(t, m) for m in interpret_models(cfg) for t in model_tasks(cfg, m) if cfg["tasks"][t].get("fold", 0) == 0
+            and tasks.get(cfg["tasks"][t]["type"]).interpretable]
 
 
 def interpret_outputs(cfg: dict, task: str) -> list[str]:

@@ -1,9 +1,15 @@
 """Derived settings of variant scoring and genome-wide prediction tracks: their jobs from `variants.models` and
-`prediction_tracks.models`."""
+`prediction_tracks.models` (tasks of a type without them, `TaskType.interpretable`, are skipped)."""
 
 from __future__ import annotations
 
+from dnalm import tasks
 from dnalm.config import model_runs, model_tasks, sweep_points
+
+
+def _scored_tasks(cfg: dict, model: str) -> list[str]:
+    """The tasks a model trains on whose type has variant effects and prediction tracks."""
+    return [t for t in model_tasks(cfg, model) if tasks.get(cfg["tasks"][t]["type"]).interpretable]
 
 
 def variant_jobs(cfg: dict) -> list[dict]:
@@ -12,7 +18,7 @@ def variant_jobs(cfg: dict) -> list[dict]:
     models = cfg["variants"]["models"]
     jobs = []
     for model in list(cfg["models"]) if models is None else models:
-        for task in model_tasks(cfg, model):
+        for task in _scored_tasks(cfg, model):
             species = cfg["tasks"][task]["species"]
             for point, _ in sweep_points(cfg, model):
                 runs = [r["run"] for r in model_runs(cfg, model) if r["point"] == point]
@@ -25,4 +31,4 @@ def track_runs(cfg: dict) -> list[tuple[str, str]]:
     """(task, run) of every run of `prediction_tracks.models` (null: every model) on every task it trains on."""
     models = cfg["prediction_tracks"]["models"]
     return [(t, r["run"]) for m in (list(cfg["models"]) if models is None else models)
-            for t in model_tasks(cfg, m) for r in model_runs(cfg, m)]
+            for t in _scored_tasks(cfg, m) for r in model_runs(cfg, m)]

@@ -1,4 +1,5 @@
-"""Evaluation metrics: per-window profile Pearson, site-call AUROC/AUPRC, count Pearson, per-track Pearson."""
+"""Evaluation metrics: per-window profile Pearson, site-call AUROC/AUPRC, count Pearson, per-track Pearson, per-kind
+error detection of seqerror tasks."""
 
 from __future__ import annotations
 
@@ -84,4 +85,44 @@ def track_metrics(pred: np.ndarray, obs: np.ndarray, channels: list[str], suffix
     for i, name in enumerate(channels):
         out[f"window_pearson_median{suffix}/{name}"] = _nan_stat(r[:, i], np.median)
         out[f"track_pearson{suffix}/{name}"] = float(across[i])
+    return out
+
+
+def kind_scores(prob: np.ndarray, tags: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(labels, scores) per error kind of per-base tags (seqerror tasks; channels of `dnalm.seqerrors.CHANNELS`).
+
+    Substitutions and insertions are scored per noisy base (channels 0 and 1). A deletion is scored per gap between
+    neighbouring bases j and j + 1: its label is channel 2 (deletion after) at j, which the store sets exactly when
+    channel 3 (deletion before) is set at j + 1; its score is the mean of the two channels' probabilities there.
+
+    Args:
+        prob: (N, 4, L) predicted probabilities.
+        tags: (N, 4, L) 0/1 tags.
+    """
+    return {"substitution": (tags[:, 0].ravel(), prob[:, 0].ravel()),
+            "insertion": (tags[:, 1].ravel(), prob[:, 1].ravel()),
+            "deletion": (tags[:, 2, :-1].ravel(), ((prob[:, 2, :-1] + prob[:, 3, 1:]) / 2).ravel())}
+
+
+def tagging_metrics(prob: np.ndarray, tags: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Base-level detection metrics per error kind (`kind_scores`): precision, recall and F1 of the calls
+    probability ≥ threshold, AUPRC (average precision) of the probabilities, the prevalence (AUPRC's chance
+    level) and the number of errors.
+
+    Keys `<metric>_<kind>`. Precision is NaN without calls, recall NaN without errors; F1 = 2 TP / (2 TP + FP + FN)
+    (0 when errors exist and none is called, NaN with neither errors nor calls); AUPRC NaN without errors (or
+    without correct bases).
+    """
+    out: dict[str, float] = {}
+    for kind, (labels, scores) in kind_scores(prob, tags).items():
+        labels = labels.astype(bool)
+        called = scores >= threshold
+        tp, n_called, n_pos = int((called & labels).sum()), int(called.sum()), int(labels.sum())
+        precision = tp / n_called if n_called else float("nan")
+        recall = tp / n_pos if n_pos else float("nan")
+        f1 = 2 * tp / (n_called + n_pos) if n_called + n_pos else float("nan")
+        both = 0 < n_pos < len(labels)
+        out.update({f"precision_{kind}": precision, f"recall_{kind}": recall, f"f1_{kind}": f1,
+                    f"auprc_{kind}": float(average_precision_score(labels, scores)) if both else float("nan"),
+                    f"prevalence_{kind}": n_pos / max(len(labels), 1), f"errors_{kind}": n_pos})
     return out

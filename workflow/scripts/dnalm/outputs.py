@@ -105,6 +105,9 @@ def _model_records(cfg: dict, task: str) -> list[dict]:
         return records + _class_records(cfg, task, kinds)
     for kind, where in [*kinds, ("prediction", "eval/{t}/{m}/predictions.h5")]:
         records += [{"kind": kind, "model": m, "path": "results/" + where.format(t=task, m=m)} for m in runs]
+    if cfg["tasks"][task]["type"] == "seqerror":  # its section's per-run metrics (mean ± CI over seeds)
+        records += [{"kind": "seqerror_metrics", "model": r["run"], "point": r["point"],
+                     "path": f"results/eval/{task}/{r['run']}/metrics.json"} for r in task_runs(cfg, task)]
     return records
 
 

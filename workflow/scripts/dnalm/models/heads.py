@@ -1,9 +1,9 @@
 """Heads and feature stacks: what turns a trunk's per-base features (B, H, L) into a task type's outputs.
 
 A task type asks every trunk for one head (`dnalm.tasks`): `profile` (base-resolution profile logits and log total
-counts, BPNet's outputs), `binned` (a log-rate per track and bin) or `pooled` (class logits). Language models put a
-feature stack between their hidden states and the head (`lm.head` in the config): `conv` (SpeciesLM's shallow
-convolutions) or `bpnet` (BPNet's dilated tower on the LM features).
+counts, BPNet's outputs), `binned` (a log-rate per track and bin), `pooled` (class logits) or `tagger` (per-base tag
+logits). Language models put a feature stack between their hidden states and the head (`lm.head` in the config):
+`conv` (SpeciesLM's shallow convolutions) or `bpnet` (BPNet's dilated tower on the LM features).
 """
 
 from __future__ import annotations
@@ -155,13 +155,35 @@ class PooledHead(nn.Module):
         return self.linear(self.dropout(self.pooled(h)))
 
 
+class TaggerHead(nn.Module):
+    """Per-base tagger: a `kernel`-wide convolution of the features → one logit per tag and base (B, n_tags, L).
+
+    Tags are independent (a sigmoid each, trained by binary cross-entropy): seqerror tasks' substitution, insertion
+    and the two sides of a deletion, which one base can carry together.
+
+    Args:
+        in_channels: Channels of the features.
+        n_outputs: Tags.
+        kernel: Width of the convolution (the trunk's profile kernel: BPNet's `profile_kernel`, 1 after an LM's
+            feature stack).
+    """
+
+    def __init__(self, in_channels: int, n_outputs: int, kernel: int = 1):
+        super().__init__()
+        self.conv = ProfileConv1d(in_channels, n_outputs, kernel, padding="same")
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits (B, n_tags, L) from features (B, in_channels, L)."""
+        return self.conv(h)
+
+
 #: Poolings of the pooled head.
 POOLS = ("mean", "max", "meanmax")
-HEADS = {"profile": ProfileHead, "binned": BinnedHead, "pooled": PooledHead}
+HEADS = {"profile": ProfileHead, "binned": BinnedHead, "pooled": PooledHead, "tagger": TaggerHead}
 
 
 def build_head(kind: str, in_channels: int, n_outputs: int, params: dict | None = None) -> nn.Module:
-    """A head by name (`profile`, `binned`, `pooled`) with its settings as keyword arguments."""
+    """A head by name (`profile`, `binned`, `pooled`, `tagger`) with its settings as keyword arguments."""
     if kind not in HEADS:
         raise ValueError(f"unknown head {kind!r}; known: {', '.join(HEADS)}")
     return HEADS[kind](in_channels, n_outputs, **(params or {}))

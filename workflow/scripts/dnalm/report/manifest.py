@@ -35,6 +35,7 @@ KINDS: dict[str, tuple[str, ...]] = {
     "class_metrics": ("task", "model"),
     "class_predictions": ("task", "model"),
     "class_projection": ("task", "model"),
+    "seqerror_metrics": ("task", "model"),
     "test_set_comparison": ("task", "test_set"),
     "variants": ("task", "model", "vcf"),
     "variants_summary": ("task", "model", "vcf"),

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dnalm.tasks.base import TaskType
 from dnalm.tasks.classification import ClassificationTask
 from dnalm.tasks.profile import ProfileTask
+from dnalm.tasks.seqerror import SeqErrorTask
 from dnalm.tasks.tracks import TracksTask
 
 #: Task types by the config's `tasks.<id>.type`.
-TASK_TYPES: dict[str, TaskType] = {t.name: t for t in (ProfileTask(), TracksTask(), ClassificationTask())}
+TASK_TYPES: dict[str, TaskType] = {t.name: t for t in (ProfileTask(), TracksTask(), ClassificationTask(), SeqErrorTask())}
 
 
 def get(name: str) -> TaskType:

@@ -28,6 +28,10 @@ class TaskType:
             val_pearson_median).
         fold_ensemble: Cross-validated tasks of this type get a fold ensemble (`dnalm.crossfold`); not where
             evaluation fits something on the validation windows, which the ensemble's second model trained on.
+        interpretable: Attributions, variant effects and genome-wide prediction tracks are defined for this type's
+            outputs; the workflow skips them for tasks of a type without (`dnalm.config.interpret_pairs`,
+            `dnalm.config_variants`), and a model named in `interpret.models`, `variants.models` or
+            `prediction_tracks.models` needs a task of a type with them.
         attribution_outputs: The outputs attributions explain (`dnalm.attribution_outputs.OUTPUTS`); None: the config's
             interpret.outputs.
         eval_splits: The splits whose model outputs `evaluate` reads (`test`, and `val` where it fits something on
@@ -43,6 +47,7 @@ class TaskType:
     attribution_outputs: tuple[str, ...] | None = None
     fold_ensemble: bool = True
     eval_splits: tuple[str, ...] = ("test",)
+    interpretable: bool = True
 
     # ------------------------------------------------------------------------------------------------ config side
     def check(self, task: str, spec: dict, cfg: dict) -> None:

@@ -25,6 +25,7 @@ SECTIONS = (
     "training",
     "metrics",
     "classification",
+    "seqerror",
     "folds",
     "counterfactual",
     "examples",

@@ -41,11 +41,13 @@ def draw_signal(ax: Any, observed: np.ndarray, predicted: np.ndarray) -> None:
 
 
 #: How a channel of a test window is drawn, by task type (the manifest's `task_type`, the config's
-#: `tasks.<id>.type`). A new task type adds its drawing function and one line here. profile (base resolution) and
-#: tracks (binned) windows are both drawn by `draw_signal` today: position along x, whatever its unit.
+#: `tasks.<id>.type`). A new task type adds its drawing function and one line here. profile (base resolution),
+#: tracks (binned) and seqerror (per-base tags) windows are all drawn by `draw_signal` today: position along x,
+#: whatever its unit.
 DRAWERS: dict[str, ChannelDrawer] = {
     "profile": draw_signal,
     "tracks": draw_signal,
+    "seqerror": draw_signal,  # observed: the 0/1 tags of a channel; predicted: its probability
 }
 
 

@@ -33,6 +33,15 @@ CLASS_METRICS: tuple[tuple[str, str, bool | None], ...] = (
     ("test_loss", "test loss", False),
     ("n_windows", "n windows", None),
 )
+#: The columns of seqerror tasks (their section `seqerror` shows precision and recall, with confidence intervals).
+SEQERROR_METRICS: tuple[tuple[str, str, bool | None], ...] = (
+    *((f"f1_{k}", f"F1 {k}", True) for k in ("substitution", "insertion", "deletion")),
+    *((f"auprc_{k}", f"AUPRC {k}", True) for k in ("substitution", "insertion", "deletion")),
+    ("test_loss", "test loss", False),
+    ("n_windows", "n windows", None),
+)
+#: Columns by task type (others: `METRICS`).
+TYPE_METRICS = {"classification": CLASS_METRICS, "seqerror": SEQERROR_METRICS}
 
 
 def _best_values(df: pd.DataFrame, metrics=METRICS) -> dict[str, float]:
@@ -60,10 +69,10 @@ def _metric_cell(row: pd.Series, col: str, best: dict[str, float]) -> html.Html:
 
 
 def _task(task: str, path: str | None, task_type: str = "profile") -> Markup:
-    """The comparison table of one task (classification tasks: `CLASS_METRICS`)."""
+    """The comparison table of one task (its type's columns, `TYPE_METRICS`)."""
     if path is None:
         return html.note(f"No test metrics for task {task}.")
-    metrics = CLASS_METRICS if task_type == "classification" else METRICS
+    metrics = TYPE_METRICS.get(task_type, METRICS)
     df = html.read_tsv(path, ["model", *(c for c, _, _ in metrics)])
     if df.empty:
         return html.note(f"The comparison table of task {task} is empty ({path}).")
