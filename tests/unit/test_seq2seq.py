@@ -86,3 +86,43 @@ def test_only_the_encoder_decoder_is_accepted(arch):
     with pytest.raises(ValueError, match=f"models.m.arch: '{arch}' cannot train on sequence-to-sequence task t"):
         s2s.check_arch("t", "m", arch)
     s2s.check_arch("t", "m", "enbed")
+
+
+TINY = {"d_model": 32, "d_ff": 64, "heads": 4, "encoder_layers": 2, "local_radius": 4, "global_block_size": 4,
+        "dropout": 0.0}
+
+
+def test_a_tiny_encoder_decoder_learns_to_correct_planted_substitutions():
+    """Four true 8-base sequences, each read with fresh substitutions (15 % per base, the seqerror simulator): after
+    400 teacher-forced steps the loss is below a tenth of its start and greedy decoding restores ≥ 85 % of new reads
+    exactly (before: about a third are error-free) with under half the edit distance of the reads."""
+    width, profile = 8, ErrorProfile(substitution=0.15)
+    rng = np.random.default_rng(0)
+    true_seqs = [rng.integers(0, 4, width).astype(np.uint8) for _ in range(4)]
+
+    def pairs(rng, n):
+        reads = [simulate(true_seqs[i % 4], width, profile, rng) for i in range(n)]
+        return [r.noisy for r in reads], [r.true for r in reads]
+
+    torch.manual_seed(0)
+    model = build_enbed(TINY, 0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(400):
+        x, y = map(torch.from_numpy, s2s.encode_pairs(*pairs(rng, 16), width))
+        loss = s2s.teacher_forcing_loss(model, x, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0]
+    noisy, true = pairs(np.random.default_rng(1), 32)
+    out = s2s.generate(model, torch.from_numpy(s2s.encode_pairs(noisy, true, width)[0]), {"strategy": "greedy"})
+    assert model.training  # mode restored
+    bases = ["".join("ACGTN"[b] for b in s) for s in noisy], ["".join("ACGTN"[b] for b in s) for s in true]
+    m = s2s.correction_metrics(*bases, out)
+    assert m["before"].sum() >= 20 and m["exact_before"] < 0.5  # the reads carry errors to fix
+    assert m["exact_after"] >= 0.85 and m["after"].sum() < 0.5 * m["before"].sum()
+    beam = s2s.generate(model, torch.from_numpy(s2s.encode_pairs(noisy, true, width)[0]),
+                        {"strategy": "beam", "num_beams": 3})
+    assert s2s.correction_metrics(*bases, beam)["exact_after"] >= 0.85
