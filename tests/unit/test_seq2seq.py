@@ -15,13 +15,22 @@ from dnalm.seqerrors import ErrorProfile, simulate
 torch.use_deterministic_algorithms(True)
 
 
-@pytest.mark.parametrize(("a", "b", "d"), [
-    ("", "", 0), ("ACGT", "", 4), ("", "AC", 2), ("ACGT", "ACGT", 0),
-    ("ACGT", "AGGT", 1),  # substitution
-    ("ACGT", "ACGGT", 1),  # insertion
-    ("ACGT", "AGT", 1),  # deletion
-    ("kitten", "sitting", 3), ("flaw", "lawn", 2), ("ACGTACGT", "TGCATGCA", 6), ("AAAA", "TTTTTTTT", 8),
-])
+@pytest.mark.parametrize(
+    ("a", "b", "d"),
+    [
+        ("", "", 0),
+        ("ACGT", "", 4),
+        ("", "AC", 2),
+        ("ACGT", "ACGT", 0),
+        ("ACGT", "AGGT", 1),  # substitution
+        ("ACGT", "ACGGT", 1),  # insertion
+        ("ACGT", "AGT", 1),  # deletion
+        ("kitten", "sitting", 3),
+        ("flaw", "lawn", 2),
+        ("ACGTACGT", "TGCATGCA", 6),
+        ("AAAA", "TTTTTTTT", 8),
+    ],
+)
 def test_levenshtein_on_hand_made_cases(a, b, d):
     assert s2s.levenshtein(a, b) == s2s.levenshtein(b, a) == d
     assert s2s.levenshtein(np.frombuffer(a.encode(), np.uint8), np.frombuffer(b.encode(), np.uint8)) == d
@@ -63,14 +72,17 @@ def test_correction_metrics():
     assert (m["mean_before"], m["mean_after"], m["exact_before"], m["exact_after"]) == (0.5, 0.5, 0.5, 0.5)
 
 
-@pytest.mark.parametrize(("setting", "message"), [
-    ({"strategy": "sample"}, r"generation.strategy: 'sample' is not one of greedy, beam"),
-    ({"strategy": "beam", "num_beams": 1}, "beam search needs at least 2 beams"),
-    ({"strategy": "greedy", "num_beams": 3}, "greedy decoding keeps 1 beam"),
-    ({"num_beams": 0}, "num_beams: 0 is not a positive integer"),
-    ({"max_length": -1}, "max_length: -1 is not a positive integer"),
-    ({"temperature": 1.0}, r"unknown key\(s\) \['temperature'\]"),
-])
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"strategy": "sample"}, r"generation.strategy: 'sample' is not one of greedy, beam"),
+        ({"strategy": "beam", "num_beams": 1}, "beam search needs at least 2 beams"),
+        ({"strategy": "greedy", "num_beams": 3}, "greedy decoding keeps 1 beam"),
+        ({"num_beams": 0}, "num_beams: 0 is not a positive integer"),
+        ({"max_length": -1}, "max_length: -1 is not a positive integer"),
+        ({"temperature": 1.0}, r"unknown key\(s\) \['temperature'\]"),
+    ],
+)
 def test_bad_generation_settings_name_the_key(setting, message):
     with pytest.raises(ValueError, match=message):
         s2s.check_generation(setting)
@@ -88,8 +100,15 @@ def test_only_the_encoder_decoder_is_accepted(arch):
     s2s.check_arch("t", "m", "enbed")
 
 
-TINY = {"d_model": 32, "d_ff": 64, "heads": 4, "encoder_layers": 2, "local_radius": 4, "global_block_size": 4,
-        "dropout": 0.0}
+TINY = {
+    "d_model": 32,
+    "d_ff": 64,
+    "heads": 4,
+    "encoder_layers": 2,
+    "local_radius": 4,
+    "global_block_size": 4,
+    "dropout": 0.0,
+}
 
 
 def test_a_tiny_encoder_decoder_learns_to_correct_planted_substitutions():
@@ -123,6 +142,7 @@ def test_a_tiny_encoder_decoder_learns_to_correct_planted_substitutions():
     m = s2s.correction_metrics(*bases, out)
     assert m["before"].sum() >= 20 and m["exact_before"] < 0.5  # the reads carry errors to fix
     assert m["exact_after"] >= 0.85 and m["after"].sum() < 0.5 * m["before"].sum()
-    beam = s2s.generate(model, torch.from_numpy(s2s.encode_pairs(noisy, true, width)[0]),
-                        {"strategy": "beam", "num_beams": 3})
+    beam = s2s.generate(
+        model, torch.from_numpy(s2s.encode_pairs(noisy, true, width)[0]), {"strategy": "beam", "num_beams": 3}
+    )
     assert s2s.correction_metrics(*bases, beam)["exact_after"] >= 0.85

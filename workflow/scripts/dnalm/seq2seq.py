@@ -43,7 +43,7 @@ def levenshtein(a, b) -> int:
     if len(a) < len(b):
         a, b = b, a
     if len(b) == 0:
-        return int(len(a))
+        return len(a)
     j = np.arange(len(b) + 1)
     row = j.copy()
     for i, x in enumerate(a, start=1):
@@ -121,8 +121,7 @@ def generate(model, input_ids, setting: dict) -> list[str]:
     model.eval()
     try:
         with torch.no_grad():
-            out = model.generate(input_ids=input_ids, max_new_tokens=max_new, do_sample=False,
-                                 num_beams=s["num_beams"])
+            out = model.generate(input_ids=input_ids, max_new_tokens=max_new, do_sample=False, num_beams=s["num_beams"])
     finally:
         model.train(was_training)
     return [decode_bases(row[1:]) for row in out.cpu().numpy()]  # after the start token <pad>
@@ -151,16 +150,22 @@ def correction_metrics(noisy: list[str], true: list[str], output: list[str]) -> 
     before = np.array([levenshtein(x, y) for x, y in zip(noisy, true, strict=True)], dtype=np.int64)
     after = np.array([levenshtein(x, y) for x, y in zip(output, true, strict=True)], dtype=np.int64)
     n = len(true)
-    return {"before": before, "after": after,
-            "mean_before": float(before.mean()) if n else float("nan"),
-            "mean_after": float(after.mean()) if n else float("nan"),
-            "exact_before": float((before == 0).mean()) if n else float("nan"),
-            "exact_after": float((after == 0).mean()) if n else float("nan"), "n_windows": n}
+    return {
+        "before": before,
+        "after": after,
+        "mean_before": float(before.mean()) if n else float("nan"),
+        "mean_after": float(after.mean()) if n else float("nan"),
+        "exact_before": float((before == 0).mean()) if n else float("nan"),
+        "exact_after": float((after == 0).mean()) if n else float("nan"),
+        "n_windows": n,
+    }
 
 
 def check_arch(task: str, model: str, arch: str) -> None:
     """Only the encoder-decoder generates: a sequence-to-sequence task accepts `arch: enbed` models only."""
     if arch != "enbed":
-        raise ValueError(f"models.{model}.arch: {arch!r} cannot train on sequence-to-sequence task {task}: only the "
-                         "encoder-decoder (arch: enbed) generates sequences; use arch: enbed or leave the task out "
-                         f"of models.{model}.tasks")
+        raise ValueError(
+            f"models.{model}.arch: {arch!r} cannot train on sequence-to-sequence task {task}: only the "
+            "encoder-decoder (arch: enbed) generates sequences; use arch: enbed or leave the task out "
+            f"of models.{model}.tasks"
+        )
