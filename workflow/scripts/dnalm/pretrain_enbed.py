@@ -86,10 +86,14 @@ def span_objective(reader: WindowReader, mask_prob: float, mean_span: float) -> 
 def enbed_logits(
     model, inputs: np.ndarray, labels: np.ndarray, device: torch.device, precision: str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decoder logits (B · T, vocab) (fp32) of every target token under teacher forcing, and the targets (B · T,)."""
+    """Decoder logits (B · T, vocab) (fp32) of every target token under teacher forcing, and the targets (B · T,).
+
+    The decoder reads the targets shifted right behind its start token `<pad>` (T5's `_shift_right`, written out so
+    that a wrapped model, e.g. under DDP, needs only `forward`)."""
     targets = torch.from_numpy(labels).to(device)
+    decoder_inputs = torch.cat([torch.full_like(targets[:, :1], tokenize_enbed.PAD), targets[:, :-1]], dim=1)
     with autocast(device, precision):
-        out = model(input_ids=torch.from_numpy(inputs).to(device), decoder_input_ids=model._shift_right(targets))
+        out = model(input_ids=torch.from_numpy(inputs).to(device), decoder_input_ids=decoder_inputs)
     return out.logits.float().flatten(0, 1), targets.flatten()
 
 
