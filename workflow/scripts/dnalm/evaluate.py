@@ -108,7 +108,8 @@ def species_counterfactual(model, store: WindowStore, batch_size: int, device: t
     Returns:
         One row per species token in vocabulary order (the one in use always included, as the no-change reference).
     """
-    return counterfactual_table(counterfactual_parts(model, store, batch_size, device, species), len(store))
+    parts = counterfactual_parts(model, store, batch_size, device, species)
+    return counterfactual_table(parts, 0 if parts is None else len(store))  # no species token: the store is not read
 
 
 def counterfactual_parts(model, store: WindowStore, batch_size: int, device: torch.device,
