@@ -224,3 +224,19 @@ def test_pretraining_corpus_without_tasks_excludes_nothing(planted: dict) -> Non
     out = planted["tmp"] / "excluded_none.tsv"
     assert excluded_corpus_windows(genomes, {}, str(out), window=L, stride=L, homology=homology).empty
     assert pd.read_csv(out, sep="\t").columns.tolist()[:5] == ["genome", "chrom", "start", "end", "reason"]
+
+
+def test_coverage_is_a_share_of_the_shorter_window():
+    """A 500 bp held-out window inside a 2 kb corpus window is a homolog: the alignment covers all of the shorter
+    window (a share of the longer one, 0.25, would let it through at min_coverage 0.5)."""
+    import mappy
+
+    from dnalm.homology import best_hit
+
+    rng = np.random.default_rng(3)
+    target = "".join(rng.choice(list("ACGT"), 500))
+    query = "".join(rng.choice(list("ACGT"), 750)) + target + "".join(rng.choice(list("ACGT"), 750))
+    hit = best_hit(mappy.Aligner(seq=target, preset="asm20"), query, 0.95, 0.5)
+    assert hit is not None and hit[2] > 0.99, hit
+    unrelated = "".join(rng.choice(list("ACGT"), 2000))
+    assert best_hit(mappy.Aligner(seq=target, preset="asm20"), unrelated, 0.95, 0.5) is None
