@@ -11,7 +11,7 @@ import pyBigWig
 import pyfaidx
 import pytest
 
-from dnalm.store import WindowStore, channel_layout, encode, store_paths, write_store
+from dnalm.store import WindowStore, channel_layout, encode, store_arrays, store_paths, write_store
 
 LENGTH, FLANK = 32, 4
 BASE = {"A": [1, 0, 0, 0], "C": [0, 1, 0, 0], "G": [0, 0, 1, 0], "T": [0, 0, 0, 1]}
@@ -192,3 +192,15 @@ def test_site_index_is_the_site_in_the_strand_oriented_window() -> None:
     table = pd.DataFrame({"start": [100, 100], "end": [132, 132], "site": [110, 110], "strand": ["+", "-"]})
     assert site_index(table) == [10, 21]  # the − strand window reads 131 … 100: base 110 is its 22nd
     assert site_index(table.drop(columns="site")) is None
+
+
+def test_store_arrays_leave_no_partial_store_when_writing_fails(tmp_path):
+    paths = store_paths(tmp_path / "train")
+    with pytest.raises(RuntimeError, match="window 3"), store_arrays(tmp_path / "train", (4, 8), (4, 2, 8)) as (seq, _):
+        seq[0] = 1
+        raise RuntimeError("window 3 unreadable")
+    assert list(tmp_path.iterdir()) == []  # neither the store's files nor the temporary ones
+    with store_arrays(tmp_path / "train", (4, 8), (4, 2, 8)) as (seq, tgt):
+        seq[1], tgt[2] = 3, 0.5
+    assert np.load(paths["seq"])[1].tolist() == [3] * 8 and np.load(paths["targets"])[2].min() == 0.5
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(paths[k]).name for k in ("seq", "targets"))

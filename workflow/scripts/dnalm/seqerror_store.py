@@ -10,7 +10,7 @@ import numpy as np
 
 from dnalm.io.fasta import FastaCache
 from dnalm.seqerrors import CHANNELS, RC_PERM, ErrorProfile, simulate, true_length, window_rng
-from dnalm.store import COMPLEMENT, _tmp, encode, store_paths
+from dnalm.store import COMPLEMENT, encode, store_arrays, store_paths
 from dnalm.windows import read_windows
 
 log = logging.getLogger(__name__)
@@ -61,36 +61,24 @@ def write_noisy_store(windows_tsv: str, split: str, prefix: str, *, task: dict, 
     length = int((table["end"] - table["start"]).iloc[0]) if len(table) else 0
     width = length + 2 * flank
     need = true_length(width, profile)
-    seq_tmp, tgt_tmp = _tmp(out["seq"]), _tmp(out["targets"])
     n = len(table) * copies
-    seq = np.lib.format.open_memmap(seq_tmp, mode="w+", dtype=np.uint8, shape=(n, width))
-    tgt = np.lib.format.open_memmap(tgt_tmp, mode="w+", dtype=np.uint8, shape=(n, len(CHANNELS), width))
     fastas, ids, padded = FastaCache(), [], 0
     try:
-        rows = table[["species", "chrom", "start", "end", "strand", "id"]].itertuples(index=False)
-        for i, (species, chrom, start, end, strand, window) in enumerate(rows):
-            true = true_sequence(fastas.get(genomes[species]), chrom, int(start), int(end), strand, flank, need)
-            for c in range(copies):
-                read = simulate(true, width, profile, window_rng(errors["seed"], window, c))
-                seq[i * copies + c], tgt[i * copies + c] = read.noisy, read.tags
-                padded += read.padded
-            ids += copy_ids(window, copies)
-        seq.flush()
-        tgt.flush()
-    except BaseException:
-        del seq, tgt
-        Path(seq_tmp).unlink(missing_ok=True)
-        Path(tgt_tmp).unlink(missing_ok=True)
-        raise
+        with store_arrays(prefix, (n, width), (n, len(CHANNELS), width), np.uint8) as (seq, tgt):
+            rows = table[["species", "chrom", "start", "end", "strand", "id"]].itertuples(index=False)
+            for i, (species, chrom, start, end, strand, window) in enumerate(rows):
+                true = true_sequence(fastas.get(genomes[species]), chrom, int(start), int(end), strand, flank, need)
+                for c in range(copies):
+                    read = simulate(true, width, profile, window_rng(errors["seed"], window, c))
+                    seq[i * copies + c], tgt[i * copies + c] = read.noisy, read.tags
+                    padded += read.padded
+                ids += copy_ids(window, copies)
     finally:
         fastas.close()
-    del seq, tgt
     meta = {"split": split, "n": n, "length": length, "flank": flank, "channels": list(CHANNELS),
             "rc_perm": RC_PERM, "ids": ids, "site_index": None, "task_type": "seqerror", "bin_size": 1,
             "labels": False, "aggregate": None, "transform": None, "copies": copies, "errors": errors,
             "padded_bases": padded}
-    Path(seq_tmp).replace(out["seq"])
-    Path(tgt_tmp).replace(out["targets"])
     Path(out["meta"]).write_text(json.dumps(meta))
     if padded:
         log.warning("%s: %d bases of N padding (true sequence ran out at a chromosome end)", split, padded)

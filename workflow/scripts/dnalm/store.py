@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -116,40 +118,28 @@ def write_store(windows_tsv: str, split: str, prefix: str, *, task: dict, genome
     length = int((table["end"] - table["start"]).iloc[0]) if len(table) else 0
     width = length + 2 * flank
     bin_size = check_bins(bins, length, flank)
-    seq_tmp, tgt_tmp = _tmp(out["seq"]), _tmp(out["targets"])
-    seq = np.lib.format.open_memmap(seq_tmp, mode="w+", dtype=np.uint8, shape=(len(table), width))
-    tgt = np.lib.format.open_memmap(tgt_tmp, mode="w+", dtype=np.float32,
-                                    shape=(len(table), len(channels), 1 if labels else width // bin_size))
     sources = _Sources(genomes, tracks)
     try:
         _check_chroms(table, sources)
-        rows = table[["species", "chrom", "start", "end", "strand", "id"]].itertuples(index=False)
-        for i, (species, chrom, start, end, strand, window) in enumerate(rows):
-            genome, handles = sources.get(species)
-            lo, hi = int(start) - flank, int(end) + flank
-            codes = encode(genome[chrom][lo:hi])
-            seq[i] = COMPLEMENT[codes[::-1]] if strand == "-" else codes
-            if labels is not None:
-                tgt[i, labels[1][i], 0] = 1.0
-                continue
-            values = window_targets(handles, task["targets"], chrom, lo, hi, strand)
-            tgt[i] = values if bins is None else binned_targets(values, bins, tracks[species], window)
-        seq.flush()
-        tgt.flush()
-    except BaseException:
-        del seq, tgt
-        Path(seq_tmp).unlink(missing_ok=True)
-        Path(tgt_tmp).unlink(missing_ok=True)
-        raise
+        shape = (len(table), len(channels), 1 if labels else width // bin_size)
+        with store_arrays(prefix, (len(table), width), shape) as (seq, tgt):
+            rows = table[["species", "chrom", "start", "end", "strand", "id"]].itertuples(index=False)
+            for i, (species, chrom, start, end, strand, window) in enumerate(rows):
+                genome, handles = sources.get(species)
+                lo, hi = int(start) - flank, int(end) + flank
+                codes = encode(genome[chrom][lo:hi])
+                seq[i] = COMPLEMENT[codes[::-1]] if strand == "-" else codes
+                if labels is not None:
+                    tgt[i, labels[1][i], 0] = 1.0
+                    continue
+                values = window_targets(handles, task["targets"], chrom, lo, hi, strand)
+                tgt[i] = values if bins is None else binned_targets(values, bins, tracks[species], window)
     finally:
         sources.close()
-    del seq, tgt
     meta = {"split": split, "n": len(table), "length": length, "flank": flank, "channels": channels,
             "rc_perm": perm, "ids": table["id"].tolist(), "site_index": site_index(table),
             "task_type": task["type"], "bin_size": bin_size, "labels": labels is not None,
             "aggregate": (bins or {}).get("aggregate"), "transform": (bins or {}).get("transform")}
-    Path(seq_tmp).replace(out["seq"])
-    Path(tgt_tmp).replace(out["targets"])
     Path(out["meta"]).write_text(json.dumps(meta))
     log.info("%s: %d windows of %d bp (+%d flank), channels %s", split, len(table), length, flank, channels)
     return len(table)
@@ -204,6 +194,30 @@ def binned_targets(values: np.ndarray, bins: dict, tracks: dict[str, str], windo
         return transform(binned, bins["transform"])
     except ValueError as err:
         raise ValueError(f"window {window} (tracks {', '.join(tracks.values())}): {err}") from err
+
+
+@contextmanager
+def store_arrays(prefix: str | Path, seq_shape: tuple, targets_shape: tuple,
+                 targets_dtype=np.float32) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The sequence codes (uint8) and targets arrays of a store being written, as memory maps of temporary files:
+    when the block ends they replace the store's files (the caller writes the metadata after); when it raises, the
+    temporary files are removed, so no partial store is left."""
+    out = store_paths(prefix)
+    seq_tmp, tgt_tmp = _tmp(out["seq"]), _tmp(out["targets"])
+    seq = np.lib.format.open_memmap(seq_tmp, mode="w+", dtype=np.uint8, shape=seq_shape)
+    tgt = np.lib.format.open_memmap(tgt_tmp, mode="w+", dtype=targets_dtype, shape=targets_shape)
+    try:
+        yield seq, tgt
+        seq.flush()
+        tgt.flush()
+    except BaseException:
+        del seq, tgt
+        Path(seq_tmp).unlink(missing_ok=True)
+        Path(tgt_tmp).unlink(missing_ok=True)
+        raise
+    del seq, tgt
+    Path(seq_tmp).replace(out["seq"])
+    Path(tgt_tmp).replace(out["targets"])
 
 
 def _tmp(path: str) -> str:
