@@ -71,20 +71,12 @@ def current() -> Group:
     return Group(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def world_size(params: dict) -> tuple[int, int]:
-    """(devices per node, nodes) of a `train` or `pretrain` block, checked."""
-    devices, nodes = int(params.get("devices") or 1), int(params.get("nodes") or 1)
-    if devices < 1 or nodes < 1:
-        raise ValueError(f"devices ({devices}) and nodes ({nodes}) must be at least 1")
-    return devices, nodes
-
-
 def launch(function: str, kwargs: dict, *, devices: int, nodes: int, threads: int, run_dir: str | Path,
            log_file: str | None = None):
     """Run `function(**kwargs)` in `devices` × `nodes` processes (see the module docstring); rank 0's result.
 
     Args:
-        function: `module:name` of the function each process runs (it calls `init` through `worker`).
+        function: `module:name` of the function each process runs (in `worker`, inside the process group).
         kwargs: Its arguments (picklable).
         devices: Processes per node (GPUs per node, or CPU processes).
         nodes: Nodes (more than one needs a Slurm allocation).
@@ -106,7 +98,7 @@ def launch(function: str, kwargs: dict, *, devices: int, nodes: int, threads: in
         return _local(payload, devices)
     finally:
         payload.unlink(missing_ok=True)
-        log.info("%d processes of %s finished", world, function)
+        log.info("%d processes of %s ended", world, function)
 
 
 def _local(payload: Path, devices: int):

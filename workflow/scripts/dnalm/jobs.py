@@ -34,6 +34,14 @@ def log_job_environment(logger: logging.Logger | None = None) -> None:
 PARALLEL_RESOURCES = ("gpu", "gres", "nodes", "tasks", "tasks_per_node", "tasks_per_gpu", "mpi")
 
 
+def world_size(block: dict) -> tuple[int, int]:
+    """(devices per node, nodes) of a `train` or `pretrain` block, checked."""
+    devices, nodes = int(block.get("devices") or 1), int(block.get("nodes") or 1)
+    if devices < 1 or nodes < 1:
+        raise ValueError(f"devices ({devices}) and nodes ({nodes}) must be at least 1")
+    return devices, nodes
+
+
 def parallel_resources(block: dict) -> dict:
     """Snakemake resources of a job that trains with `devices` processes on each of `nodes` nodes (a `train` or
     `pretrain` block), as snakemake-executor-plugin-slurm reads them.
@@ -43,7 +51,7 @@ def parallel_resources(block: dict) -> dict:
     wrapping it in a one-task srun, so that `dnalm.distributed` starts the tasks with srun itself. Resources that
     do not apply are absent.
     """
-    devices, nodes = int(block.get("devices") or 1), int(block.get("nodes") or 1)
+    devices, nodes = world_size(block)
     if devices * nodes == 1:
         return {"gpu": 1}
     # the plugin takes tasks_per_node (--ntasks-per-node, which sbatch refuses beside --ntasks-per-gpu) or tasks

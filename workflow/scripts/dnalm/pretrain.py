@@ -52,6 +52,7 @@ from dnalm.checkpoint import Checkpointer, load_resume, previous, run_lock, save
 from dnalm.corpus import WindowIndex, WindowReader, index_windows
 from dnalm.device import autocast, pick_device, resolve_precision, set_threads
 from dnalm.distributed import SINGLE, Group, all_sum, checkpoint_due, gather
+from dnalm.jobs import world_size
 from dnalm.models.backbones import bert_config, checkpoint_activations, quiet_transformers
 from dnalm.models.dropout import use_fast_dropout
 from dnalm.pretrain_setup import TRAIN_KEYS, Objective, Setup
@@ -202,7 +203,7 @@ def pretrain_lm(genomes: list[dict], out_dir: str, spec: dict, *, species: list[
         The summary written to `pretrain.json`.
     """
     p = pretrain_block(spec)
-    devices, nodes = distributed.world_size(p)
+    devices, nodes = world_size(p)
     with run_lock(out_dir):
         if devices * nodes > 1:
             kwargs = {"genomes": genomes, "out_dir": str(out_dir), "p": p, "species": species, "device": device}

@@ -28,6 +28,7 @@ from dnalm import distributed, tasks
 from dnalm.checkpoint import LOCK_NAME, Checkpointer, load_resume, previous, run_lock, save_atomic
 from dnalm.device import as_float, autocast, pick_device, resolve_precision, set_threads
 from dnalm.distributed import SINGLE, Group, all_sum, checkpoint_due, gather
+from dnalm.jobs import world_size
 from dnalm.models import build_model
 from dnalm.models.backbones import checkpoint_activations
 from dnalm.predict import predict_outputs
@@ -196,7 +197,7 @@ def train(train_store: WindowStore, val_store: WindowStore, out_dir: str, *, arc
     Returns:
         The model summary written to `model.json`.
     """
-    devices, nodes = distributed.world_size(train_params)
+    devices, nodes = world_size(train_params)
     with run_lock(out_dir):
         if devices * nodes > 1:
             kwargs = {"train_prefix": train_store.prefix, "val_prefix": val_store.prefix, "out_dir": str(out_dir),
