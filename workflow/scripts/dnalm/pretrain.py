@@ -344,13 +344,6 @@ def pretrain_step(parallel: nn.Module, optimizer, inputs: np.ndarray, labels: np
     micro-batches of at most `micro_batch`; each micro-batch's cross-entropy is summed over its masked tokens and
     divided by the whole batch's (times the world size, which DistributedDataParallel's averaging divides out).
     """
-    if group.world == 1 and not micro_batch:  # the plain step
-        logits, targets = parallel(inputs, labels, device, precision)
-        loss = torch.nn.functional.cross_entropy(logits, targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
     chunks, empty = distributed.share(len(inputs), group, micro_batch)
     weights = [0 if empty else int((labels[c] != -100).sum()) for c in chunks]
     total = all_sum([float(sum(weights))], group)[0]
@@ -360,7 +353,7 @@ def pretrain_step(parallel: nn.Module, optimizer, inputs: np.ndarray, labels: np
         with distributed.no_sync(parallel, last=i == len(chunks) - 1):
             logits, targets = parallel(inputs[chunk], labels[chunk], device, precision)
             summed = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
-            (summed * (group.world / total if weight else 0.0)).backward()
+            (summed / total * group.world if weight else summed * 0.0).backward()
         loss_sum += summed.item() if weight else 0.0
     optimizer.step()
     return all_sum([loss_sum], group)[0] / total
